@@ -1,0 +1,1 @@
+"""calibration — see README.md and docs/."""

@@ -1,0 +1,1 @@
+"""logic — see README.md and docs/."""

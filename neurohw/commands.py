@@ -1,0 +1,67 @@
+"""Hub subcommands: ``neurohw demo``, ``neurohw train-teacher``, ``neurohw notebooks``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the main job on built-in data and write a report folder")
+    p.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder (default reports/demo)")
+    p.add_argument("--quick", action="store_true", help="few epochs/steps: a smoke run in about a minute")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stages", default=None, help="comma-separated subset of stages to run (default: all available)")
+    p.set_defaults(func=_demo)
+
+    t = sub.add_parser("train-teacher", help="train a teacher (lenet5, alexnet_small, resnet8) with checkpoint/resume")
+    t.add_argument("model", choices=["lenet5", "alexnet_small", "resnet8"])
+    t.add_argument("--data", default="mnist5k", help="dataset name (mnist5k, digits8x8, or a path to .npz/.h5)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", type=Path, required=True, help="folder for checkpoints and metrics")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.set_defaults(func=_train_teacher)
+
+    n = sub.add_parser("notebooks", help="execute the workflow notebooks (needs nbclient)")
+    n.add_argument("names", nargs="*", help="notebook names (default: all in notebooks/)")
+    n.set_defaults(func=_notebooks)
+
+
+def _demo(args) -> int:
+    from neurohw.demo import run_demo
+
+    stages = args.stages.split(",") if args.stages else None
+    run_demo(out=args.out, quick=args.quick, seed=args.seed, stages=stages)
+    return 0
+
+
+def _train_teacher(args) -> int:
+    from neurohw.train import train_teacher_cli
+
+    return train_teacher_cli(args)
+
+
+def _notebooks(args) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = Path(__file__).resolve().parent.parent / "notebooks"
+    paths = sorted(root.glob("*.ipynb"))
+    if args.names:
+        paths = [p for p in paths if p.stem in args.names or p.name in args.names]
+        if not paths:
+            print(f"no notebook named {args.names} in {root}")
+            return 2
+    status = 0
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        print(f"running {path.name} ...", flush=True)
+        try:
+            NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
+            print(f"  ok")
+        except Exception as exc:  # report every notebook, fail at the end
+            print(f"  FAILED: {exc}")
+            status = 1
+    return status

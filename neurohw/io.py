@@ -1,0 +1,171 @@
+"""Safe, reproducible file IO: atomic writes, safetensors checkpoints with a JSON sidecar.
+
+Nothing read from outside is ever unpickled: checkpoints are safetensors (tensors only) and
+the sidecar is JSON. Every write goes to a temporary file in the destination folder first
+and is renamed into place, so an interrupted or failing write never destroys a file that
+was already there.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or its sidecar is missing, malformed or does not match the model."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+
+    If the block raises, the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (Path,)):
+        return str(o)
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def git_commit() -> str | None:
+    """The current git commit of the neurohw checkout, or None outside a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance(seed: int | None = None, config: Mapping[str, Any] | None = None) -> dict:
+    """What every result file records: seed, configuration, versions, git commit, time."""
+    import numpy
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    try:
+        from neurohw import __version__
+
+        versions["neurohw"] = __version__
+    except ImportError:  # pragma: no cover
+        pass
+    return {
+        "seed": seed,
+        "config": dict(config or {}),
+        "versions": versions,
+        "git_commit": git_commit(),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": list(sys.argv),
+    }
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar that goes with a safetensors checkpoint: ``model.safetensors`` → ``model.json``."""
+    p = Path(path)
+    return p.with_suffix(".json")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    tensors: Mapping[str, torch.Tensor] | torch.nn.Module,
+    *,
+    config: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save tensors (or a module's ``state_dict``) as safetensors plus a JSON sidecar.
+
+    The sidecar holds ``config``, ``seed``, package versions, the git commit and ``extra``
+    (e.g. epoch, optimiser step, metrics). Both files are written atomically.
+    """
+    if isinstance(tensors, torch.nn.Module):
+        tensors = tensors.state_dict()
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    # safetensors refuses tensors that share storage; clone those.
+    seen: dict[int, str] = {}
+    for k, v in flat.items():
+        ptr = v.untyped_storage().data_ptr() if v.numel() else None
+        if ptr is not None and ptr in seen:
+            flat[k] = v.clone()
+        elif ptr is not None:
+            seen[ptr] = k
+    path = Path(path)
+    meta = provenance(seed=seed, config=config)
+    meta["extra"] = dict(extra or {})
+    meta["tensors"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in flat.items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(flat, str(tmp), metadata={"format": "pt", "neurohw": "1"})
+    atomic_write_json(sidecar_path(path), meta)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
+    """Load a safetensors checkpoint and its JSON sidecar (``{}`` when there is none).
+
+    Raises :class:`CheckpointError` naming the file when it is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint file does not exist")
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except Exception as exc:  # safetensors raises several error types for corrupt headers
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    meta: dict = {}
+    side = sidecar_path(path)
+    if side.exists():
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{side}: sidecar is not valid JSON ({exc})") from exc
+    return tensors, meta
+
+
+def load_into(module: torch.nn.Module, path: str | os.PathLike, strict: bool = True) -> dict:
+    """Load a checkpoint into ``module``; returns the sidecar. Mismatches raise CheckpointError."""
+    tensors, meta = load_checkpoint(path)
+    try:
+        module.load_state_dict(tensors, strict=strict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: does not match {type(module).__name__}: {exc}") from exc
+    return meta

@@ -1,0 +1,1 @@
+"""optics — see README.md and docs/."""

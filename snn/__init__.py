@@ -1,0 +1,1 @@
+"""snn — see README.md and docs/."""
