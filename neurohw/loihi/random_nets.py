@@ -1,0 +1,76 @@
+"""Seeded random Loihi networks and inputs, for equality tests against Lava and benchmarks."""
+from __future__ import annotations
+
+import numpy as np
+
+from .network import ConvLayer, CubaParams, DenseLayer, LoihiNetwork, Shortcut, matched_delay
+
+
+def random_cuba(rng: np.random.Generator, n: int | tuple[int, ...], *, per_neuron_bias: bool = True,
+                vth_range=(20, 400)) -> CubaParams:
+    """Varied du/dv/vth and (optionally per-neuron) bias, within Lava's ranges."""
+    shape = (n,) if isinstance(n, int) else tuple(n)
+    du = int(rng.integers(0, 4096))
+    dv = int(rng.integers(0, 4096))
+    vth = int(rng.integers(*vth_range))
+    if per_neuron_bias:
+        bias_mant = rng.integers(-40, 60, size=shape).astype(np.int64)
+        bias_exp = int(rng.integers(0, 4))
+    else:
+        bias_mant, bias_exp = int(rng.integers(-40, 60)), int(rng.integers(0, 4))
+    return CubaParams(du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp)
+
+
+def random_dense_net(seed: int, sizes=(24, 20, 16, 10), *, weight_exp_range=(-2, 2), netx_safe: bool = False) -> LoihiNetwork:
+    """A dense network with mixed-sign 8-bit weights, varied weight_exp / num_weight_bits.
+
+    ``netx_safe``: weights/exponents that netx can represent exactly (integer effective
+    weights: ``weight_exp ≥ 0`` and effective weights within 8 bits).
+    """
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = rng.integers(-256, 256, size=(n_out, n_in)).astype(np.int64)
+        if netx_safe:
+            exp = 0
+            w = rng.integers(-128, 128, size=(n_out, n_in)).astype(np.int64) * 2
+            nwb = 8
+        else:
+            exp = int(rng.integers(*weight_exp_range))
+            nwb = int(rng.integers(4, 9))
+        layers.append(DenseLayer(w, random_cuba(rng, n_out), weight_exp=exp, num_weight_bits=nwb))
+    return LoihiNetwork((sizes[0],), layers, name=f"random_dense_{seed}")
+
+
+def random_conv_net(seed: int, input_shape=(2, 10, 10), channels=(4, 6), dense_out: int = 10) -> LoihiNetwork:
+    """Conv → conv (stride 2, padding) → dense, mixed-sign weights."""
+    rng = np.random.default_rng(seed)
+    c_in = input_shape[0]
+    layers = []
+    c1, c2 = channels
+    layers.append(ConvLayer(rng.integers(-60, 61, size=(c1, c_in, 3, 3)), random_cuba(rng, 1, per_neuron_bias=False),
+                            padding=1))
+    layers.append(ConvLayer(rng.integers(-60, 61, size=(c2, c1, 3, 3)), random_cuba(rng, 1, per_neuron_bias=False),
+                            stride=2, padding=(1, 0)))
+    net = LoihiNetwork(tuple(input_shape), layers)
+    n_flat = int(np.prod(net._shapes()[-1]))
+    layers.append(DenseLayer(rng.integers(-120, 121, size=(dense_out, n_flat)) * 2, random_cuba(rng, dense_out)))
+    return LoihiNetwork(tuple(input_shape), layers, name=f"random_conv_{seed}")
+
+
+def random_shortcut_net(seed: int, sizes=(16, 14, 14, 10)) -> LoihiNetwork:
+    """Dense chain with a latency-matched shortcut from layer 0 into layer 2."""
+    net = random_dense_net(seed, sizes, netx_safe=True)
+    rng = np.random.default_rng(seed + 1000)
+    w = rng.integers(-100, 101, size=(sizes[3], sizes[1])).astype(np.int64) * 2
+    from .network import DenseConn
+
+    net.layers[2].shortcuts.append(Shortcut(0, DenseConn(w), delay=matched_delay(0, 2)))
+    return net
+
+
+def random_spikes(seed: int, steps: int, shape, batch: int | None = None, rate: float = 0.3) -> np.ndarray:
+    """Bernoulli spikes (uint8), (steps, *shape) or (batch, steps, *shape)."""
+    rng = np.random.default_rng(seed)
+    full = ((batch,) if batch else ()) + (steps,) + tuple(shape)
+    return (rng.random(full) < rate).astype(np.uint8)

@@ -1,0 +1,241 @@
+"""Exact, batched integer simulator of Lava 0.10's ``fixed_pt`` CUBA networks, in PyTorch.
+
+Timing follows Lava step for step: at step ``t`` every synapse group delivers what it computed
+from its input spikes of step ``t − 1 − delay`` (zero before), so layer ``i`` first reacts to an
+input spike ``i + 1`` steps later; ``result.spikes[i][:, t]`` equals what Lava's layer ``i``
+sends at its step ``t + 1`` (Lava counts from 1).
+
+The simulator runs layer by layer: one matrix product (or convolution) per synapse group
+covers all samples and all steps, then the neuron recurrence runs over time in int64. The
+products use float32 only when every partial sum is provably an integer below 2^24 (and
+TF32 is off), else float64 (exact below 2^53), so results are exact on CPU and CUDA.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .fixedpoint import (ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
+                         effective_dense_weights, shift_exp, signed_clamp, trunc_shift12,
+                         wrap32, wrap_current)
+from .network import Conn, ConvConn, CubaParams, DenseConn, LoihiConfigError, LoihiNetwork
+
+
+@dataclass
+class SimResult:
+    """What :func:`simulate` returns.
+
+    spikes: one bool tensor per layer, (batch, steps, *neuron_shape).
+    voltage / current: probed layers only, int64 (batch, steps, *neuron_shape), the state at
+    the end of each step (voltage after reset), as Lava's ``v`` / ``u`` Vars.
+    ops: per-layer operation counts summed over the batch (``syn_ops``: synaptic events
+    = active input × non-zero synapse; ``neuron_updates``; ``spikes``), when requested.
+    """
+
+    spikes: list[torch.Tensor]
+    voltage: dict[int, torch.Tensor] = field(default_factory=dict)
+    current: dict[int, torch.Tensor] = field(default_factory=dict)
+    ops: list[dict[str, int]] | None = None
+    batch: int = 1
+    steps: int = 0
+
+    @property
+    def output(self) -> torch.Tensor:
+        """Spikes of the last layer (batch, steps, *shape)."""
+        return self.spikes[-1]
+
+    def as_numpy(self) -> dict[str, object]:
+        return {
+            "spikes": [s.cpu().numpy() for s in self.spikes],
+            "voltage": {k: v.cpu().numpy() for k, v in self.voltage.items()},
+            "current": {k: v.cpu().numpy() for k, v in self.current.items()},
+        }
+
+
+def _prepare_input(net: LoihiNetwork, spikes, device) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(spikes) if not isinstance(spikes, torch.Tensor) else spikes)
+    shape = tuple(net.input_shape)
+    nd = len(shape)
+    if x.dim() == nd + 1:
+        x = x.unsqueeze(0)
+    if x.dim() != nd + 2:
+        raise LoihiConfigError("input", "spikes", f"expected (batch, steps, *{shape}) or (steps, *{shape}), got {tuple(x.shape)}")
+    if tuple(x.shape[2:]) != shape:
+        # accept flat input for a 1-D or for a (C,H,W) input given flattened
+        if math.prod(x.shape[2:]) == math.prod(shape):
+            x = x.reshape(x.shape[0], x.shape[1], *shape)
+        else:
+            raise LoihiConfigError("input", "spikes", f"trailing shape {tuple(x.shape[2:])} does not match input_shape {shape}")
+    if x.dtype.is_floating_point:
+        if not torch.all(x == torch.round(x)):
+            raise LoihiConfigError("input", "spikes", "must hold integers (0/1 spikes or graded integer payloads)")
+    if x.dtype == torch.bool:
+        x = x.to(torch.int64)
+    return wrap32(x.to(device=device, dtype=torch.int64))  # Lava's RingBuffer source holds int32
+
+
+def _float_dtype(bound: float, device: torch.device, conv: bool) -> torch.dtype:
+    """float32 when every partial sum is an integer below 2^24 and no TF32 can sneak in."""
+    if bound >= 2**24:
+        return torch.float64
+    if device.type == "cuda":
+        tf32 = torch.backends.cudnn.allow_tf32 if conv else torch.backends.cuda.matmul.allow_tf32
+        if tf32 or (not conv and torch.get_float32_matmul_precision() != "highest"):
+            return torch.float64
+    return torch.float32
+
+
+class _Synapse:
+    """One synapse group prepared for a device: effective integer weights and the sum rule."""
+
+    def __init__(self, conn: Conn, graded: bool, device: torch.device):
+        self.conn = conn
+        self.graded = graded
+        self.device = device
+        if isinstance(conn, DenseConn):
+            w = effective_dense_weights(conn.weight, conn.sign_mode, conn.num_weight_bits)
+            self.w_int = torch.as_tensor(w, dtype=torch.int64, device=device)
+            self.row_abs = float(np.abs(w).sum(axis=1).max()) if w.size else 0.0
+        else:
+            w = np.asarray(conn.weight).astype(np.int64)
+            self.w_int = torch.as_tensor(w, dtype=torch.int64, device=device)
+            self.row_abs = float(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max())
+        self._cache: dict[torch.dtype, torch.Tensor] = {}
+
+    def _w(self, dtype: torch.dtype) -> torch.Tensor:
+        if dtype not in self._cache:
+            self._cache[dtype] = self.w_int.to(dtype)
+        return self._cache[dtype]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Summed input for each (batch, step) from source spikes x (B, T, *src_shape), int64.
+        Returns (B, T, *out) int64 — what the synapse computes in the same step (not delayed)."""
+        B, T = x.shape[:2]
+        if self.graded:
+            xin = x
+            bound = self.row_abs * float(x.abs().max().item() if x.numel() else 0)
+        else:
+            xin = (x != 0).to(torch.int64)
+            bound = self.row_abs
+        conn = self.conn
+        if isinstance(conn, DenseConn):
+            dt = _float_dtype(bound, x.device, conv=False)
+            flat = xin.reshape(B * T, -1).to(dt)
+            s = torch.round(flat @ self._w(dt).t()).to(torch.int64)
+            if self.graded:  # numpy int32 dot: wraps at 32 bits
+                s = wrap32(s)
+            s = wrap32(shift_exp(s, int(conn.weight_exp)))
+            return s.reshape(B, T, -1)
+        dt = _float_dtype(bound, x.device, conv=True)
+        imgs = xin.reshape(B * T, *x.shape[2:]).to(dt)
+        out = F.conv2d(imgs, self._w(dt), stride=conn.stride, padding=conn.padding,
+                       dilation=conn.dilation, groups=conn.groups)
+        s = signed_clamp(wrap32(torch.round(out).to(torch.int64)), 24)
+        return s.reshape(B, T, *out.shape[1:])
+
+    def syn_ops(self, x: torch.Tensor) -> int:
+        """Synaptic events: active inputs times non-zero synapses they drive (summed)."""
+        B, T = x.shape[:2]
+        act = (x != 0).to(torch.float64)
+        nz = (self.w_int != 0).to(torch.float64)
+        if isinstance(self.conn, DenseConn):
+            fan = nz.sum(dim=0)  # per input
+            return int(torch.round((act.reshape(B * T, -1) @ fan).sum()).item())
+        c = self.conn
+        out = F.conv2d(act.reshape(B * T, *x.shape[2:]), nz, stride=c.stride, padding=c.padding,
+                       dilation=c.dilation, groups=c.groups)
+        return int(torch.round(out.sum()).item())
+
+
+def delay_steps(a: torch.Tensor, steps: int) -> torch.Tensor:
+    """Shift (B, T, ...) forward in time by ``steps`` (zeros enter at the start)."""
+    if steps <= 0:
+        return a
+    T = a.shape[1]
+    out = torch.zeros_like(a)
+    if steps < T:
+        out[:, steps:] = a[:, : T - steps]
+    return out
+
+
+def cuba_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_state: bool = False):
+    """Run Lava's bit-accurate LIF over time.
+
+    a_in: (B, T, N) int64 synaptic input as received by ``a_in`` (already delayed).
+    Returns (spikes bool (B, T, N), v (B, T, N) or None, u (B, T, N) or None).
+    """
+    B, T, N = a_in.shape
+    dev = a_in.device
+    decay_u = DECAY_UNITY - (int(p.du) + DS_OFFSET)
+    decay_v = DECAY_UNITY - (int(p.dv) + DM_OFFSET)
+    bias = torch.as_tensor(p.bias(tuple(shape)).reshape(-1), dtype=torch.int64, device=dev)
+    vth = int(p.vth) << VTH_SHIFT
+    vmax = MAX_UV - 1
+    act = wrap32(a_in << ACT_SHIFT)  # numpy left_shift on int32
+    u = torch.zeros(B, N, dtype=torch.int64, device=dev)
+    v = torch.zeros(B, N, dtype=torch.int64, device=dev)
+    spikes = torch.empty(B, T, N, dtype=torch.bool, device=dev)
+    vs = torch.empty(B, T, N, dtype=torch.int64, device=dev) if record_state else None
+    us = torch.empty(B, T, N, dtype=torch.int64, device=dev) if record_state else None
+    zero = torch.zeros((), dtype=torch.int64, device=dev)
+    for t in range(T):
+        u = wrap_current(wrap32(trunc_shift12(u * decay_u) + act[:, t]))
+        v = torch.clamp(wrap32(trunc_shift12(v * decay_v) + u + bias), -vmax, vmax)
+        s = v > vth
+        v = torch.where(s, zero, v)
+        spikes[:, t] = s
+        if record_state:
+            vs[:, t] = v
+            us[:, t] = u
+    return spikes, vs, us
+
+
+def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), device=None,
+             count_ops: bool = False) -> SimResult:
+    """Simulate ``net`` exactly as Lava's ``fixed_pt`` models would, for a batch of inputs.
+
+    spikes: (batch, steps, *input_shape) or (steps, *input_shape); binary (any non-zero is a
+    spike) or, with ``net.input_message_bits > 0``, graded integers. numpy or torch.
+    probe: layer indices whose voltage and current are recorded, or ``"all"``.
+    device: torch device (default: the input tensor's device, else CPU).
+    count_ops: also count synaptic events, neuron updates and spikes per layer.
+    """
+    net.validate()
+    if device is None:
+        device = spikes.device if isinstance(spikes, torch.Tensor) else torch.device("cpu")
+    device = torch.device(device)
+    x = _prepare_input(net, spikes, device)
+    B, T = x.shape[:2]
+    shapes = net._shapes()
+    probe_set = set(range(len(net.layers))) if probe == "all" else {int(i) % len(net.layers) for i in probe}  # type: ignore[union-attr]
+    outs: dict[int, torch.Tensor] = {-1: x}
+    result = SimResult(spikes=[], batch=B, steps=T, ops=[] if count_ops else None)
+    graded_in = net.input_message_bits > 0
+    with torch.no_grad():
+        for i, layer in enumerate(net.layers):
+            groups = [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]
+            total = None
+            syn = 0
+            for src, conn, delay in groups:
+                syn_mod = _Synapse(conn, graded=graded_in and src < 0, device=device)
+                a = delay_steps(syn_mod(outs[src]), 1 + delay)
+                total = a if total is None else wrap32(total + a)  # LIF a_in sums int32 messages
+                if count_ops:
+                    syn += syn_mod.syn_ops(outs[src])
+            shape = shapes[i]
+            s, v, u = cuba_run(layer.neuron, total.reshape(B, T, -1), shape, record_state=i in probe_set)
+            s = s.reshape(B, T, *shape)
+            outs[i] = s
+            result.spikes.append(s)
+            if i in probe_set:
+                result.voltage[i] = v.reshape(B, T, *shape)
+                result.current[i] = u.reshape(B, T, *shape)
+            if count_ops:
+                result.ops.append({"syn_ops": syn, "neuron_updates": B * T * int(math.prod(shape)),
+                                   "spikes": int(s.sum().item())})
+    return result
