@@ -1,0 +1,383 @@
+"""Scalar wave propagation: band-limited angular spectrum, Fresnel (TF and IR), Fraunhofer.
+
+Conventions (all functions):
+
+* ``field``: complex tensor ``(..., L, Ny, Nx)`` or ``(..., Ny, Nx)``; the last two axes are
+  y and x on a square grid of pitch ``dx`` (metres). When several wavelengths are given
+  (``wavelength`` a 1-D tensor/sequence of length L) they broadcast against axis ``-3``:
+  a field without a wavelength axis is propagated at every wavelength (output gains it).
+* ``wavelength`` and ``z`` are in metres; ``z`` may be negative (back-propagation).
+* Time convention ``exp(-i omega t)``: a plane wave travelling to +z is ``exp(+i k z)``.
+* Every function is differentiable (plain torch ops) and runs on whatever device the field
+  lives on. Use complex128 when you need double precision.
+
+Sampling is checked by :func:`check_sampling` (warns with :class:`AliasingWarning`, or
+raises :class:`AliasingError` with ``strict=True``); every propagator calls it unless
+``check=False``.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import torch
+
+__all__ = [
+    "AliasingError",
+    "AliasingWarning",
+    "angular_spectrum",
+    "asm_transfer_function",
+    "check_sampling",
+    "fraunhofer",
+    "fresnel_ir",
+    "fresnel_tf",
+    "freq_grid",
+    "propagate",
+    "spatial_grid",
+]
+
+
+class AliasingWarning(UserWarning):
+    """The sampling of a propagation is insufficient; the result is (partly) aliased."""
+
+
+class AliasingError(ValueError):
+    """Raised instead of :class:`AliasingWarning` when ``strict=True``."""
+
+
+# --------------------------------------------------------------------------------------------
+# grids and helpers
+
+
+def _as_wavelengths(wavelength, device, dtype) -> torch.Tensor:
+    """Wavelengths as a real tensor of shape (L, 1, 1) (L = 1 for a scalar)."""
+    wl = torch.as_tensor(wavelength, dtype=dtype, device=device)
+    if wl.ndim == 0:
+        wl = wl.reshape(1)
+    if wl.ndim != 1:
+        raise ValueError(f"wavelength must be a scalar or 1-D, got shape {tuple(wl.shape)}")
+    if torch.any(wl <= 0):
+        raise ValueError("wavelength must be positive (metres)")
+    return wl.reshape(-1, 1, 1)
+
+
+def _real_dtype(field: torch.Tensor) -> torch.dtype:
+    return torch.float64 if field.dtype == torch.complex128 else torch.float32
+
+
+def _scalar_wl(wavelength) -> bool:
+    return torch.as_tensor(wavelength).ndim == 0
+
+
+def _squeeze_wl(out: torch.Tensor, field: torch.Tensor, wavelength) -> torch.Tensor:
+    """Drop the broadcast wavelength axis again when a scalar wavelength was given to a 2-D-axis field."""
+    if _scalar_wl(wavelength) and out.ndim == field.ndim + 1:
+        return out.squeeze(-3)
+    return out
+
+
+def spatial_grid(n: int, dx: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Centred sample coordinates ``(i - n//2) * dx`` (metres), shape (n,)."""
+    return (torch.arange(n, device=device, dtype=dtype) - n // 2) * dx
+
+
+def freq_grid(n: int, dx: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """FFT-ordered spatial frequencies (cycles/metre), shape (n,)."""
+    return torch.fft.fftfreq(n, d=dx, device=device, dtype=dtype)
+
+
+def _pad(field: torch.Tensor, pad_factor: float) -> tuple[torch.Tensor, int, int]:
+    ny, nx = field.shape[-2:]
+    py = int(round(ny * (pad_factor - 1) / 2))
+    px = int(round(nx * (pad_factor - 1) / 2))
+    if py == 0 and px == 0:
+        return field, 0, 0
+    return torch.nn.functional.pad(field, (px, px, py, py)), py, px
+
+
+def _crop(field: torch.Tensor, py: int, px: int) -> torch.Tensor:
+    if py == 0 and px == 0:
+        return field
+    return field[..., py : field.shape[-2] - py, px : field.shape[-1] - px]
+
+
+# --------------------------------------------------------------------------------------------
+# sampling checks
+
+
+def check_sampling(
+    method: str,
+    n: int,
+    dx: float,
+    wavelength,
+    z: float,
+    *,
+    pad_factor: float = 2.0,
+    aperture: float | None = None,
+    strict: bool = False,
+) -> list[str]:
+    """Check the grid against the sampling criteria of ``method``; warn (or raise) on aliasing.
+
+    ``n``: samples per side (before padding); ``dx``: pitch (m); ``aperture``: the diameter of
+    the illuminated region (m, default the grid width) used by the Fraunhofer check.
+
+    Criteria (L = padded grid width, λ the largest wavelength for ``fresnel_tf`` and the
+    smallest for the others):
+
+    * ``asm``: the band limit of Matsushima & Shimobaba, ``f_lim = 1/(λ sqrt((2 z Δf)^2 + 1))``,
+      must keep at least half of the grid's Nyquist band ``1/(2 dx)``; below that most of the
+      spectrum is cut and the result is too smooth (warning, not aliasing). A grid too coarse
+      for the wavelength (``dx > λ``... never aliasing for ASM) is fine.
+    * ``fresnel_tf``: the transfer function's chirp is sampled without aliasing when
+      ``dx >= λ |z| / L`` (Voelz: TF for long distances).
+    * ``fresnel_ir``: the impulse response is sampled without aliasing when ``dx <= λ |z| / L``.
+    * ``fraunhofer``: the Fraunhofer number ``a^2/(λ |z|)`` (a the aperture half-width) should
+      be ≤ 0.1 for the far-field approximation to hold.
+
+    Returns the list of problems found (empty when the sampling is fine).
+    """
+    wls = torch.as_tensor(wavelength, dtype=torch.float64).reshape(-1)
+    lmin, lmax = float(wls.min()), float(wls.max())
+    L = n * pad_factor * dx
+    problems: list[str] = []
+    az = abs(float(z))
+    if method == "asm":
+        df = 1.0 / L
+        f_lim = 1.0 / (lmax * math.sqrt((2 * az * df) ** 2 + 1))
+        nyq = 1.0 / (2 * dx)
+        if f_lim < 0.5 * nyq:
+            problems.append(
+                f"asm: band limit {f_lim:.3g}/m keeps {f_lim / nyq:.0%} of the Nyquist band {nyq:.3g}/m "
+                f"(z={z:.3g} m is long for a {L:.3g} m window; increase pad_factor or use fresnel_tf)"
+            )
+    elif method == "fresnel_tf":
+        crit = lmax * az / L
+        if dx < crit * (1 - 1e-9):
+            problems.append(
+                f"fresnel_tf: transfer-function chirp aliased: dx={dx:.3g} m < λz/L={crit:.3g} m "
+                f"(use fresnel_ir or asm at this short distance)"
+            )
+    elif method == "fresnel_ir":
+        crit = lmin * az / L
+        if dx > crit * (1 + 1e-9):
+            problems.append(
+                f"fresnel_ir: impulse-response chirp aliased: dx={dx:.3g} m > λz/L={crit:.3g} m "
+                f"(use fresnel_tf at this long distance)"
+            )
+    elif method == "fraunhofer":
+        a = (aperture if aperture is not None else n * dx) / 2
+        nf = a * a / (lmin * az) if az > 0 else math.inf
+        if nf > 0.1:
+            problems.append(f"fraunhofer: Fraunhofer number a^2/(λz)={nf:.3g} > 0.1; the far-field approximation does not hold")
+    else:
+        raise ValueError(f"unknown propagation method {method!r}; known: asm, fresnel_tf, fresnel_ir, fraunhofer")
+    for p in problems:
+        if strict:
+            raise AliasingError(p)
+        warnings.warn(p, AliasingWarning, stacklevel=3)
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# band-limited angular spectrum (Matsushima & Shimobaba 2009)
+
+
+def asm_transfer_function(
+    ny: int, nx: int, dx: float, wavelength, z, *, device=None, dtype=torch.float32, band_limit: bool = True
+) -> torch.Tensor:
+    """Band-limited angular-spectrum transfer function ``H(fy, fx)``, shape (L, ny, nx), FFT order.
+
+    ``H = exp(i 2π z sqrt(1/λ² − fx² − fy²))`` for propagating waves, 0 for evanescent ones,
+    and 0 outside the band limit ``|f| < 1/(λ sqrt((2 z Δf)² + 1))`` per axis (Δf = 1/(n dx)),
+    which removes the aliasing of the transfer function's phase at long distances.
+    ``z`` may be a tensor (differentiable, e.g. a focal-distance error).
+    """
+    wl = _as_wavelengths(wavelength, device, dtype)
+    fy = freq_grid(ny, dx, device, dtype).reshape(1, ny, 1)
+    fx = freq_grid(nx, dx, device, dtype).reshape(1, 1, nx)
+    z = torch.as_tensor(z, dtype=dtype, device=device)
+    arg = 1.0 / wl**2 - fx**2 - fy**2
+    prop = arg > 0
+    kz = 2 * math.pi * torch.sqrt(torch.clamp(arg, min=0.0))
+    H = torch.polar(prop.to(dtype), kz * z)
+    if band_limit:
+        zabs = torch.abs(z).detach()
+        fx_lim = 1.0 / (wl * torch.sqrt((2 * zabs / (nx * dx)) ** 2 + 1))
+        fy_lim = 1.0 / (wl * torch.sqrt((2 * zabs / (ny * dx)) ** 2 + 1))
+        mask = (fx.abs() < fx_lim) & (fy.abs() < fy_lim)
+        H = H * mask
+    return H
+
+
+_TF_CACHE: dict = {}
+_TF_CACHE_MAX = 16
+
+
+def _cached_asm_tf(ny, nx, dx, wavelength, z, device, dtype, band_limit) -> torch.Tensor:
+    """:func:`asm_transfer_function`, memoised when nothing in it needs a gradient."""
+    zt = torch.as_tensor(z)
+    wt = torch.as_tensor(wavelength)
+    if zt.requires_grad or wt.requires_grad:
+        return asm_transfer_function(ny, nx, dx, wavelength, z, device=device, dtype=dtype, band_limit=band_limit)
+    key = (ny, nx, float(dx), tuple(wt.detach().double().reshape(-1).tolist()), float(zt), str(device), dtype, band_limit)
+    H = _TF_CACHE.get(key)
+    if H is None:
+        H = asm_transfer_function(ny, nx, dx, wavelength, z, device=device, dtype=dtype, band_limit=band_limit)
+        if len(_TF_CACHE) >= _TF_CACHE_MAX:
+            _TF_CACHE.pop(next(iter(_TF_CACHE)))
+        _TF_CACHE[key] = H
+    return H
+
+
+def angular_spectrum(
+    field: torch.Tensor,
+    dx: float,
+    wavelength,
+    z,
+    *,
+    pad_factor: float = 2.0,
+    band_limit: bool = True,
+    check: bool = True,
+    strict: bool = False,
+) -> torch.Tensor:
+    """Propagate ``field`` by ``z`` with the band-limited angular spectrum method.
+
+    The field is zero-padded by ``pad_factor`` (2 = twice the width, the usual choice that
+    avoids the circular wrap-around of the FFT convolution) and cropped back, so the output
+    has the input's grid. Exact for any z (no paraxial approximation) within the band limit;
+    energy is conserved up to what leaves the window or is cut by the band limit.
+    """
+    if not torch.is_complex(field):
+        field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
+    if check:
+        check_sampling("asm", field.shape[-1], dx, wavelength, float(torch.as_tensor(z).detach()), pad_factor=pad_factor, strict=strict)
+    rdt = _real_dtype(field)
+    padded, py, px = _pad(field, pad_factor)
+    H = _cached_asm_tf(padded.shape[-2], padded.shape[-1], dx, wavelength, z, field.device, rdt, band_limit)
+    out = torch.fft.ifft2(torch.fft.fft2(padded) * H)
+    return _squeeze_wl(_crop(out, py, px), field, wavelength)
+
+
+# --------------------------------------------------------------------------------------------
+# Fresnel
+
+
+def fresnel_tf(
+    field: torch.Tensor, dx: float, wavelength, z, *, pad_factor: float = 2.0, check: bool = True, strict: bool = False
+) -> torch.Tensor:
+    """Fresnel propagation with the transfer function ``exp(ikz) exp(−iπλz(fx²+fy²))`` (same grid out)."""
+    if not torch.is_complex(field):
+        field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
+    if check:
+        check_sampling("fresnel_tf", field.shape[-1], dx, wavelength, float(torch.as_tensor(z).detach()), pad_factor=pad_factor, strict=strict)
+    rdt = _real_dtype(field)
+    padded, py, px = _pad(field, pad_factor)
+    ny, nx = padded.shape[-2:]
+    wl = _as_wavelengths(wavelength, field.device, rdt)
+    fy = freq_grid(ny, dx, field.device, rdt).reshape(1, ny, 1)
+    fx = freq_grid(nx, dx, field.device, rdt).reshape(1, 1, nx)
+    z = torch.as_tensor(z, dtype=rdt, device=field.device)
+    phase = 2 * math.pi / wl * z - math.pi * wl * z * (fx**2 + fy**2)
+    H = torch.polar(torch.ones_like(phase), phase)
+    out = torch.fft.ifft2(torch.fft.fft2(padded) * H)
+    return _squeeze_wl(_crop(out, py, px), field, wavelength)
+
+
+def fresnel_ir(
+    field: torch.Tensor, dx: float, wavelength, z, *, pad_factor: float = 2.0, check: bool = True, strict: bool = False
+) -> torch.Tensor:
+    """Fresnel propagation by convolution with the sampled impulse response (same grid out).
+
+    ``h(x, y) = exp(ikz)/(iλz) · exp(iπ(x²+y²)/(λz))``; the convolution is an FFT product
+    with ``FFT(h)·dx²``. Accurate at short distances (``dx <= λz/L``).
+    """
+    if not torch.is_complex(field):
+        field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
+    if check:
+        check_sampling("fresnel_ir", field.shape[-1], dx, wavelength, float(torch.as_tensor(z).detach()), pad_factor=pad_factor, strict=strict)
+    rdt = _real_dtype(field)
+    padded, py, px = _pad(field, pad_factor)
+    ny, nx = padded.shape[-2:]
+    wl = _as_wavelengths(wavelength, field.device, rdt)
+    y = spatial_grid(ny, dx, field.device, rdt).reshape(1, ny, 1)
+    x = spatial_grid(nx, dx, field.device, rdt).reshape(1, 1, nx)
+    z = torch.as_tensor(z, dtype=rdt, device=field.device)
+    phase = 2 * math.pi / wl * z + math.pi * (x**2 + y**2) / (wl * z)
+    h = torch.polar(torch.ones_like(phase), phase) / (1j * wl * z)
+    H = torch.fft.fft2(torch.fft.ifftshift(h, dim=(-2, -1))) * dx * dx
+    out = torch.fft.ifft2(torch.fft.fft2(padded) * H)
+    return _squeeze_wl(_crop(out, py, px), field, wavelength)
+
+
+# --------------------------------------------------------------------------------------------
+# Fraunhofer
+
+
+def fraunhofer(
+    field: torch.Tensor, dx: float, wavelength, z, *, check: bool = True, strict: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Far-field (Fraunhofer) pattern at distance ``z``.
+
+    Returns ``(out, dx_out)``: the field on the output grid, whose pitch ``dx_out = λz/(N dx)``
+    depends on the wavelength (tensor of shape (L,)); ``out`` is
+    ``exp(ikz) exp(ik r²/2z)/(iλz) · FFT(field)·dx²`` (centred).
+    """
+    if not torch.is_complex(field):
+        field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
+    if check:
+        check_sampling("fraunhofer", field.shape[-1], dx, wavelength, float(z), strict=strict)
+    rdt = _real_dtype(field)
+    ny, nx = field.shape[-2:]
+    wl = _as_wavelengths(wavelength, field.device, rdt)
+    dxo = wl * z / (nx * dx)
+    dyo = wl * z / (ny * dx)
+    x2 = (torch.arange(nx, device=field.device, dtype=rdt) - nx // 2).reshape(1, 1, nx) * dxo
+    y2 = (torch.arange(ny, device=field.device, dtype=rdt) - ny // 2).reshape(1, ny, 1) * dyo
+    spec = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(field, dim=(-2, -1))), dim=(-2, -1)) * dx * dx
+    phase = 2 * math.pi / wl * z + math.pi * (x2**2 + y2**2) / (wl * z)
+    out = torch.polar(torch.ones_like(phase), phase) / (1j * wl * z) * spec
+    return _squeeze_wl(out, field, wavelength), dxo.reshape(-1)
+
+
+# --------------------------------------------------------------------------------------------
+# dispatcher and PSFs
+
+
+def propagate(field: torch.Tensor, dx: float, wavelength, z, method: str = "asm", **kw) -> torch.Tensor:
+    """Propagate with ``method`` in {asm, fresnel_tf, fresnel_ir} (same grid out)."""
+    if method == "asm":
+        return angular_spectrum(field, dx, wavelength, z, **kw)
+    if method == "fresnel_tf":
+        return fresnel_tf(field, dx, wavelength, z, **kw)
+    if method == "fresnel_ir":
+        return fresnel_ir(field, dx, wavelength, z, **kw)
+    raise ValueError(f"unknown propagation method {method!r}; known: asm, fresnel_tf, fresnel_ir (fraunhofer: call fraunhofer())")
+
+
+def intensity(field: torch.Tensor) -> torch.Tensor:
+    """|field|² (real)."""
+    return field.real**2 + field.imag**2
+
+
+def coherent_psf(pupil: torch.Tensor, dx: float, wavelength, z, method: str = "asm", **kw) -> torch.Tensor:
+    """Coherent (amplitude) PSF: the field at distance ``z`` behind ``pupil`` lit by an on-axis plane wave."""
+    return propagate(pupil, dx, wavelength, z, method=method, **kw)
+
+
+def incoherent_psf(pupil: torch.Tensor, dx: float, wavelength, z, method: str = "asm", normalize: bool = False, **kw) -> torch.Tensor:
+    """Intensity PSF ``|coherent_psf|²``. With ``normalize`` each wavelength's PSF sums to 1;
+    otherwise it is in units of the incident power per grid cell (sums to the transmitted
+    power that reaches the window)."""
+    psf = intensity(coherent_psf(pupil, dx, wavelength, z, method=method, **kw))
+    if normalize:
+        psf = psf / psf.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30)
+    return psf
+
+
+__all__ += ["coherent_psf", "incoherent_psf", "intensity"]
+
+
+def wavelengths_tensor(wavelengths: Sequence[float] | float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """A 1-D tensor of wavelengths (metres)."""
+    return torch.as_tensor(wavelengths, dtype=dtype, device=device).reshape(-1)
