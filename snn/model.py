@@ -1,0 +1,176 @@
+"""The binary-weight SNN (BWSNN) and its SEI variant, built from a :class:`BWSNNConfig`.
+
+Architectures (input 1×28×28 spikes, ``c1, c2 = channels``):
+
+``conv`` (default)::
+
+    L0  conv 1→c1   3×3 s2 p1   int8           → c1×14×14
+    L1  conv c1→c1  3×3 s1 p1   binary  [+ identity shortcut]
+    L2  conv c1→c2  3×3 s2 p1   binary  [+ pool shortcut]  → c2×7×7
+    L3  conv c2→c2  3×3 s1 p1   binary  [+ identity shortcut]
+    readout dense c2·49→10      int8, non-spiking, summed over time
+
+``mlp``: ``784 → h (int8) → h (binary, [+id]) → h (binary, [+id]) → 10 (int8 readout)``.
+
+``multi_shortcut=True`` puts a shortcut around *every* binary synapse (Bi-Real style; the
+SEI-BWSNN "multiple shortcuts"). ``int8_layers`` names the layers kept at 8 bits (default
+the first and the readout); ``binary=False`` gives the float-weight SNN baseline.
+The logits are the time average of the readout's synaptic input (METHODS.md: student
+logits = time-averaged SNN outputs).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+
+from snn.encode import encode
+from snn.layers import Shortcut, SpikingLayer, Synapse
+from snn.neurons import CubaLIF
+
+
+@dataclass
+class BWSNNConfig:
+    """Everything that defines a BWSNN and how it is trained (JSON-able)."""
+
+    arch: str = "conv"                 #: "conv" or "mlp"
+    channels: tuple = (16, 32)         #: conv (c1, c2); mlp uses channels[0] as hidden width
+    steps: int = 4                     #: T time steps per inference
+    encoding: str = "if"               #: input spikes: "if" (deterministic) or "rate"
+    binary: bool = True                #: False → float weights everywhere (float SNN baseline)
+    int8_layers: tuple = ("first", "last")  #: layers kept at 8 bits: "first", "last", or indices
+    alpha: str = "mean"                #: binary scale: "mean" (|w| mean per channel) or "learned"
+    multi_shortcut: bool = False       #: shortcut around every binary synapse
+    shortcut_weight: float = 1.0       #: γ, snapped to the weight grid
+    current_decay: float = 1.0         #: (du+1)/4096; 1.0 = no synaptic filter
+    voltage_decay: float = 0.25        #: dv/4096
+    threshold: float = 1.0             #: on the 1/64 grid
+    surrogate: str = "atan"            #: "atan", "triangle", "fast_sigmoid"
+    exact: bool = True                 #: Loihi-exact rounding in the float forward pass
+    detach_reset: bool = True
+    # training
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 2e-3
+    kd: bool = False                   #: distil from an ANN teacher
+    kd_lambda: float = 0.7             #: weight of the KD term
+    kd_tau: float = 4.0                #: KD temperature
+    hardening_epochs: int = 0          #: ∂B-style soft→hard weight schedule over the first epochs
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        d["int8_layers"] = list(self.int8_layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BWSNNConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"BWSNNConfig: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+        d = dict(d)
+        for k in ("channels", "int8_layers"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def _layer_plan(cfg: BWSNNConfig, in_shape: tuple[int, ...]) -> list[dict]:
+    """Synaptic layers as dicts (kind, sizes, geometry, shortcut kind), readout last."""
+    if cfg.arch == "conv":
+        c_in = in_shape[0]
+        c1, c2 = int(cfg.channels[0]), int(cfg.channels[1])
+        h, w = in_shape[1], in_shape[2]
+        h1, w1 = (h + 1) // 2, (w + 1) // 2
+        h2, w2 = (h1 + 1) // 2, (w1 + 1) // 2
+        return [
+            dict(kind="conv", cin=c_in, cout=c1, stride=2, shortcut=None),
+            dict(kind="conv", cin=c1, cout=c1, stride=1, shortcut="identity"),
+            dict(kind="conv", cin=c1, cout=c2, stride=2, shortcut="pool" if (c2 % c1 == 0 and h1 % 2 == 0 and w1 % 2 == 0) else None),
+            dict(kind="conv", cin=c2, cout=c2, stride=1, shortcut="identity"),
+            dict(kind="dense", cin=c2 * h2 * w2, cout=10, shortcut=None, readout=True),
+        ]
+    if cfg.arch == "mlp":
+        n_in = 1
+        for s in in_shape:
+            n_in *= s
+        h = int(cfg.channels[0])
+        return [
+            dict(kind="dense", cin=n_in, cout=h, shortcut=None),
+            dict(kind="dense", cin=h, cout=h, shortcut="identity"),
+            dict(kind="dense", cin=h, cout=h, shortcut="identity"),
+            dict(kind="dense", cin=h, cout=10, shortcut=None, readout=True),
+        ]
+    raise ValueError(f"BWSNNConfig.arch: unknown architecture {cfg.arch!r}; choose 'conv' or 'mlp'")
+
+
+def _is_int8(cfg: BWSNNConfig, i: int, n: int) -> bool:
+    marks = set(cfg.int8_layers)
+    return (i == 0 and "first" in marks) or (i == n - 1 and "last" in marks) or i in marks or str(i) in marks
+
+
+class BWSNN(nn.Module):
+    """Binary-weight spiking network. ``forward(images or spikes) → logits (N, 10)``.
+
+    Accepts images (N, C, H, W) in [0, 1] (encoded with ``cfg.encoding``) or spikes
+    (N, T, C, H, W). After each forward, ``last_spikes`` holds the spike count of every
+    spiking layer per sample, (N, L) — the source of "spikes per inference".
+    """
+
+    def __init__(self, cfg: BWSNNConfig | None = None, in_shape: tuple[int, ...] = (1, 28, 28), num_classes: int = 10):
+        super().__init__()
+        self.cfg = cfg = cfg or BWSNNConfig()
+        self.in_shape = tuple(in_shape)
+        plan = _layer_plan(cfg, self.in_shape)
+        plan[-1]["cout"] = num_classes
+        layers = []
+        n = len(plan)
+        for i, p in enumerate(plan):
+            if not cfg.binary:
+                prec = "float"
+            else:
+                prec = "int8" if _is_int8(cfg, i, n) else "binary"
+            syn = Synapse(p["kind"], p["cin"], p["cout"], kernel=3, stride=p.get("stride", 1), padding=1,
+                          precision=prec, alpha=cfg.alpha, name=f"layer{i}")
+            if p.get("readout"):
+                self.readout = syn
+                continue
+            sc = None
+            if cfg.multi_shortcut and prec == "binary" and p["shortcut"]:
+                sc = Shortcut(p["kind"], p["cin"], p["cout"], cfg.shortcut_weight, pool=p["shortcut"] == "pool")
+            neuron = CubaLIF(cfg.current_decay, cfg.voltage_decay, cfg.threshold, cfg.surrogate,
+                             exact=cfg.exact, detach_reset=cfg.detach_reset)
+            layers.append(SpikingLayer(syn, neuron, sc))
+        self.layers = nn.ModuleList(layers)
+        self.last_spikes: torch.Tensor | None = None
+
+    def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images → input spikes (N, T, C, H, W); spikes are passed through unchanged."""
+        if x.dim() == len(self.in_shape) + 2:
+            return x
+        if x.dim() != len(self.in_shape) + 1:
+            raise ValueError(f"BWSNN: expected images (N, {self.in_shape}) or spikes (N, T, ...), got {tuple(x.shape)}")
+        return encode(x, self.cfg.steps, self.cfg.encoding, generator)
+
+    def set_hardness(self, h: float) -> None:
+        """∂B-style hardening: 1.0 = binary forward; < 1 blends in the latent weight."""
+        for m in self.modules():
+            if isinstance(m, Synapse):
+                m.hardness = float(h)
+
+    def forward_sequence(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Per-step logits (N, T, classes) and the spike trains of every spiking layer."""
+        s = self.encode(x)
+        trains = []
+        for layer in self.layers:
+            s = layer(s)
+            trains.append(s)
+        return self.readout(s), trains
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits_t, trains = self.forward_sequence(x)
+        self.last_spikes = torch.stack([tr.detach().flatten(1).sum(1) for tr in trains], 1)
+        return logits_t.mean(1)

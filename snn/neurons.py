@@ -1,0 +1,138 @@
+"""CUBA LIF neurons in float whose constants live on Loihi's grids.
+
+One step, float units (1.0 = 64 weight units = 4096 state units, see :mod:`snn.grids`)::
+
+    u ← u·(1 − (du+1)/4096) + x        # synaptic current; x = Σ w·s of this step
+    v ← v·(1 − dv/4096) + u            # membrane voltage (uses the new u)
+    s = v > θ                          # strict, as on Loihi
+    v ← 0 where s                      # u is kept; no refractory period
+
+With ``exact=True`` (default) the forward pass reproduces Lava's fixed-point arithmetic
+(decays truncated toward zero on the 1/4096 grid, 24-bit current wrap, voltage
+saturation) while the backward pass differentiates the smooth decays (straight-through):
+the float model in eval mode then spikes exactly as the integer simulator does, provided
+the synaptic input is on the weight grid. Decay rounding is done in float64 (exact for
+24-bit states), everything else stays in the input dtype.
+
+snnTorch: :class:`snntorch.Leaky` (``reset_mechanism="zero"``) computes the same
+spikes for ``du = 4095`` and ``exact=False`` (tests check this spike for spike); we do not
+build on it because it steps one time slice per call with hidden state in the module,
+which forbids batching the synapse over all T steps (see ``bench/snn``), and has no
+notion of Loihi's truncation, wrap and saturation.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from snn.grids import DECAY_UNITY, STATE_LIMIT, STATE_SCALE, current_decay_to_du, snap_threshold, voltage_decay_to_dv
+from snn.surrogate import get_surrogate
+
+_VMAX = (STATE_LIMIT - 1) / STATE_SCALE
+
+
+def _exact_decay(x: torch.Tensor, keep: int) -> torch.Tensor:
+    """``trunc(X·keep/4096)/4096`` with X = x·4096 in float64: Lava's ``tz(X·keep) >> 12``."""
+    X = x.detach().double() * STATE_SCALE
+    return (torch.trunc(X * keep / DECAY_UNITY) / STATE_SCALE).to(x.dtype)
+
+
+def _wrap24(x: torch.Tensor) -> torch.Tensor:
+    """Lava's current wrap: X > 2^23 → X − 2^24; X ≤ −2^23 → X + 2^24 (X = x·4096)."""
+    lim = STATE_LIMIT / STATE_SCALE
+    return torch.where(x > lim, x - 2 * lim, torch.where(x <= -lim, x + 2 * lim, x))
+
+
+def lif_sequence(
+    x: torch.Tensor,
+    du: int,
+    dv: int,
+    theta: float,
+    spike_fn: Callable[[torch.Tensor], torch.Tensor],
+    exact: bool = True,
+    detach_reset: bool = True,
+    return_states: bool = False,
+):
+    """Run CUBA LIF over time. ``x``: input current (N, T, ...) in float units.
+
+    Returns spikes (N, T, ...) in ``x.dtype`` (0/1), and with ``return_states`` also the
+    current and voltage after each step (post-reset voltage), both (N, T, ...).
+    """
+    if x.dim() < 2:
+        raise ValueError(f"lif_sequence: input must be (N, T, ...), got shape {tuple(x.shape)}")
+    keep_u = DECAY_UNITY - (du + 1)
+    keep_v = DECAY_UNITY - dv
+    u = torch.zeros_like(x[:, 0])
+    v = torch.zeros_like(x[:, 0])
+    spikes, us, vs = [], [], []
+    for t in range(x.shape[1]):
+        if keep_u == 0:
+            u = x[:, t]
+        else:
+            u_dec = u * (keep_u / DECAY_UNITY)
+            if exact:
+                u_dec = u_dec + (_exact_decay(u, keep_u) - u_dec).detach()
+            u = u_dec + x[:, t]
+            if exact:
+                u = u + (_wrap24(u) - u).detach()
+        v_dec = v * (keep_v / DECAY_UNITY)
+        if exact and keep_v != DECAY_UNITY:
+            v_dec = v_dec + (_exact_decay(v, keep_v) - v_dec).detach()
+        v = v_dec + u
+        if exact:
+            v = v + (v.clamp(-_VMAX, _VMAX) - v).detach()
+        s = spike_fn(v - theta)
+        v = v * (1.0 - (s.detach() if detach_reset else s))
+        spikes.append(s)
+        if return_states:
+            us.append(u)
+            vs.append(v)
+    out = torch.stack(spikes, 1)
+    if return_states:
+        return out, torch.stack(us, 1), torch.stack(vs, 1)
+    return out
+
+
+class CubaLIF(nn.Module):
+    """A layer of CUBA LIF neurons on Loihi's grids. Input/output (N, T, ...).
+
+    ``current_decay`` in (0, 1] (1 = no synaptic filter) and ``voltage_decay`` in [0, 1) are
+    snapped to ``k/4096``; ``threshold`` to the 1/64 grid. The snapped integers are kept as
+    ``du``, ``dv`` and ``vth`` (what Lava's LIF process receives).
+    """
+
+    def __init__(
+        self,
+        current_decay: float = 1.0,
+        voltage_decay: float = 0.25,
+        threshold: float = 1.0,
+        surrogate: str = "atan",
+        surrogate_param: float | None = None,
+        exact: bool = True,
+        detach_reset: bool = True,
+    ):
+        super().__init__()
+        self.du = current_decay_to_du(current_decay)
+        self.dv = voltage_decay_to_dv(voltage_decay)
+        self.threshold = snap_threshold(threshold)
+        self.vth = int(round(self.threshold * 64))
+        self.surrogate = surrogate
+        self.spike_fn = get_surrogate(surrogate, surrogate_param)
+        self.exact = exact
+        self.detach_reset = detach_reset
+
+    @property
+    def current_decay(self) -> float:
+        return (self.du + 1) / DECAY_UNITY
+
+    @property
+    def voltage_decay(self) -> float:
+        return self.dv / DECAY_UNITY
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return lif_sequence(x, self.du, self.dv, self.threshold, self.spike_fn, self.exact, self.detach_reset)
+
+    def extra_repr(self) -> str:
+        return f"du={self.du}, dv={self.dv}, vth={self.vth}, surrogate={self.surrogate}, exact={self.exact}"
