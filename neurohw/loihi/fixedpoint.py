@@ -148,8 +148,8 @@ def netx_optimize_weight_bits(weight: np.ndarray) -> NetxWeights:
             raise ValueError("netx cannot load an all-zero weight matrix (log2 of an infinite scale)")
         scale = 255 / mx
     else:
-        mode, signed = "mixed", 1
-        scale = min(127 / mx, -128 / mn)
+        mode, signed = "mixed", 1  # netx calls max == 0 with negative weights "mixed" too
+        scale = min(127 / mx if mx > 0 else np.inf, -128 / mn)
     scale_bits = int(np.floor(np.log2(scale))) + signed
     n = 8
     while n > 0:

@@ -34,6 +34,7 @@ class LoihiConfigError(ValueError):
     def __init__(self, where: str, field_name: str, message: str):
         self.where = where
         self.field = field_name
+        self.message = message
         super().__init__(f"{where}: field '{field_name}': {message}")
 
 

@@ -7,17 +7,19 @@ from .network import ConvLayer, CubaParams, DenseLayer, LoihiNetwork, Shortcut, 
 
 
 def random_cuba(rng: np.random.Generator, n: int | tuple[int, ...], *, per_neuron_bias: bool = True,
-                vth_range=(20, 400)) -> CubaParams:
-    """Varied du/dv/vth and (optionally per-neuron) bias, within Lava's ranges."""
+                vth_range=(20, 400), netx_safe: bool = False) -> CubaParams:
+    """Varied du/dv/vth and (optionally per-neuron) bias, within Lava's ranges.
+    ``netx_safe``: bias_exp = 6 (netx fixes it) with small mantissas."""
     shape = (n,) if isinstance(n, int) else tuple(n)
     du = int(rng.integers(0, 4096))
     dv = int(rng.integers(0, 4096))
     vth = int(rng.integers(*vth_range))
+    lo, hi = (-4, 7) if netx_safe else (-40, 60)
     if per_neuron_bias:
-        bias_mant = rng.integers(-40, 60, size=shape).astype(np.int64)
-        bias_exp = int(rng.integers(0, 4))
+        bias_mant = rng.integers(lo, hi, size=shape).astype(np.int64)
     else:
-        bias_mant, bias_exp = int(rng.integers(-40, 60)), int(rng.integers(0, 4))
+        bias_mant = int(rng.integers(lo, hi))
+    bias_exp = 6 if netx_safe else int(rng.integers(0, 4))
     return CubaParams(du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp)
 
 
@@ -38,7 +40,7 @@ def random_dense_net(seed: int, sizes=(24, 20, 16, 10), *, weight_exp_range=(-2,
         else:
             exp = int(rng.integers(*weight_exp_range))
             nwb = int(rng.integers(4, 9))
-        layers.append(DenseLayer(w, random_cuba(rng, n_out), weight_exp=exp, num_weight_bits=nwb))
+        layers.append(DenseLayer(w, random_cuba(rng, n_out, netx_safe=netx_safe), weight_exp=exp, num_weight_bits=nwb))
     return LoihiNetwork((sizes[0],), layers, name=f"random_dense_{seed}")
 
 
@@ -48,13 +50,13 @@ def random_conv_net(seed: int, input_shape=(2, 10, 10), channels=(4, 6), dense_o
     c_in = input_shape[0]
     layers = []
     c1, c2 = channels
-    layers.append(ConvLayer(rng.integers(-60, 61, size=(c1, c_in, 3, 3)), random_cuba(rng, 1, per_neuron_bias=False),
+    layers.append(ConvLayer(rng.integers(-60, 61, size=(c1, c_in, 3, 3)), random_cuba(rng, 1, per_neuron_bias=False, netx_safe=True),
                             padding=1))
-    layers.append(ConvLayer(rng.integers(-60, 61, size=(c2, c1, 3, 3)), random_cuba(rng, 1, per_neuron_bias=False),
+    layers.append(ConvLayer(rng.integers(-60, 61, size=(c2, c1, 3, 3)), random_cuba(rng, 1, per_neuron_bias=False, netx_safe=True),
                             stride=2, padding=(1, 0)))
     net = LoihiNetwork(tuple(input_shape), layers)
     n_flat = int(np.prod(net._shapes()[-1]))
-    layers.append(DenseLayer(rng.integers(-120, 121, size=(dense_out, n_flat)) * 2, random_cuba(rng, dense_out)))
+    layers.append(DenseLayer(rng.integers(-120, 121, size=(dense_out, n_flat)) * 2, random_cuba(rng, dense_out, netx_safe=True)))
     return LoihiNetwork(tuple(input_shape), layers, name=f"random_conv_{seed}")
 
 

@@ -93,12 +93,20 @@ def _float_dtype(bound: float, device: torch.device, conv: bool) -> torch.dtype:
 class _Synapse:
     """One synapse group prepared for a device: effective integer weights and the sum rule."""
 
-    def __init__(self, conn: Conn, graded: bool, device: torch.device):
+    def __init__(self, conn: Conn, graded: bool, device: torch.device, weight_exp_mode: str = "lava"):
         self.conn = conn
         self.graded = graded
         self.device = device
+        self.sum_exp = 0
         if isinstance(conn, DenseConn):
             w = effective_dense_weights(conn.weight, conn.sign_mode, conn.num_weight_bits)
+            e = int(conn.weight_exp)
+            if weight_exp_mode == "loihi1":  # exponent applied to every synapse (floor), then summed
+                w = (w << e) if e > 0 else (w >> -e)
+            elif weight_exp_mode == "lava":  # exponent applied to the sum (Lava's Dense)
+                self.sum_exp = e
+            else:
+                raise ValueError(f"weight_exp_mode must be 'lava' or 'loihi1', got {weight_exp_mode!r}")
             self.w_int = torch.as_tensor(w, dtype=torch.int64, device=device)
             self.row_abs = float(np.abs(w).sum(axis=1).max()) if w.size else 0.0
         else:
@@ -129,7 +137,7 @@ class _Synapse:
             s = torch.round(flat @ self._w(dt).t()).to(torch.int64)
             if self.graded:  # numpy int32 dot: wraps at 32 bits
                 s = wrap32(s)
-            s = wrap32(shift_exp(s, int(conn.weight_exp)))
+            s = wrap32(shift_exp(s, self.sum_exp))
             return s.reshape(B, T, -1)
         dt = _float_dtype(bound, x.device, conv=True)
         imgs = xin.reshape(B * T, *x.shape[2:]).to(dt)
@@ -196,7 +204,7 @@ def cuba_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_sta
 
 
 def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), device=None,
-             count_ops: bool = False) -> SimResult:
+             count_ops: bool = False, weight_exp_mode: str = "lava") -> SimResult:
     """Simulate ``net`` exactly as Lava's ``fixed_pt`` models would, for a batch of inputs.
 
     spikes: (batch, steps, *input_shape) or (steps, *input_shape); binary (any non-zero is a
@@ -204,6 +212,9 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
     probe: layer indices whose voltage and current are recorded, or ``"all"``.
     device: torch device (default: the input tensor's device, else CPU).
     count_ops: also count synaptic events, neuron updates and spikes per layer.
+    weight_exp_mode: ``"lava"`` (Lava's Dense: the sum is shifted by ``weight_exp``) or
+    ``"loihi1"`` (Loihi 1 / nengo-loihi: each weight is shifted, then summed); they agree when
+    every effective weight is a multiple of ``2^-weight_exp``.
     """
     net.validate()
     if device is None:
@@ -222,7 +233,7 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
             total = None
             syn = 0
             for src, conn, delay in groups:
-                syn_mod = _Synapse(conn, graded=graded_in and src < 0, device=device)
+                syn_mod = _Synapse(conn, graded=graded_in and src < 0, device=device, weight_exp_mode=weight_exp_mode)
                 a = delay_steps(syn_mod(outs[src]), 1 + delay)
                 total = a if total is None else wrap32(total + a)  # LIF a_in sums int32 messages
                 if count_ops:

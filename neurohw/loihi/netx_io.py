@@ -1,0 +1,394 @@
+"""lava-dl netx HDF5 files: write exactly what ``netx.hdf5.Network`` reads, and read them back.
+
+Layout written (every entry an HDF5 dataset, as netx expects):
+
+``/layer/0``: ``type`` = ``input``, ``shape`` (C, H, W) or (N,). Then per layer ``/layer/<k>``:
+
+- dense: ``type`` ``dense``, ``shape`` (N,), ``inFeatures``, ``outFeatures``, ``weight`` (out, in)
+  integers, optional ``bias``; a ``flatten`` layer precedes a dense layer that follows a 3-D one;
+- conv: ``type`` ``conv``, ``shape`` (C, H, W), ``inChannels``, ``outChannels``, ``kernelSize``,
+  ``stride``/``padding``/``dilation`` as (y, x), ``groups``, ``weight`` (C_out, C_in/g, kH, kW),
+  optional ``bias`` (per channel, or per neuron in netx's (W, H, C) order);
+- ``neuron/``: ``type`` CUBA, ``iDecay`` = du + 1, ``vDecay`` = dv, ``vThMant`` = vth,
+  ``refDelay`` 1, ``gradedSpike`` 0.
+
+netx re-derives weight exponent and bits from the integers (``optimize_weight_bits``) and fixes
+``bias_exp = 6``, so the writer stores the *effective* integer weights (after Lava's clipping and
+truncation, times ``2^weight_exp``) and ``bias = (bias_mant << bias_exp) >> 6``, and refuses what
+netx cannot represent exactly (naming layer and field).
+
+neurohw additions live under ``/neurohw`` (netx never looks there): ``format_version``,
+``input_message_bits``, ``provenance`` (JSON text) and ``shortcut/<j>`` groups (``target``,
+``source``, ``delay`` and the synapse fields) — netx alone runs the main chain only; the Lava
+bridge adds the shortcuts.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from neurohw.io import atomic_path, provenance
+
+from .fixedpoint import effective_dense_weights, netx_optimize_weight_bits
+from .network import (ConvConn, ConvLayer, CubaParams, DenseConn, DenseLayer, LoihiConfigError,
+                      LoihiNetwork, Shortcut)
+
+FORMAT_VERSION = 1
+UNSUPPORTED_TYPES = ("pool", "average", "convT", "unpool", "concat", "dense_rec", "dense_comp")
+
+
+def _s(text: str) -> np.ndarray:
+    return np.array([text.encode("ascii")], dtype="S10")
+
+
+# ----------------------------------------------------------------------------- writing
+def netx_dense_weight(where: str, conn: DenseConn) -> np.ndarray:
+    """The integer matrix to store so that netx reproduces ``conn`` exactly; raises if impossible."""
+    eff = effective_dense_weights(conn.weight, conn.sign_mode, conn.num_weight_bits)
+    e = int(conn.weight_exp)
+    if e >= 0:
+        w_file = eff << e
+    else:
+        if np.any(eff % (1 << -e)):
+            raise LoihiConfigError(where, "weight_exp", f"{e} with weights that are not multiples of 2^{-e}: "
+                                   "the floor of the shifted sum has no integer-weight equivalent in netx")
+        w_file = eff >> -e
+    if not np.any(w_file):
+        raise LoihiConfigError(where, "weight", "all weights are zero; netx cannot load an all-zero weight matrix")
+    try:
+        nw = netx_optimize_weight_bits(w_file)
+    except ValueError as exc:
+        raise LoihiConfigError(where, "weight", f"effective weights {w_file.min()}..{w_file.max()}: {exc}") from None
+    eff2 = effective_dense_weights(nw.weight, None, nw.num_weight_bits)
+    s = -nw.weight_exp
+    if np.any(eff2 % (1 << s)) or not np.array_equal(eff2 >> s, w_file):
+        raise LoihiConfigError(where, "weight", f"effective weights {w_file.min()}..{w_file.max()} (weight × 2^weight_exp) "
+                               "do not survive netx's weight-bit optimisation exactly (netx range: mixed −256..254, "
+                               "excitatory 0..255, inhibitory −255..0)")
+    return w_file
+
+
+def netx_bias(where: str, p: CubaParams, shape) -> np.ndarray | None:
+    """Bias as netx stores it (``bias_mant`` with ``bias_exp = 6``), or None when zero."""
+    eff = p.bias(tuple(shape))
+    if not np.any(eff):
+        return None
+    if np.any(eff % 64):
+        raise LoihiConfigError(where, "neuron.bias_mant", "netx fixes bias_exp = 6: the bias (bias_mant << bias_exp) "
+                               "must be a multiple of 64")
+    b = eff >> 6
+    if b.min() < -4096 or b.max() > 4095:
+        raise LoihiConfigError(where, "neuron.bias_mant", f"bias {b.min()}..{b.max()} (in units of 2^6) is outside −4096..4095")
+    return b
+
+
+def _write_neuron(g: h5py.Group, p: CubaParams) -> None:
+    n = g.create_group("neuron")
+    n.create_dataset("type", data=_s("CUBA"))
+    n.create_dataset("iDecay", data=np.int64(int(p.du) + 1))
+    n.create_dataset("vDecay", data=np.int64(int(p.dv)))
+    n.create_dataset("vThMant", data=np.int64(int(p.vth)))
+    n.create_dataset("refDelay", data=np.int64(1))
+    n.create_dataset("gradedSpike", data=np.int64(0))
+
+
+def _write_conv_fields(g: h5py.Group, conn: ConvConn, in_channels: int) -> None:
+    w = np.asarray(conn.weight).astype(np.int64)
+    g.create_dataset("inChannels", data=np.int64(in_channels))
+    g.create_dataset("outChannels", data=np.int64(w.shape[0]))
+    g.create_dataset("kernelSize", data=np.array(w.shape[2:], dtype=np.int64))
+    g.create_dataset("stride", data=np.array(conn.stride, dtype=np.int64))
+    g.create_dataset("padding", data=np.array(conn.padding, dtype=np.int64))
+    g.create_dataset("dilation", data=np.array(conn.dilation, dtype=np.int64))
+    g.create_dataset("groups", data=np.int64(conn.groups))
+    g.create_dataset("weight", data=w)
+
+
+def write_netx(net: LoihiNetwork, path: str | Path, *, seed: int | None = None) -> Path:
+    """Write ``net`` as a lava-dl netx HDF5 file (atomically). Returns the path."""
+    net.validate()
+    shapes = net._shapes()
+    path = Path(path)
+    with atomic_path(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            lay = f.create_group("layer")
+            k = 0
+            g = lay.create_group(str(k))
+            g.create_dataset("type", data=_s("input"))
+            g.create_dataset("shape", data=np.array(net.input_shape, dtype=np.int64))
+            prev = net.input_shape
+            for i, layer in enumerate(net.layers):
+                where = f"layer {i} ({layer.name})"
+                shape = shapes[i]
+                if isinstance(layer, DenseLayer) and len(prev) == 3 and i > 0:
+                    k += 1
+                    lay.create_group(str(k)).create_dataset("type", data=_s("flatten"))
+                k += 1
+                g = lay.create_group(str(k))
+                if isinstance(layer, DenseLayer):
+                    w = netx_dense_weight(where, layer.conn)
+                    g.create_dataset("type", data=_s("dense"))
+                    g.create_dataset("shape", data=np.array(shape, dtype=np.int64))
+                    g.create_dataset("inFeatures", data=np.int64(w.shape[1]))
+                    g.create_dataset("outFeatures", data=np.int64(w.shape[0]))
+                    g.create_dataset("weight", data=w)
+                    b = netx_bias(where, layer.neuron, shape)
+                    if b is not None:
+                        g.create_dataset("bias", data=b)
+                else:
+                    g.create_dataset("type", data=_s("conv"))
+                    g.create_dataset("shape", data=np.array(shape, dtype=np.int64))
+                    _write_conv_fields(g, layer.conn, prev[0])
+                    b = netx_bias(where, layer.neuron, shape)
+                    if b is not None:
+                        per_channel = b.reshape(b.shape[0], -1)
+                        if np.all(per_channel == per_channel[:, :1]):
+                            g.create_dataset("bias", data=per_channel[:, 0].copy())
+                        else:
+                            g.create_dataset("bias", data=np.transpose(b, (2, 1, 0)).copy())  # netx: (W, H, C)
+                _write_neuron(g, layer.neuron)
+                prev = shape
+            ext = f.create_group("neurohw")
+            ext.create_dataset("format_version", data=np.int64(FORMAT_VERSION))
+            ext.create_dataset("input_message_bits", data=np.int64(net.input_message_bits))
+            ext.create_dataset("name", data=np.bytes_(net.name))
+            ext.create_dataset("layer_names", data=np.array([l.name.encode() for l in net.layers]))
+            ext.create_dataset("provenance", data=np.bytes_(json.dumps(provenance(seed=seed, config={"writer": "neurohw.loihi.netx_io"}), default=str)))
+            scg = ext.create_group("shortcut")
+            j = 0
+            for i, layer in enumerate(net.layers):
+                for sc in layer.shortcuts:
+                    g = scg.create_group(str(j))
+                    g.create_dataset("target", data=np.int64(i))
+                    g.create_dataset("source", data=np.int64(sc.source))
+                    g.create_dataset("delay", data=np.int64(sc.delay))
+                    if isinstance(sc.conn, DenseConn):
+                        g.create_dataset("type", data=_s("dense"))
+                        g.create_dataset("weight", data=np.asarray(sc.conn.weight).astype(np.int64))
+                        g.create_dataset("weightExp", data=np.int64(sc.conn.weight_exp))
+                        g.create_dataset("numWeightBits", data=np.int64(sc.conn.num_weight_bits))
+                        g.create_dataset("signMode", data=np.bytes_(sc.conn.sign_mode or ""))
+                    else:
+                        src_shape = net.input_shape if sc.source < 0 else shapes[sc.source]
+                        g.create_dataset("type", data=_s("conv"))
+                        _write_conv_fields(g, sc.conn, src_shape[0])
+                    j += 1
+    return path
+
+
+# ----------------------------------------------------------------------------- reading
+def _get(where: str, g: h5py.Group, key: str, *, required: bool = True):
+    if key not in g:
+        if required:
+            raise LoihiConfigError(where, key, "missing dataset")
+        return None
+    obj = g[key]
+    if not isinstance(obj, h5py.Dataset):
+        raise LoihiConfigError(where, key, "must be a dataset, found a group")
+    return obj[()]
+
+
+def _text(where: str, g: h5py.Group, key: str) -> str:
+    v = _get(where, g, key)
+    if isinstance(v, np.ndarray):
+        if v.size == 0:
+            raise LoihiConfigError(where, key, "empty")
+        v = v.reshape(-1)[0]
+    if isinstance(v, bytes):
+        return v.decode("ascii", errors="replace")
+    if isinstance(v, str):
+        return v
+    raise LoihiConfigError(where, key, f"must be a string, got {type(v).__name__}")
+
+
+def _int(where: str, g: h5py.Group, key: str, default=None) -> int:
+    v = _get(where, g, key, required=default is None)
+    if v is None:
+        return default
+    arr = np.asarray(v)
+    if arr.size != 1 or arr.dtype.kind not in "iuf" or not np.isfinite(arr).all():
+        raise LoihiConfigError(where, key, f"must be one number, got {arr!r}")
+    return int(arr.reshape(-1)[0])
+
+
+def _pair_field(where: str, g: h5py.Group, key: str, default: int) -> tuple[int, int]:
+    v = _get(where, g, key, required=False)
+    if v is None:
+        return default, default
+    arr = np.asarray(v).astype(np.int64).reshape(-1)
+    if arr.size == 1:
+        return int(arr[0]), int(arr[0])
+    if arr.size != 2:
+        raise LoihiConfigError(where, key, f"must be one or two integers, got {arr.tolist()}")
+    return int(arr[0]), int(arr[1])
+
+
+def _int_array(where: str, g: h5py.Group, key: str, ndim: int | None = None) -> np.ndarray:
+    v = _get(where, g, key)
+    arr = np.asarray(v)
+    if arr.dtype.kind not in "iuf":
+        raise LoihiConfigError(where, key, f"must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise LoihiConfigError(where, key, "contains NaN or infinity")
+    if ndim is not None and arr.ndim != ndim:
+        raise LoihiConfigError(where, key, f"must have {ndim} dimensions, got shape {arr.shape}")
+    return arr.astype(int)  # netx reads with .astype(int): floats are truncated
+
+
+def _read_neuron(where: str, g: h5py.Group, shape, bias) -> CubaParams:
+    if "neuron" not in g:
+        raise LoihiConfigError(where, "neuron", "missing; netx's default (non-leaky integrator, vThMant 2^17) is outside Lava's LIF ranges")
+    n = g["neuron"]
+    nw = f"{where} neuron"
+    kind = _text(nw, n, "type")
+    if kind not in ("CUBA", "LOIHI"):
+        raise LoihiConfigError(nw, "type", f"'{kind}' is not supported (only CUBA/LOIHI LIF neurons)")
+    if "messageBits" in n and _int(nw, n, "messageBits") != 0:
+        raise LoihiConfigError(nw, "messageBits", "graded messages between LIF layers are not supported")
+    du = _int(nw, n, "iDecay") - 1
+    dv = _int(nw, n, "vDecay")
+    vth = _int(nw, n, "vThMant")
+    if bias is None:
+        mant = 0
+    else:
+        b = np.asarray(bias).astype(np.int64)
+        if b.ndim == 0 or len(shape) == 1:
+            mant = b
+        elif b.ndim == 1 and b.shape[0] == shape[0]:
+            mant = np.broadcast_to(b[:, None, None], shape).copy()
+        elif b.shape == tuple(shape[::-1]):
+            mant = np.transpose(b, (2, 1, 0)).copy()
+        else:
+            raise LoihiConfigError(where, "bias", f"shape {b.shape} does not broadcast to neurons (W, H, C) = {tuple(shape[::-1])}")
+    return CubaParams(du=du, dv=dv, vth=vth, bias_mant=mant, bias_exp=6 if bias is not None else 0)
+
+
+def _read_conv_conn(where: str, g: h5py.Group) -> ConvConn:
+    w = _int_array(where, g, "weight", ndim=4)
+    return ConvConn(w, stride=_pair_field(where, g, "stride", 1), padding=_pair_field(where, g, "padding", 0),
+                    dilation=_pair_field(where, g, "dilation", 1), groups=_int(where, g, "groups", 1))
+
+
+def read_netx(path: str | Path) -> LoihiNetwork:
+    """Read a netx HDF5 file into a ``LoihiNetwork`` that runs exactly as netx builds it in Lava
+    (dense weights re-optimised as netx does). Malformed files raise ``LoihiConfigError``
+    naming the file, layer and field."""
+    path = Path(path)
+    label = str(path)
+    if not path.exists():
+        raise LoihiConfigError(label, "file", "does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise LoihiConfigError(label, "file", f"is not a readable HDF5 file ({exc})") from None
+    with f:
+        if "layer" not in f or not isinstance(f["layer"], h5py.Group):
+            raise LoihiConfigError(label, "layer", "missing group /layer")
+        lay = f["layer"]
+        n = len(lay)
+        for k in range(n):
+            if str(k) not in lay:
+                raise LoihiConfigError(label, f"layer/{k}", f"missing (layer groups must be numbered 0..{n - 1})")
+        input_shape = None
+        layers = []
+        prev_shape = None
+        flatten = False
+        file_shapes: list[tuple[int, ...]] = []
+        for k in range(n):
+            g = lay[str(k)]
+            where = f"{label}: layer/{k}"
+            kind = _text(where, g, "type")
+            if kind in UNSUPPORTED_TYPES:
+                raise LoihiConfigError(where, "type", f"'{kind}' layers cannot be loaded by netx; export them lowered "
+                                       "(pool → conv with a uniform kernel, shortcuts → neurohw extension)")
+            if kind == "input":
+                if "neuron" in g:
+                    raise LoihiConfigError(where, "neuron", "input layers with neurons (netx Input blocks) are not supported")
+                if "shape" in g:
+                    input_shape = tuple(int(s) for s in np.asarray(_get(where, g, "shape")).reshape(-1))
+                prev_shape = input_shape
+                continue
+            if kind == "flatten":
+                flatten = True
+                continue
+            if kind == "dense":
+                if "delay" in g:
+                    raise LoihiConfigError(where, "delay", "synaptic delays (DelayDense) are not supported")
+                w = _int_array(where, g, "weight")
+                shape = (int(np.prod(np.asarray(_get(where, g, "shape")))),)
+                if w.ndim == 1:
+                    w = w.reshape(shape[0], -1)
+                if w.ndim != 2 or w.shape[0] != shape[0]:
+                    raise LoihiConfigError(where, "weight", f"shape {w.shape} does not match layer shape {shape}")
+                if input_shape is None:
+                    input_shape = (w.shape[1],)
+                    prev_shape = input_shape
+                if layers and len(prev_shape) == 3 and not flatten:
+                    raise LoihiConfigError(where, "type", "a dense layer after a conv layer needs a 'flatten' layer before it")
+                try:
+                    nw = netx_optimize_weight_bits(w)
+                except ValueError as exc:
+                    raise LoihiConfigError(where, "weight", str(exc)) from None
+                bias = _get(where, g, "bias", required=False)
+                neuron = _read_neuron(where, g, shape, bias)
+                file_shapes.append(shape)
+                layers.append(DenseLayer(nw.weight, neuron, weight_exp=nw.weight_exp, num_weight_bits=nw.num_weight_bits))
+                flatten = False
+                prev_shape = shape
+                continue
+            if kind == "conv":
+                if prev_shape is None or len(prev_shape) != 3:
+                    raise LoihiConfigError(where, "shape", "a conv layer needs a (C, H, W) input shape (give the input layer a 'shape')")
+                conn = _read_conv_conn(where, g)
+                shape = tuple(int(s) for s in np.asarray(_get(where, g, "shape")).reshape(-1))
+                if len(shape) != 3:
+                    raise LoihiConfigError(where, "shape", f"must be (C, H, W), got {shape}")
+                bias = _get(where, g, "bias", required=False)
+                neuron = _read_neuron(where, g, shape, bias)
+                file_shapes.append(shape)
+                layers.append(ConvLayer(conn.weight, neuron, conn.stride, conn.padding, conn.dilation, conn.groups))
+                prev_shape = shape
+                continue
+            raise LoihiConfigError(where, "type", f"unknown layer type '{kind}'")
+        if not layers:
+            raise LoihiConfigError(label, "layer", "no dense or conv layers")
+        ext = f.get("neurohw")
+        input_bits = 0
+        name = path.stem
+        if isinstance(ext, h5py.Group):
+            input_bits = _int(f"{label}: neurohw", ext, "input_message_bits", 0)
+            if "layer_names" in ext:
+                names = [x.decode() if isinstance(x, bytes) else str(x) for x in ext["layer_names"][()]]
+                if len(names) == len(layers):
+                    for layer, nm in zip(layers, names):
+                        layer.name = nm
+            for j in sorted(ext.get("shortcut", {}), key=int):
+                g = ext["shortcut"][j]
+                where = f"{label}: neurohw/shortcut/{j}"
+                target = _int(where, g, "target")
+                if not 0 <= target < len(layers):
+                    raise LoihiConfigError(where, "target", f"{target} is not a layer index 0..{len(layers) - 1}")
+                kind = _text(where, g, "type")
+                if kind == "dense":
+                    mode = _get(where, g, "signMode", required=False)
+                    mode = (mode.decode() if isinstance(mode, bytes) else mode) or None
+                    conn = DenseConn(_int_array(where, g, "weight", ndim=2), _int(where, g, "weightExp", 0),
+                                     _int(where, g, "numWeightBits", 8), mode)
+                elif kind == "conv":
+                    conn = _read_conv_conn(where, g)
+                else:
+                    raise LoihiConfigError(where, "type", f"unknown shortcut type '{kind}'")
+                layers[target].shortcuts.append(Shortcut(_int(where, g, "source"), conn, _int(where, g, "delay", 0)))
+        net = LoihiNetwork(input_shape, layers, input_message_bits=input_bits, name=name)
+    try:
+        net.validate()
+    except LoihiConfigError as exc:
+        raise LoihiConfigError(f"{label}: {exc.where}", exc.field, exc.message) from None
+    for i, (declared, actual) in enumerate(zip(file_shapes, net._shapes())):
+        if math.prod(declared) != math.prod(actual) or (len(declared) == 3 and tuple(declared) != tuple(actual)):
+            raise LoihiConfigError(f"{label}: layer {i}", "shape", f"declares {tuple(declared)} but its synapses produce {tuple(actual)}")
+    return net
