@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, required=True, help="folder for checkpoints and metrics")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.add_argument("--limit", type=int, default=None, help="train on the first N training examples only (quick runs)")
+    t.add_argument("--augment-shift", type=int, default=0, help="random translation of up to N pixels")
     t.set_defaults(func=_train_teacher)
 
     n = sub.add_parser("notebooks", help="execute the workflow notebooks (needs nbclient)")

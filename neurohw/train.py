@@ -136,6 +136,7 @@ def fit(
     config: dict | None = None,
     schedule: str = "cosine",
     augment_shift: int = 0,
+    drop_last: bool | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_ds`` (a Dataset of (x, y)) with Adam.
 
@@ -144,7 +145,8 @@ def fit(
     ``out/last.safetensors`` (+ ``last.json``) and the history to ``out/history.json``.
     ``schedule``: ``"cosine"`` (learning rate annealed to 0 over ``epochs``, per epoch) or
     ``"constant"``. ``augment_shift``: random translation of each image by up to that many
-    pixels (seeded per batch, identical on every rank). Returns a :class:`TrainResult`.
+    pixels (seeded per batch, identical on every rank). ``drop_last`` drops the epoch's last,
+    incomplete global batch (default: only when distributed). Returns a :class:`TrainResult`.
     """
     device = torch.device(device) if device else default_device()
     ws, rank = _init_distributed(device)
@@ -179,7 +181,7 @@ def fit(
         epoch_lr = lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs)) if schedule == "cosine" else lr
         for group in opt.param_groups:
             group["lr"] = epoch_lr
-        batches = global_batches(len(xs), batch_size, epoch, seed, drop_last=ws > 1)
+        batches = global_batches(len(xs), batch_size, epoch, seed, drop_last=(ws > 1) if drop_last is None else drop_last)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress or rank != 0, leave=False)
         loss_sum, n_seen, correct = 0.0, 0, 0
         for step, gidx in enumerate(bar):
@@ -273,6 +275,7 @@ def get_teacher(
     from neurohw.models import build_teacher
 
     split = load_dataset(dataset)
+    seed_everything(seed)
     model = build_teacher(name, num_classes=split.num_classes, in_channels=split.input_shape[0])
     path = Path(cache_dir or default_cache_dir()) / "teachers" / f"{name}-{dataset}-e{epochs}-s{seed}.safetensors"
     if path.exists():
@@ -292,10 +295,14 @@ def train_teacher_cli(args) -> int:
     from neurohw.models import build_teacher
 
     split = load_dataset(args.data)
+    if args.limit:
+        split = split.subset(args.limit)
+    seed_everything(args.seed)  # the initial weights depend only on the seed (same on every rank)
     model = build_teacher(args.model, num_classes=split.num_classes, in_channels=split.input_shape[0])
     res = fit(
         model, split.train(), split.test(), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, out=args.out, resume=args.resume, config={"model": args.model, "data": args.data},
+        seed=args.seed, out=args.out, resume=args.resume, augment_shift=args.augment_shift,
+        config={"model": args.model, "data": args.data, "limit": args.limit},
     )
     ws, rank = _dist_info()
     if rank == 0:

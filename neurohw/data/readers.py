@@ -133,6 +133,8 @@ def read_npz_arrays(path: str | os.PathLike, keys: Iterable[str] | None = None) 
     path = Path(path)
     if not path.exists():
         raise DataFormatError(f"{path}: file does not exist")
+    if not zipfile.is_zipfile(path):
+        raise DataFormatError(f"{path}: not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             names = _check_keys(path, z.files, keys)

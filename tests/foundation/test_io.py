@@ -1,0 +1,43 @@
+"""Safe IO: safetensors + JSON sidecar round trip, atomic writes keep the old file on failure."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from neurohw.io import CheckpointError, atomic_path, atomic_write_json, load_checkpoint, load_into, save_checkpoint
+from neurohw.models import LeNet5
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    m = LeNet5()
+    p = save_checkpoint(tmp_path / "m.safetensors", m, config={"a": 1}, seed=7, extra={"acc": 0.5})
+    m2 = LeNet5()
+    meta = load_into(m2, p)
+    for (k, v), (k2, v2) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    assert meta["seed"] == 7 and meta["config"] == {"a": 1} and meta["extra"]["acc"] == 0.5
+    assert "torch" in meta["versions"] and meta["tensors"]["fc3.weight"]["shape"] == [10, 84]
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CheckpointError, match="bad.safetensors: not a readable safetensors"):
+        load_checkpoint(tmp_path / "bad.safetensors")
+    p = save_checkpoint(tmp_path / "small.safetensors", {"w": torch.zeros(3)})
+    with pytest.raises(CheckpointError, match="does not match LeNet5"):
+        load_into(LeNet5(), p)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "r.json"
+    atomic_write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp file left behind
