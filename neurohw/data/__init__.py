@@ -21,6 +21,7 @@ from neurohw.data.readers import (
     read_mnist_idx_pair,
     read_npz_arrays,
 )
+from neurohw.data.torchvision_adapter import load_torchvision, tensors_from_dataset
 from neurohw.data.encoders import direct_current, latency_encode, rate_encode, thermometer_encode
 
 __all__ = [
@@ -39,5 +40,7 @@ __all__ = [
     "read_idx",
     "read_mnist_idx_pair",
     "read_npz_arrays",
+    "tensors_from_dataset",
+    "load_torchvision",
     "thermometer_encode",
 ]

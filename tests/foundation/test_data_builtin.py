@@ -59,3 +59,15 @@ def test_thermometer_is_monotone_and_counts(vals, levels):
     thr = np.arange(1, levels + 1) / (levels + 1)
     expected = (np.array(vals)[:, None] > thr[None]).sum(1)
     assert b.sum(1).tolist() == expected.tolist()
+
+
+def test_torchvision_dataset_adapter():
+    tvd = __import__("pytest").importorskip("torchvision.datasets")
+    from neurohw.data import tensors_from_dataset
+
+    ds = tvd.FakeData(size=5, image_size=(3, 12, 10), num_classes=4, random_offset=3)
+    x, y = tensors_from_dataset(ds)
+    assert x.shape == (5, 3, 12, 10) and x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert y.dtype == torch.int64 and int(y.max()) < 4
+    ref = np.asarray(ds[2][0], dtype=np.float32) / 255.0
+    np.testing.assert_allclose(x[2].permute(1, 2, 0).numpy(), ref)
