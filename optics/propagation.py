@@ -21,6 +21,7 @@ import math
 import warnings
 from typing import Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -60,6 +61,11 @@ def _as_wavelengths(wavelength, device, dtype) -> torch.Tensor:
     if torch.any(wl <= 0):
         raise ValueError("wavelength must be positive (metres)")
     return wl.reshape(-1, 1, 1)
+
+
+def _zf(z) -> float:
+    """``z`` as a Python float (tensors detached; no float32 round trip for floats)."""
+    return float(z.detach()) if isinstance(z, torch.Tensor) else float(z)
 
 
 def _real_dtype(field: torch.Tensor) -> torch.dtype:
@@ -216,11 +222,10 @@ _TF_CACHE_MAX = 16
 
 def _cached_asm_tf(ny, nx, dx, wavelength, z, device, dtype, band_limit) -> torch.Tensor:
     """:func:`asm_transfer_function`, memoised when nothing in it needs a gradient."""
-    zt = torch.as_tensor(z)
-    wt = torch.as_tensor(wavelength)
-    if zt.requires_grad or wt.requires_grad:
+    if (isinstance(z, torch.Tensor) and z.requires_grad) or (isinstance(wavelength, torch.Tensor) and wavelength.requires_grad):
         return asm_transfer_function(ny, nx, dx, wavelength, z, device=device, dtype=dtype, band_limit=band_limit)
-    key = (ny, nx, float(dx), tuple(wt.detach().double().reshape(-1).tolist()), float(zt), str(device), dtype, band_limit)
+    wt = wavelength.detach().double().reshape(-1).tolist() if isinstance(wavelength, torch.Tensor) else np.atleast_1d(np.asarray(wavelength, dtype=float)).tolist()
+    key = (ny, nx, float(dx), tuple(wt), _zf(z), str(device), dtype, band_limit)
     H = _TF_CACHE.get(key)
     if H is None:
         H = asm_transfer_function(ny, nx, dx, wavelength, z, device=device, dtype=dtype, band_limit=band_limit)
@@ -251,7 +256,7 @@ def angular_spectrum(
     if not torch.is_complex(field):
         field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
     if check:
-        check_sampling("asm", field.shape[-1], dx, wavelength, float(torch.as_tensor(z).detach()), pad_factor=pad_factor, strict=strict)
+        check_sampling("asm", field.shape[-1], dx, wavelength, _zf(z), pad_factor=pad_factor, strict=strict)
     rdt = _real_dtype(field)
     padded, py, px = _pad(field, pad_factor)
     H = _cached_asm_tf(padded.shape[-2], padded.shape[-1], dx, wavelength, z, field.device, rdt, band_limit)
@@ -270,7 +275,7 @@ def fresnel_tf(
     if not torch.is_complex(field):
         field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
     if check:
-        check_sampling("fresnel_tf", field.shape[-1], dx, wavelength, float(torch.as_tensor(z).detach()), pad_factor=pad_factor, strict=strict)
+        check_sampling("fresnel_tf", field.shape[-1], dx, wavelength, _zf(z), pad_factor=pad_factor, strict=strict)
     rdt = _real_dtype(field)
     padded, py, px = _pad(field, pad_factor)
     ny, nx = padded.shape[-2:]
@@ -295,7 +300,7 @@ def fresnel_ir(
     if not torch.is_complex(field):
         field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
     if check:
-        check_sampling("fresnel_ir", field.shape[-1], dx, wavelength, float(torch.as_tensor(z).detach()), pad_factor=pad_factor, strict=strict)
+        check_sampling("fresnel_ir", field.shape[-1], dx, wavelength, _zf(z), pad_factor=pad_factor, strict=strict)
     rdt = _real_dtype(field)
     padded, py, px = _pad(field, pad_factor)
     ny, nx = padded.shape[-2:]
@@ -315,18 +320,19 @@ def fresnel_ir(
 
 
 def fraunhofer(
-    field: torch.Tensor, dx: float, wavelength, z, *, check: bool = True, strict: bool = False
+    field: torch.Tensor, dx: float, wavelength, z, *, aperture: float | None = None, check: bool = True, strict: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Far-field (Fraunhofer) pattern at distance ``z``.
 
     Returns ``(out, dx_out)``: the field on the output grid, whose pitch ``dx_out = λz/(N dx)``
     depends on the wavelength (tensor of shape (L,)); ``out`` is
-    ``exp(ikz) exp(ik r²/2z)/(iλz) · FFT(field)·dx²`` (centred).
+    ``exp(ikz) exp(ik r²/2z)/(iλz) · FFT(field)·dx²`` (centred). ``aperture``: diameter of the
+    illuminated region (m) for the Fraunhofer-number check (default the grid width).
     """
     if not torch.is_complex(field):
         field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
     if check:
-        check_sampling("fraunhofer", field.shape[-1], dx, wavelength, float(z), strict=strict)
+        check_sampling("fraunhofer", field.shape[-1], dx, wavelength, float(z), aperture=aperture, strict=strict)
     rdt = _real_dtype(field)
     ny, nx = field.shape[-2:]
     wl = _as_wavelengths(wavelength, field.device, rdt)
