@@ -34,7 +34,8 @@ class SimResult:
     voltage / current: probed layers only, int64 (batch, steps, *neuron_shape), the state at
     the end of each step (voltage after reset), as Lava's ``v`` / ``u`` Vars.
     ops: per-layer operation counts summed over the batch (``syn_ops``: synaptic events
-    = active input × non-zero synapse; ``neuron_updates``; ``spikes``), when requested.
+    = active input × non-zero synapse; ``neuron_updates``; ``active_updates``: updates with
+    non-zero synaptic input; ``spikes``), when requested.
     """
 
     spikes: list[torch.Tensor]
@@ -248,5 +249,6 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
                 result.current[i] = u.reshape(B, T, *shape)
             if count_ops:
                 result.ops.append({"syn_ops": syn, "neuron_updates": B * T * int(math.prod(shape)),
+                                   "active_updates": int((total != 0).sum().item()),
                                    "spikes": int(s.sum().item())})
     return result
