@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from typing import Iterable, Iterator, Mapping
 
 import torch
@@ -48,6 +49,7 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
 METHODS = ("exact", "ntvp", "sketch", "perturbation")
 OUTPUTS = ("kernel", "full", "diag", "trace")
+ENGINES = ("auto", "func", "autograd")
 
 ParamSpec = None | Mapping[str, torch.Tensor] | Iterable[str] | Iterable[torch.Tensor]
 
@@ -170,6 +172,7 @@ def empirical_ntk(
     seed: int | None = None,
     sigma: float = 1e-3,
     keep_mode: bool = False,
+    engine: str = "auto",
 ) -> torch.Tensor:
     """Empirical NTK of ``model`` on the batch ``x`` (N, ...).
 
@@ -186,6 +189,11 @@ def empirical_ntk(
         projection: ``"gaussian"`` or ``"rademacher"`` random directions.
         generator / seed: randomness for the directions (a seed makes calls repeatable).
         sigma: perturbation size for ``"perturbation"`` (in parameter units).
+        engine: ``"func"`` (torch.func: vmap, jacrev, jvp), ``"autograd"`` (plain
+            ``torch.autograd.grad`` loops — for models whose custom ``autograd.Function``s,
+            e.g. surrogate spikes, support neither vmap nor forward-mode AD; ``ntvp`` has no
+            loop form), or ``"auto"`` (func, falling back to autograd when a transform is
+            unsupported by the model, with a warning).
         keep_mode: evaluate in the model's current mode instead of ``eval()`` (default: eval —
             batch norm uses running statistics, dropout is off).
 
@@ -195,6 +203,8 @@ def empirical_ntk(
     """
     if method not in METHODS:
         raise NTKError(f"method={method!r}: use one of {METHODS}")
+    if engine not in ENGINES:
+        raise NTKError(f"engine={engine!r}: use one of {ENGINES}")
     if output not in OUTPUTS:
         raise NTKError(f"output={output!r}: use one of {OUTPUTS}")
     if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] == 0:
@@ -208,17 +218,99 @@ def empirical_ntk(
     if generator is None and seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
     f = _batch_fn(model, fixed)
-    with eval_mode(model, not keep_mode):
-        if method == "exact":
-            return _exact(f, chosen, x, output, chunk_size)
-        if method == "ntvp":
-            return _ntvp(f, chosen, x, output, chunk_size)
+    if method == "perturbation" and output not in ("diag", "trace"):
+        raise NTKError(
+            f"method='perturbation' estimates only the trace (output='diag' or 'trace'), not {output!r}; "
+            "use method='sketch' for an unbiased (N, N) estimate from random directions"
+        )
+    if method == "perturbation" and not sigma > 0:
+        raise NTKError(f"sigma={sigma}: must be > 0")
+    tangents = None
+    if method in ("sketch", "perturbation"):
         if n_projections < 1:
             raise NTKError(f"n_projections={n_projections}: need at least 1")
         tangents = _draw_tangents(chosen, n_projections, projection, generator)
-        if method == "sketch":
-            return _sketch(f, chosen, x, output, chunk_size, tangents)
-        return _perturbation(f, chosen, x, output, chunk_size, tangents, sigma)
+    with eval_mode(model, not keep_mode):
+        if engine != "autograd":
+            try:
+                if method == "exact":
+                    return _exact(f, chosen, x, output, chunk_size)
+                if method == "ntvp":
+                    return _ntvp(f, chosen, x, output, chunk_size)
+                if method == "sketch":
+                    return _sketch(f, chosen, x, output, chunk_size, tangents)
+                return _perturbation(f, chosen, x, output, chunk_size, tangents, sigma)
+            except (RuntimeError, NotImplementedError) as exc:
+                if engine == "func" or not _is_transform_error(exc):
+                    raise
+                if method == "ntvp":
+                    raise NTKError(
+                        f"method='ntvp' needs torch.func, which cannot transform {type(model).__name__}, and has no "
+                        "autograd engine; use 'exact' or 'sketch'"
+                    ) from exc
+                warnings.warn(
+                    f"empirical_ntk: torch.func cannot transform {type(model).__name__} ({str(exc).splitlines()[0][:160]}); "
+                    "using the autograd engine (loops)", RuntimeWarning, stacklevel=2,
+                )
+        if method == "ntvp":
+            raise NTKError("method='ntvp' has no autograd engine; use 'exact' or 'sketch' with engine='autograd'")
+        return _autograd_engine(f, chosen, x, output, method, tangents, sigma)
+
+
+_TRANSFORM_HINTS = ("vmap", "jvp", "forward ad", "forward-mode", "forward mode", "functorch", "torch.func", "setup_context", "batching rule")
+
+
+def _is_transform_error(exc: BaseException) -> bool:
+    msg = str(exc).lower()
+    return any(h in msg for h in _TRANSFORM_HINTS)
+
+
+def _autograd_engine(f, params, x, output, method, tangents, sigma):
+    """The same estimators with plain ``torch.autograd.grad`` (no vmap, no forward AD).
+
+    ``exact``: one backward per (sample, logit); ``sketch``: ``J v`` by the double-backward
+    identity ``J v = ∂/∂u ⟨Jᵀu, v⟩`` (one backward + one double backward per projection);
+    ``perturbation``: a loop of forward passes. Differentiable (``create_graph``) when grad
+    mode is on.
+    """
+    outer = torch.is_grad_enabled()
+    names = list(params)
+    with torch.enable_grad():
+        leaves = {k: (p if p.requires_grad else p.detach().requires_grad_(True)) for k, p in params.items()}
+        tensors = [leaves[k] for k in names]
+        if method == "perturbation":
+            base = f(leaves, x)
+            delta = torch.stack([f({k: leaves[k] + sigma * tangents[k][r] for k in names}, x) - base
+                                 for r in range(next(iter(tangents.values())).shape[0])])
+            res = _from_jv(delta, output) / (sigma * sigma)
+        elif method == "sketch":
+            out = f(leaves, x)
+            jvs = []
+            for r in range(next(iter(tangents.values())).shape[0]):
+                u = torch.zeros_like(out, requires_grad=True)
+                g = torch.autograd.grad(out, tensors, grad_outputs=u, create_graph=True, allow_unused=True)
+                s = sum((gk * tangents[k][r]).sum() for gk, k in zip(g, names) if gk is not None)
+                (jv,) = torch.autograd.grad(s, u, create_graph=outer)
+                jvs.append(jv)
+            res = _from_jv(torch.stack(jvs), output)
+        else:  # exact
+            rows = []
+            for i in range(x.shape[0]):
+                out = f(leaves, x[i : i + 1]).reshape(-1)
+                grads = []
+                for a in range(out.numel()):
+                    g = torch.autograd.grad(out[a], tensors, retain_graph=True, create_graph=outer, allow_unused=True)
+                    grads.append(torch.cat([(gk if gk is not None else torch.zeros_like(t)).reshape(-1) for gk, t in zip(g, tensors)]))
+                rows.append(torch.stack(grads))
+            jac = torch.stack(rows)  # (N, O, P)
+            if output == "kernel":
+                res = torch.einsum("iap,jap->ij", jac, jac)
+            elif output == "full":
+                res = torch.einsum("iap,jbp->ijab", jac, jac)
+            else:
+                d = torch.einsum("iap,iap->i", jac, jac)
+                res = d if output == "diag" else d.sum()
+    return res if outer else res.detach()
 
 
 def _exact(f, params, x, output, chunk_size):
@@ -268,13 +360,6 @@ def _sketch(f, params, x, output, chunk_size, tangents):
 
 
 def _perturbation(f, params, x, output, chunk_size, tangents, sigma):
-    if output not in ("diag", "trace"):
-        raise NTKError(
-            f"method='perturbation' estimates only the trace (output='diag' or 'trace'), not {output!r}; "
-            "use method='sketch' for an unbiased (N, N) estimate from random directions"
-        )
-    if not sigma > 0:
-        raise NTKError(f"sigma={sigma}: must be > 0")
     base = f(params, x)
 
     def one(t):

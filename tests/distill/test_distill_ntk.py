@@ -209,3 +209,47 @@ def test_cuda_matches_cpu(cnn_case):
     assert k_gpu.device.type == "cuda"
     assert _rel(k_gpu.cpu(), k_cpu) < 1e-10
     assert _rel(empirical_ntk(mc, x, "exact").cpu(), empirical_ntk(m, x, "exact")) < 1e-10
+
+
+class _Surrogate(torch.autograd.Function):
+    """Old-style autograd.Function (no setup_context): torch.func cannot transform it."""
+
+    @staticmethod
+    def forward(ctx, v):
+        ctx.save_for_backward(v)
+        return (v > 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (v,) = ctx.saved_tensors
+        return g / (1 + (math.pi * v) ** 2)
+
+
+class _Spike(nn.Module):
+    def forward(self, v):
+        return _Surrogate.apply(v)
+
+
+@pytest.mark.parametrize("method,output", [("exact", "kernel"), ("exact", "full"), ("sketch", "kernel"), ("sketch", "trace"), ("perturbation", "diag")])
+def test_autograd_engine_equals_func_engine(method, output):
+    m = _mlp(4)
+    x = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    a = empirical_ntk(m, x, method, output, engine="func", seed=0)
+    b = empirical_ntk(m, x, method, output, engine="autograd", seed=0)
+    assert _rel(b, a) < 1e-10 and b.requires_grad
+
+
+def test_auto_engine_falls_back_for_untransformable_functions():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(5, 6), _Spike(), nn.Linear(6, 3)).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="setup_context"):
+        empirical_ntk(m, x, "exact", engine="func")
+    with pytest.warns(RuntimeWarning, match="autograd engine"):
+        k = empirical_ntk(m, x, "exact")
+    assert _rel(k, explicit_ntk(m, x)) < 1e-10
+    with pytest.warns(RuntimeWarning):
+        ks = empirical_ntk(m, x, "sketch", n_projections=4, seed=0)
+    assert torch.allclose(ks, empirical_ntk(m, x, "sketch", n_projections=4, seed=0, engine="autograd"))
+    with pytest.raises(NTKError, match="no autograd engine"):
+        empirical_ntk(m, x, "ntvp")

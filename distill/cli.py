@@ -1,0 +1,129 @@
+"""``neurohw distill …`` subcommands: ``compare`` (three-arm table and plots) and ``ntk``."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(t) for t in text.split(",") if t.strip())
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("distill", help="teacher→student distillation: logit KD and NTK matching")
+    dsub = p.add_subparsers(dest="distill_command", metavar="SUBCOMMAND")
+
+    c = dsub.add_parser("compare", help="three arms with equal budgets (CE, CE+KD, CE+NTKD) over seeds: table and plots")
+    c.add_argument("--out", type=Path, default=Path("reports/distill/compare"), help="report folder")
+    c.add_argument("--students", default="auto",
+                   help="comma-separated students (cnn, linear_constrained, optical, bwsnn) or 'auto' "
+                        "(optical if the optics backend is present else cnn, plus bwsnn if snn is present)")
+    c.add_argument("--arms", default="ce,kd,ntkd")
+    c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    c.add_argument("--epochs", type=int, default=None)
+    c.add_argument("--batch-size", type=int, default=None)
+    c.add_argument("--lr", type=float, default=None)
+    c.add_argument("--n-train", type=int, default=None, help="use the first N training images")
+    c.add_argument("--kd-weight", type=float, default=None, help="γ of the KD arm")
+    c.add_argument("--temperature", type=float, default=None)
+    c.add_argument("--ntk-weight", type=float, default=None, help="β of the NTKD arm")
+    c.add_argument("--ntkd-kd-weight", type=float, default=None, help="γ added to the NTKD arm (default 0)")
+    c.add_argument("--ntk-loss", choices=["mse", "normalised", "cka"], default=None)
+    c.add_argument("--ntk-method", choices=["exact", "ntvp", "sketch"], default=None, help="student kernel estimator")
+    c.add_argument("--n-projections", type=int, default=None, help="R of the sketch")
+    c.add_argument("--debias", action="store_true", help="debiased sketch MSE (two independent halves)")
+    c.add_argument("--ntk-batch", type=int, default=None)
+    c.add_argument("--ntk-anchors", type=int, default=None, help="number of fixed NTK batches (teacher kernels cached)")
+    c.add_argument("--teacher-epochs", type=int, default=None, help="LeNet-5 teacher epochs (cached by neurohw.train.get_teacher)")
+    c.add_argument("--device", default="cpu")
+    c.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
+    c.add_argument("--quick", action="store_true", help="seconds-scale smoke run (tiny data, 1 epoch, 2 seeds)")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=_compare)
+
+    k = dsub.add_parser("ntk", help="time and compare the NTK estimators of the LeNet-5 teacher on a batch")
+    k.add_argument("--n", type=int, default=16, help="batch size")
+    k.add_argument("--n-projections", type=int, default=64)
+    k.add_argument("--teacher-epochs", type=int, default=12)
+    k.set_defaults(func=_ntk)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def resolve_students(text: str) -> tuple[str, ...]:
+    """``auto`` → the optical student if available else ``cnn``, plus ``bwsnn`` if available."""
+    if text != "auto":
+        return _names(text)
+    from distill.students import StudentUnavailable, build_student
+
+    def ok(name: str) -> bool:
+        try:
+            build_student(name)
+            return True
+        except StudentUnavailable:
+            return False
+
+    chosen = ["optical" if ok("optical") else "cnn"]
+    if ok("bwsnn"):
+        chosen.append("bwsnn")
+    return tuple(chosen)
+
+
+def _compare(args) -> int:
+    from distill.compare import CompareConfig, quick_config, run_comparison
+
+    over = {}
+    mapping = {
+        "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "n_train": "n_train", "kd_weight": "kd_weight",
+        "temperature": "temperature", "ntk_weight": "ntk_weight", "ntkd_kd_weight": "ntkd_kd_weight",
+        "ntk_loss": "ntk_loss", "ntk_method": "ntk_method", "n_projections": "n_projections",
+        "ntk_batch": "ntk_batch", "ntk_anchors": "ntk_anchors",
+    }
+    for a, f in mapping.items():
+        v = getattr(args, a)
+        if v is not None:
+            over[f] = v
+    if args.debias:
+        over["debias"] = True
+    over.update(students=resolve_students(args.students), arms=_names(args.arms), device=args.device,
+                threads=args.threads or None)
+    if args.seeds:
+        over["seeds"] = _ints(args.seeds)
+    if args.quick:
+        if "seeds" in over and args.seeds == "0,1,2":
+            over.pop("seeds")
+        cfg = quick_config(**over)
+    else:
+        cfg = CompareConfig(**over)
+    teacher_epochs = args.teacher_epochs or (3 if args.quick else 12)
+    res = run_comparison(cfg, args.out, teacher_epochs=teacher_epochs, progress=not args.no_progress)
+    print(res["table_markdown"])
+    print(f"written: {args.out}/table.md, results.json, " + ", ".join(res.get("plots", {}).values()))
+    return 0
+
+
+def _ntk(args) -> int:
+    import time
+
+    import torch
+
+    from distill.ntk import empirical_ntk
+    from neurohw.data import load_mnist5k
+    from neurohw.train import get_teacher
+
+    teacher = get_teacher("lenet5", epochs=args.teacher_epochs)
+    x = load_mnist5k().x_test[: args.n]
+    ref = None
+    print(f"LeNet-5 teacher, N={args.n}: method | seconds | relative Frobenius error vs exact")
+    for method in ("exact", "ntvp", "sketch"):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            k = empirical_ntk(teacher, x, method, n_projections=args.n_projections, seed=0, chunk_size=16)
+        dt = time.perf_counter() - t0
+        ref = k if ref is None else ref
+        print(f"{method:>8} | {dt:7.3f} | {float((k - ref).norm() / ref.norm()):.2e}")
+    return 0

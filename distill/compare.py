@@ -1,0 +1,405 @@
+"""Three-arm comparison with equal budgets: CE only, CE + KD, CE + NTK matching (NTKD).
+
+For each student and seed, every arm starts from the same initial weights (seeded), sees the
+same minibatches in the same order (a permutation seeded by (seed, epoch)), for the same
+number of epochs and optimiser steps with the same Adam learning rate and cosine schedule.
+Only the loss differs:
+
+* ``ce``:   ``α·CE``
+* ``kd``:   ``α·CE + γ·τ²·KL(p_T ‖ p_S)``
+* ``ntkd``: ``α·CE + β·D(Θ_T, Θ_S)`` (+ ``γ_ntkd·KD``, 0 by default)
+
+NTK batches: the student's kernel is matched on one of ``ntk_anchors`` fixed batches of
+``ntk_batch`` training images (cycled step by step), so the teacher's kernels are computed
+once — exactly, without gradient — and cached for every arm, seed and epoch. The student's
+kernel uses ``ntk_method`` (the unbiased sketch by default).
+
+Tracked over training: test accuracy per epoch, and the kernel distance between student and
+teacher on a fixed probe batch of test images (exact kernels, normalised distance and CKA).
+Outputs (``out``): ``results.json`` (provenance, config, every run), ``table.md``,
+``accuracy.png``, ``kernels.png``, ``kernel_distance.png``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from distill.losses import NTKDLossConfig, TeacherKernelCache, cka, kd_loss, ntk_normalised_distance, student_kernel_loss
+from distill.ntk import empirical_ntk
+from distill.students import build_student
+
+ARMS = ("ce", "kd", "ntkd")
+
+
+@dataclass
+class CompareConfig:
+    """Everything that defines a comparison run (recorded in ``results.json``)."""
+
+    students: tuple[str, ...] = ("cnn",)
+    arms: tuple[str, ...] = ARMS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 2e-3
+    n_train: int | None = None          #: first n training images (None: all 4,000)
+    n_test: int | None = None
+    alpha: float = 1.0                  #: CE weight (all arms)
+    kd_weight: float = 1.0              #: γ in the KD arm
+    temperature: float = 4.0
+    ntk_weight: float = 1.0             #: β in the NTKD arm
+    ntkd_kd_weight: float = 0.0         #: γ in the NTKD arm (0: the paper's α·CE + β·NTK)
+    ntk_loss: str = "normalised"        #: "mse" (paper), "normalised", "cka"
+    ntk_method: str = "sketch"
+    n_projections: int = 8
+    debias: bool = False
+    ntk_batch: int = 32
+    ntk_anchors: int = 16
+    teacher_method: str = "exact"
+    probe_size: int = 40
+    device: str = "cpu"
+    threads: int | None = 1             #: torch intra-op threads (1 avoids oversubscription)
+
+    def loss_config(self) -> NTKDLossConfig:
+        return NTKDLossConfig(
+            alpha=self.alpha, beta=self.ntk_weight, gamma=self.ntkd_kd_weight, temperature=self.temperature,
+            ntk_method=self.ntk_method, ntk_loss=self.ntk_loss, n_projections=self.n_projections, debias=self.debias,
+        )
+
+
+@dataclass
+class RunResult:
+    """One (student, arm, seed) training run."""
+
+    student: str
+    arm: str
+    seed: int
+    test_accuracy: float
+    history: list[dict] = field(default_factory=list)
+    wall_s: float = 0.0
+    steps: int = 0
+    final_kernel: list | None = None     #: the student's exact probe kernel at the end (seed 0 only)
+
+
+def probe_batch(x_test: torch.Tensor, y_test: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` test images with balanced classes, sorted by label (for readable kernel heatmaps)."""
+    n_cls = int(y_test.max()) + 1
+    per = max(1, n // n_cls)
+    idx = torch.cat([torch.nonzero(y_test == c).flatten()[:per] for c in range(n_cls)])
+    return x_test[idx], y_test[idx]
+
+
+def anchor_batches(x_train: torch.Tensor, n_anchors: int, size: int) -> list[torch.Tensor]:
+    """``n_anchors`` fixed, disjoint batches of ``size`` training images (a fixed permutation)."""
+    n_anchors = max(1, min(n_anchors, len(x_train) // size))
+    perm = np.random.default_rng(12345).permutation(len(x_train))[: n_anchors * size]
+    return [x_train[perm[i * size : (i + 1) * size]] for i in range(n_anchors)]
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy in [0, 1] (eval mode, restored)."""
+    was = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+    model.train(was)
+    return correct / max(len(x), 1)
+
+
+def kernel_metrics(student: nn.Module, probe_x: torch.Tensor, k_teacher: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    """Normalised distance and CKA between the student's exact probe kernel and the teacher's."""
+    with torch.no_grad():
+        k_s = empirical_ntk(student, probe_x, "exact", chunk_size=16).detach()
+    k_t = k_teacher.to(k_s)
+    return {
+        "kernel_distance": float(ntk_normalised_distance(k_s, k_t)),
+        "kernel_cka": float(cka(k_s, k_t)),
+        "kernel_scale_ratio": float(k_s.norm() / k_t.norm()),
+    }, k_s
+
+
+def train_arm(
+    student_name: str,
+    arm: str,
+    seed: int,
+    split,
+    teacher: nn.Module,
+    cache: TeacherKernelCache,
+    anchors: list[torch.Tensor],
+    probe: tuple[torch.Tensor, torch.Tensor],
+    k_teacher_probe: torch.Tensor,
+    cfg: CompareConfig,
+    progress: bool = True,
+) -> RunResult:
+    """Train one student with one arm's loss; returns accuracy and per-epoch history."""
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; use {ARMS}")
+    dev = torch.device(cfg.device)
+    student = build_student(student_name, split.num_classes, split.input_shape, seed).to(dev)
+    x_tr, y_tr = split.x_train.to(dev), split.y_train.to(dev)
+    x_te, y_te = split.x_test.to(dev), split.y_test.to(dev)
+    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    lcfg = cfg.loss_config()
+    t0 = time.perf_counter()
+    m0, _ = kernel_metrics(student, probe[0], k_teacher_probe)
+    history = [{"epoch": 0, "step": 0, "test_accuracy": accuracy(student, x_te, y_te), **m0}]
+    steps = 0
+    n = len(x_tr)
+    for epoch in range(cfg.epochs):
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+        perm = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n)).to(dev)
+        batches = [perm[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+        bar = tqdm(batches, desc=f"{student_name}/{arm}/s{seed} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        parts_sum: dict[str, float] = {}
+        student.train()
+        for idx in bar:
+            x, y = x_tr[idx], y_tr[idx]
+            logits = student(x)
+            ce = F.cross_entropy(logits, y)
+            loss = cfg.alpha * ce
+            parts = {"ce": float(ce.detach())}
+            if arm == "kd" or (arm == "ntkd" and cfg.ntkd_kd_weight):
+                with torch.no_grad():
+                    t_logits = teacher(x)
+                kd = kd_loss(logits, t_logits, cfg.temperature)
+                loss = loss + (cfg.kd_weight if arm == "kd" else cfg.ntkd_kd_weight) * kd
+                parts["kd"] = float(kd.detach())
+            if arm == "ntkd":
+                a = steps % len(anchors)
+                xa = anchors[a]
+                k_t = cache(xa, key=f"anchor{a}")
+                d, _ = student_kernel_loss(student, xa, k_t, lcfg, generator=gen)
+                loss = loss + cfg.ntk_weight * d
+                parts["ntk"] = float(d.detach())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v
+        m, k_s = kernel_metrics(student, probe[0], k_teacher_probe)
+        row = {"epoch": epoch + 1, "step": steps, "test_accuracy": accuracy(student, x_te, y_te), **m}
+        row.update({f"train_{k}": v / len(batches) for k, v in parts_sum.items()})
+        history.append(row)
+    wall = time.perf_counter() - t0
+    return RunResult(
+        student=student_name, arm=arm, seed=seed, test_accuracy=history[-1]["test_accuracy"], history=history,
+        wall_s=wall, steps=steps, final_kernel=k_s.cpu().tolist(),
+    )
+
+
+def summarise(runs: list[RunResult], arms: tuple[str, ...]) -> dict[str, dict[str, dict]]:
+    """Per student and arm: mean ± std (over seeds, ddof=1 when ≥ 2) of accuracy and kernel metrics."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in runs:
+        out.setdefault(r.student, {}).setdefault(r.arm, {"runs": []})["runs"].append(r)
+    summary: dict[str, dict[str, dict]] = {}
+    for s, by_arm in out.items():
+        summary[s] = {}
+        for arm in arms:
+            rs = by_arm.get(arm, {}).get("runs", [])
+            if not rs:
+                continue
+            acc = np.array([r.test_accuracy for r in rs]) * 100
+            dist = np.array([r.history[-1]["kernel_distance"] for r in rs])
+            ckas = np.array([r.history[-1]["kernel_cka"] for r in rs])
+            sd = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else 0.0)
+            summary[s][arm] = {
+                "accuracy_mean": float(acc.mean()), "accuracy_std": sd(acc), "accuracies": acc.tolist(),
+                "kernel_distance_mean": float(dist.mean()), "kernel_distance_std": sd(dist),
+                "kernel_cka_mean": float(ckas.mean()), "kernel_cka_std": sd(ckas),
+                "wall_s_mean": float(np.mean([r.wall_s for r in rs])), "steps": rs[0].steps, "seeds": [r.seed for r in rs],
+            }
+    return summary
+
+
+def ordering(summary_student: dict[str, dict]) -> str:
+    """The observed ordering of arms by mean accuracy, e.g. ``"ntkd > kd > ce"``."""
+    arms = sorted(summary_student, key=lambda a: -summary_student[a]["accuracy_mean"])
+    return " > ".join(arms)
+
+
+def markdown_table(summary: dict, teacher_acc: float, cfg: CompareConfig) -> str:
+    """The three-arm table (one block per student) as Markdown."""
+    lines = [
+        f"Teacher LeNet-5 test accuracy: {100 * teacher_acc:.2f} %. Seeds: {list(cfg.seeds)}; "
+        f"{cfg.epochs} epochs, batch {cfg.batch_size}, Adam lr {cfg.lr} (cosine). "
+        f"NTKD: β={cfg.ntk_weight}, D={cfg.ntk_loss}, student kernel by {cfg.ntk_method}"
+        f"{f' (R={cfg.n_projections})' if cfg.ntk_method in ('sketch', 'perturbation') else ''}, "
+        f"NTK batch {cfg.ntk_batch} from {cfg.ntk_anchors} fixed anchor batches; KD: γ={cfg.kd_weight}, τ={cfg.temperature}.",
+        "",
+    ]
+    for s, by_arm in summary.items():
+        lines += [
+            f"### student `{s}`",
+            "",
+            "| arm | test accuracy (%) mean ± std | per seed | kernel distance to teacher (normalised) | CKA | s / run |",
+            "|---|---|---|---|---|---|",
+        ]
+        for arm, v in by_arm.items():
+            per = ", ".join(f"{a:.1f}" for a in v["accuracies"])
+            lines.append(
+                f"| {arm} | {v['accuracy_mean']:.2f} ± {v['accuracy_std']:.2f} | {per} | "
+                f"{v['kernel_distance_mean']:.3f} ± {v['kernel_distance_std']:.3f} | "
+                f"{v['kernel_cka_mean']:.3f} ± {v['kernel_cka_std']:.3f} | {v['wall_s_mean']:.1f} |"
+            )
+        lines += ["", f"Observed ordering by mean accuracy: **{ordering(by_arm)}** (paper, MNIST: ntkd 97.3 > kd 95.9 > ce 91.4).", ""]
+    return "\n".join(lines)
+
+
+def plot_results(runs: list[RunResult], summary: dict, k_teacher_probe: torch.Tensor, probe_y: torch.Tensor, out: Path) -> dict[str, str]:
+    """accuracy.png, kernels.png, kernel_distance.png; returns {name: file name}."""
+    from neurohw import plotting
+
+    plt = plotting.plt
+    files = {}
+    students = list(summary)
+    # accuracy per arm
+    fig, axes = plt.subplots(1, len(students), figsize=(4 * len(students), 3.2), squeeze=False)
+    for ax, s in zip(axes[0], students):
+        arms = list(summary[s])
+        means = [summary[s][a]["accuracy_mean"] for a in arms]
+        stds = [summary[s][a]["accuracy_std"] for a in arms]
+        ax.bar(arms, means, yerr=stds, capsize=4, color=["#888", "#4a7", "#37c"][: len(arms)])
+        for i, a in enumerate(arms):
+            ax.plot([i] * len(summary[s][a]["accuracies"]), summary[s][a]["accuracies"], "k.", ms=4)
+        lo = min(min(summary[s][a]["accuracies"]) for a in arms)
+        ax.set_ylim(max(0, lo - 3), min(100, max(means) + 2))
+        ax.set_title(f"student {s}")
+        ax.set_ylabel("test accuracy (%)")
+    plotting.save(fig, out / "accuracy.png")
+    plt.close(fig)
+    files["accuracy"] = "accuracy.png"
+    # kernel heatmaps (teacher vs each arm, first seed), each scaled by its Frobenius norm
+    s0 = students[0]
+    first = {}
+    for r in runs:
+        if r.student == s0 and r.arm not in first and r.final_kernel is not None:
+            first[r.arm] = r
+    panels = [("teacher LeNet-5", k_teacher_probe.cpu().double())] + [
+        (f"{s0} · {a} (seed {r.seed})", torch.tensor(r.final_kernel, dtype=torch.float64)) for a, r in first.items()
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    for ax, (title, k) in zip(axes[0], panels):
+        ax.imshow((k / k.norm()).numpy(), cmap="viridis")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("empirical NTK on probe test digits (sorted by class), each ÷ its Frobenius norm", fontsize=9)
+    plotting.save(fig, out / "kernels.png")
+    plt.close(fig)
+    files["kernels"] = "kernels.png"
+    # kernel distance over training
+    fig, axes = plt.subplots(1, len(students), figsize=(4 * len(students), 3.2), squeeze=False)
+    for ax, s in zip(axes[0], students):
+        for arm in summary[s]:
+            rs = [r for r in runs if r.student == s and r.arm == arm]
+            steps = [h["step"] for h in rs[0].history]
+            d = np.array([[h["kernel_distance"] for h in r.history] for r in rs])
+            ax.plot(steps, d.mean(0), label=arm)
+            if len(rs) > 1:
+                ax.fill_between(steps, d.mean(0) - d.std(0), d.mean(0) + d.std(0), alpha=0.2)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("‖K_S/‖K_S‖ − K_T/‖K_T‖‖²")
+        ax.set_title(f"student {s}: kernel distance (probe)")
+        ax.legend()
+    plotting.save(fig, out / "kernel_distance.png")
+    plt.close(fig)
+    files["kernel_distance"] = "kernel_distance.png"
+    return files
+
+
+def run_comparison(
+    cfg: CompareConfig,
+    out: str | Path | None = None,
+    *,
+    teacher: nn.Module | None = None,
+    split=None,
+    teacher_epochs: int = 12,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every (student, seed, arm); write the table and plots into ``out``; return the results.
+
+    ``teacher``: a trained teacher (default ``neurohw.train.get_teacher("lenet5",
+    epochs=teacher_epochs)``, cached); ``split``: a ``DatasetSplit`` (default MNIST-5k).
+    """
+    from neurohw.io import atomic_write_json, atomic_write_text, provenance
+
+    prev_threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        dev = torch.device(cfg.device)
+        if split is None:
+            from neurohw.data import load_mnist5k
+
+            split = load_mnist5k()
+        split = split.subset(cfg.n_train, cfg.n_test)
+        if teacher is None:
+            from neurohw.train import get_teacher
+
+            teacher = get_teacher("lenet5", epochs=teacher_epochs, progress=progress)
+        teacher = teacher.to(dev).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(True)  # the NTK differentiates w.r.t. them (without an outer graph)
+        teacher_acc = accuracy(teacher, split.x_test.to(dev), split.y_test.to(dev))
+        cache = TeacherKernelCache(teacher, method=cfg.teacher_method, chunk_size=16)
+        anchors = [a.to(dev) for a in anchor_batches(split.x_train, cfg.ntk_anchors, cfg.ntk_batch)]
+        probe_x, probe_y = probe_batch(split.x_test, split.y_test, cfg.probe_size)
+        probe_x = probe_x.to(dev)
+        t0 = time.perf_counter()
+        k_teacher_probe = cache(probe_x, key="probe")
+        if "ntkd" in cfg.arms:
+            for i, a in enumerate(tqdm(anchors, desc="teacher kernels", disable=not progress, leave=False)):
+                cache(a, key=f"anchor{i}")
+        teacher_kernel_s = time.perf_counter() - t0
+        runs: list[RunResult] = []
+        for s in cfg.students:
+            for seed in cfg.seeds:
+                for arm in cfg.arms:
+                    r = train_arm(s, arm, seed, split, teacher, cache, anchors, (probe_x, probe_y), k_teacher_probe, cfg, progress)
+                    if seed != cfg.seeds[0]:
+                        r.final_kernel = None
+                    runs.append(r)
+                    if progress:
+                        print(f"[distill] {s} seed {seed} {arm}: test accuracy {100 * r.test_accuracy:.2f} % "
+                              f"({r.wall_s:.1f} s)", flush=True)
+        summary = summarise(runs, cfg.arms)
+        table = markdown_table(summary, teacher_acc, cfg)
+        results = {
+            "provenance": provenance(seed=cfg.seeds[0], config=asdict(cfg)),
+            "teacher_accuracy": teacher_acc,
+            "teacher_kernel_s": teacher_kernel_s,
+            "summary": summary,
+            "ordering": {s: ordering(v) for s, v in summary.items()},
+            "runs": [asdict(r) for r in runs],
+            "table_markdown": table,
+        }
+        if out is not None:
+            out = Path(out)
+            out.mkdir(parents=True, exist_ok=True)
+            results["plots"] = plot_results(runs, summary, k_teacher_probe, probe_y, out)
+            atomic_write_text(out / "table.md", "# Distillation: CE vs KD vs NTKD\n\n" + table + "\n")
+            atomic_write_json(out / "results.json", results)
+        return results
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def quick_config(**overrides: Any) -> CompareConfig:
+    """A seconds-scale configuration for tests and ``--quick``: tiny data, 1 epoch, 2 seeds."""
+    base = dict(seeds=(0, 1), epochs=1, n_train=512, n_test=200, ntk_batch=16, ntk_anchors=4, probe_size=20, n_projections=4)
+    base.update(overrides)
+    return CompareConfig(**base)

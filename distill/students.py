@@ -1,0 +1,132 @@
+"""Students for the distillation comparison, behind one factory.
+
+``build_student(name, num_classes, input_shape, seed)`` returns an ``nn.Module`` mapping
+(N, C, H, W) images to (N, num_classes) logits. Built-in students need only torch:
+
+- ``"cnn"`` — a generic small CNN (one 5×5 conv with 4 channels, max pool, one FC layer);
+- ``"linear_constrained"`` — an optical-like student: a *linear* front-end of signed 7×7
+  kernels, each the difference of two non-negative kernels (the PSF pair an incoherent
+  meta-optic can realise), sensor-style 2×2 average pooling, then 2 FC layers (≈ 0.05 M
+  parameters, as NTKD's MNIST meta-optic student).
+
+Backend students are looked up lazily (``importlib``) so that ``distill`` never imports a
+backend at module level: register one more entry in :data:`STUDENTS` with a factory that
+imports inside. A factory raises :class:`StudentUnavailable` when its package is absent.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class StudentUnavailable(RuntimeError):
+    """The student's backend package is not part of this checkout (or lacks the model)."""
+
+
+class SmallCNN(nn.Module):
+    """conv5×5(C→width) → ReLU → maxpool 2 → FC(classes). Input (N, C, H, W) with H, W ≥ 6."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28, width: int = 4):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, width, 5)
+        side = (image_size - 4) // 2
+        self.fc = nn.Linear(width * side * side, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.max_pool2d(F.relu(self.conv(x)), 2).flatten(1))
+
+
+class NonNegativePairConv(nn.Module):
+    """Linear convolution with signed kernels ``k = softplus(a) − softplus(b)``.
+
+    Each output channel is the difference of two convolutions with non-negative kernels
+    (what two incoherent PSFs can implement, subtracted digitally). No bias, no nonlinearity:
+    the optical layer is linear in the image intensity. Kernels (out, in, k, k).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 7):
+        super().__init__()
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.pos = nn.Parameter(torch.randn(shape) * 0.5 - 2.0)
+        self.neg = nn.Parameter(torch.randn(shape) * 0.5 - 2.0)
+        self.padding = kernel_size // 2
+
+    def kernels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two non-negative kernel banks (positive part, negative part)."""
+        return F.softplus(self.pos), F.softplus(self.neg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kp, kn = self.kernels()
+        return F.conv2d(x, kp - kn, padding=self.padding)
+
+
+class LinearConstrainedStudent(nn.Module):
+    """Optical-like student: non-negative-pair 7×7 conv (linear) → 2×2 average pool → FC → ReLU → FC."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28, kernels: int = 8, hidden: int = 32):
+        super().__init__()
+        self.optical = NonNegativePairConv(in_channels, kernels, 7)
+        side = image_size // 2
+        self.fc1 = nn.Linear(kernels * side * side, hidden)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = F.avg_pool2d(self.optical(x), 2).flatten(1)
+        return self.fc2(F.relu(self.fc1(z)))
+
+
+def _cnn(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    return SmallCNN(num_classes, input_shape[0], input_shape[-1])
+
+
+def _linear_constrained(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    return LinearConstrainedStudent(num_classes, input_shape[0], input_shape[-1])
+
+
+def _lazy(module: str, attr: str, what: str) -> Callable[[int, tuple[int, ...]], nn.Module]:
+    """A factory importing ``module.attr(num_classes=..., input_shape=...)`` only when called."""
+
+    def factory(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            raise StudentUnavailable(f"{what}: package {module!r} is not available ({exc})") from exc
+        fn = getattr(mod, attr, None)
+        if fn is None:
+            raise StudentUnavailable(f"{what}: {module}.{attr} does not exist in this checkout")
+        return fn(num_classes=num_classes, input_shape=input_shape)
+
+    return factory
+
+
+#: name → factory(num_classes, input_shape) -> nn.Module (logits (N, num_classes)).
+STUDENTS: dict[str, Callable[[int, tuple[int, ...]], nn.Module]] = {
+    "cnn": _cnn,
+    "linear_constrained": _linear_constrained,
+    "optical": _lazy("distill.backend_students", "optical_student", "optical MNIST student"),
+    "bwsnn": _lazy("distill.backend_students", "bwsnn_student", "BWSNN student"),
+}
+
+
+def build_student(name: str, num_classes: int = 10, input_shape: tuple[int, ...] = (1, 28, 28), seed: int = 0) -> nn.Module:
+    """A freshly initialised student (weights seeded by ``seed``)."""
+    if name not in STUDENTS:
+        raise ValueError(f"unknown student {name!r}; known: {sorted(STUDENTS)}")
+    torch.manual_seed(seed)
+    return STUDENTS[name](num_classes, tuple(input_shape))
+
+
+def available_students() -> list[str]:
+    """Students that can be built in this checkout (backend packages present)."""
+    ok = []
+    for name in STUDENTS:
+        try:
+            build_student(name)
+        except StudentUnavailable:
+            continue
+        ok.append(name)
+    return ok
