@@ -147,18 +147,7 @@ def plot_radius_map(path, radii, dx: float, title: str = "pillar radius") -> Pat
     """PNG of the radius map in nm (axes in µm)."""
     import matplotlib.pyplot as plt
 
-    r = radii.detach().cpu().numpy() if isinstance(radii, torch.Tensor) else np.asarray(radii)
-    n = r.shape[0]
-    ext = n * dx * 1e6 / 2
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    im = ax.imshow(r * 1e9, extent=(-ext, ext, -ext, ext), cmap="viridis")
-    fig.colorbar(im, ax=ax, label="radius (nm)")
-    ax.set_xlabel("x (µm)")
-    ax.set_ylabel("y (µm)")
-    ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    from optics.plots import plot_radius
+
+    plt.close(plot_radius(radii, dx, path=path, title=title))
+    return Path(path)

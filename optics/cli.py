@@ -1,0 +1,144 @@
+"""``neurohw optics …``: design, fabricate (Monte Carlo), export-layout."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("optics", help="optical backend: metasurface design, fabrication Monte Carlo, layout export")
+    osub = p.add_subparsers(dest="optics_command", metavar="ACTION")
+
+    d = osub.add_parser("design", help="train the MNIST hybrid in kernel mode, design its metasurface, evaluate kernel/device/wave modes")
+    d.add_argument("--out", type=Path, required=True, help="folder for model.safetensors, design.safetensors, plots, summary.json")
+    d.add_argument("--epochs", type=int, default=4)
+    d.add_argument("--n-train", type=int, default=None, help="training images (default all 4000)")
+    d.add_argument("--n-test", type=int, default=None)
+    d.add_argument("--grid", type=int, default=144, help="metasurface cells per side (paper: 1600)")
+    d.add_argument("--dx", type=float, default=586e-9, help="cell pitch, metres")
+    d.add_argument("--z", type=float, default=60e-6, help="metasurface to sensor distance, metres (paper: 2.4e-3)")
+    d.add_argument("--pixel-cells", type=int, default=1, help="sensor pixel size in cells (paper config: 8)")
+    d.add_argument("--iterations", type=int, default=100, help="design iterations (paper: 300)")
+    d.add_argument("--instances", type=int, default=0, help="also evaluate this many fabricated instances")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_design)
+
+    f = osub.add_parser("fabricate", help="Monte Carlo: draw fabricated instances of a design and evaluate the model on them")
+    f.add_argument("--design", type=Path, required=True, help="folder written by `neurohw optics design`")
+    f.add_argument("--out", type=Path, default=None, help="output folder (default: the design folder)")
+    f.add_argument("-n", "--instances", type=int, default=20)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--n-test", type=int, default=None)
+    f.add_argument("--width-bias", type=float, default=None, help="systematic pillar width bias, metres")
+    f.add_argument("--width-sigma", type=float, default=None, help="random width error std, metres")
+    f.add_argument("--height-sigma", type=float, default=None, help="random height error std, metres")
+    f.add_argument("--corr-length", type=float, default=None, help="correlation length of the random errors, metres")
+    f.add_argument("--misalign-sigma", type=float, default=None, help="lateral misalignment std, metres")
+    f.add_argument("--rotation-sigma", type=float, default=None, help="rotation std, radians")
+    f.add_argument("--focal-sigma", type=float, default=None, help="focal distance error std, metres")
+    f.add_argument("--brightness-sigma", type=float, default=None, help="relative brightness std")
+    f.add_argument("--levels", type=int, default=None, help="quantise fabricated radii to this many levels")
+    f.set_defaults(func=_fabricate)
+
+    e = osub.add_parser("export-layout", help="write the metasurface as GDSII (pillars) + HDF5/PNG radius maps; reads the GDS back")
+    e.add_argument("--design", type=Path, required=True, help="folder written by `neurohw optics design` (or a design .safetensors)")
+    e.add_argument("--out", type=Path, default=None, help="output folder (default: the design folder)")
+    e.add_argument("--layer", type=int, default=1)
+    e.set_defaults(func=_export)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _design_path(p: Path) -> Path:
+    return p if p.suffix == ".safetensors" else p / "design.safetensors"
+
+
+def _design(args) -> int:
+    from neurohw.data import load_mnist5k
+    from neurohw.io import atomic_write_json, provenance, save_checkpoint
+    from optics.design import OpticsConfig
+    from optics.pipeline import run_mnist_pipeline, save_design
+
+    cfg = OpticsConfig(grid=args.grid, dx=args.dx, z=args.z, pixel_cells=args.pixel_cells)
+    res = run_mnist_pipeline(
+        load_mnist5k(), args.out, n_train=args.n_train, n_test=args.n_test, epochs=args.epochs, optics=cfg,
+        iterations=args.iterations, n_instances=max(args.instances, 1), seed=args.seed, progress=True,
+    )
+    fig = res["figures"]
+    if args.instances == 0:
+        fig.pop("fabricated", None)
+    save_checkpoint(args.out / "model.safetensors", res["model"], config={"model": "HybridMNIST", **res["model"].config}, seed=args.seed)
+    save_design(args.out / "design.safetensors", res["design"], seed=args.seed)
+    atomic_write_json(args.out / "summary.json", {"provenance": provenance(args.seed, vars_json(args)), **fig})
+    a = fig["accuracy"]
+    print(f"kernel {a['kernel']:.4f}  device {a['device']:.4f}  wave {a['wave']:.4f}  mean NCC {fig['design']['mean_ncc']:.4f}")
+    print(f"wrote {args.out}/model.safetensors, design.safetensors, summary.json and plots")
+    return 0
+
+
+def vars_json(args) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+
+
+def _load_model(folder: Path):
+    from neurohw.io import load_checkpoint
+    from optics.hybrid import HybridMNIST
+
+    tensors, meta = load_checkpoint(folder / "model.safetensors")
+    cfg = {k: v for k, v in meta.get("config", {}).items() if k != "model"}
+    model = HybridMNIST(**cfg)
+    model.load_state_dict(tensors)
+    return model.eval()
+
+
+def _fabricate(args) -> int:
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    from neurohw.data import load_mnist5k
+    from neurohw.io import atomic_write_json, provenance
+    from optics.fabrication import FabricationModel, FabricationParams, evaluate_instances
+    from optics.hybrid import accuracy
+    from optics.pipeline import load_design
+    from optics.plots import plot_accuracy_distribution
+
+    out = args.out or args.design
+    design = load_design(_design_path(args.design))
+    model = _load_model(args.design)
+    over = {
+        k: getattr(args, k)
+        for k in ("width_bias", "width_sigma", "height_sigma", "corr_length", "misalign_sigma", "rotation_sigma", "focal_sigma", "brightness_sigma", "levels")
+        if getattr(args, k) is not None
+    }
+    params = dataclasses.replace(FabricationParams(), **over)
+    split = load_mnist5k()
+    x, y = split.x_test[: args.n_test], split.y_test[: args.n_test]
+    res = evaluate_instances(model.backend, FabricationModel(design, params), x, y, args.instances, seed=args.seed, exposure_from=split.x_train[:200])
+    kernel_acc = accuracy(model, x, y)
+    plt.close(plot_accuracy_distribution(res["accuracies"], Path(out) / "fabricated_accuracy.png", reference={"kernel": kernel_acc}))
+    atomic_write_json(Path(out) / "fabricated.json", {"provenance": provenance(args.seed, vars_json(args)), "kernel_accuracy": kernel_acc, **res})
+    print(f"{args.instances} fabricated instances: accuracy {100 * res['mean']:.2f} ± {100 * res['std']:.2f} % (min {100 * res['min']:.2f}, max {100 * res['max']:.2f}); kernel mode {100 * kernel_acc:.2f} %")
+    print(f"wrote {out}/fabricated.json and fabricated_accuracy.png")
+    return 0
+
+
+def _export(args) -> int:
+    from neurohw.io import atomic_write_json
+    from optics.layout import export_gds, plot_radius_map, read_gds_pillars, save_radius_map
+    from optics.pipeline import load_design
+
+    dpath = _design_path(args.design)
+    out = Path(args.out or dpath.parent)
+    d = load_design(dpath)
+    c = d.constraints
+    info = export_gds(out / "metasurface.gds", d.radii, d.config.dx, c.period, min_radius=c.r_min - 1e-12, layer=args.layer)
+    save_radius_map(out / "radius_map.h5", d.radii, d.config.dx, c.period, c.height, d.config.wavelengths, config=d.config.to_dict())
+    plot_radius_map(out / "radius_map.png", d.radii, d.config.dx)
+    xy, r = read_gds_pillars(out / "metasurface.gds", layer=args.layer)
+    ok = len(xy) == info["pillars"]
+    info.update({"read_back_pillars": int(len(xy)), "read_back_ok": ok})
+    atomic_write_json(out / "layout.json", info)
+    print(f"wrote {info['path']}: {info['pillars']} pillars ({info['distinct_radii']} distinct radii); read back {len(xy)} -> {'ok' if ok else 'MISMATCH'}")
+    print(f"wrote {out}/radius_map.h5 and radius_map.png")
+    return 0 if ok else 1

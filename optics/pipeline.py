@@ -1,0 +1,160 @@
+"""The optical workflow end to end, shared by the CLI, the demo stage and the notebook:
+
+kernel-mode training of a hybrid model → metasurface design → evaluation in kernel, device
+(designed tiles + sensor) and wave (full PSF, crosstalk) modes → fabricated instances.
+Also saving/loading a design (safetensors + JSON sidecar through :mod:`neurohw.io`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurohw.io import load_checkpoint, save_checkpoint
+from optics.design import MetasurfaceDesign, OpticsConfig, design_metasurface
+from optics.fabrication import FabricationModel, FabricationParams, evaluate_instances
+from optics.frontend import TileLayout
+from optics.hybrid import HybridMNIST, accuracy, train_hybrid
+from optics.metasurface import FabConstraints, PillarProxy
+from optics.sensor import SensorConfig
+
+__all__ = ["save_design", "load_design", "evaluate_modes", "run_mnist_pipeline"]
+
+
+def save_design(path, design: MetasurfaceDesign, seed: int | None = None) -> Path:
+    """Write a design as ``path`` (safetensors) + its JSON sidecar."""
+    tensors = {
+        "radii": design.radii,
+        "psf": design.psf,
+        "tiles": design.tiles,
+        "targets": design.targets,
+        "proxy_phase_coef": design.proxy.phase_coef,
+        "proxy_amp_coef": design.proxy.amp_coef,
+    }
+    config = {
+        "optics": design.config.to_dict(),
+        "layout": design.layout.to_dict(),
+        "constraints": design.constraints.to_dict(),
+        "proxy": {"wavelengths": list(design.proxy.wavelengths), "r_lo": design.proxy.r_lo, "r_hi": design.proxy.r_hi},
+    }
+    extra = {"scale": design.scale, "fidelity": design.fidelity, "history": design.history}
+    return save_checkpoint(path, tensors, config=config, seed=seed, extra=extra)
+
+
+def load_design(path) -> MetasurfaceDesign:
+    """Read a design written by :func:`save_design` (errors name the file and the missing field)."""
+    t, meta = load_checkpoint(path)
+    try:
+        cfg, extra = meta["config"], meta["extra"]
+        oc = cfg["optics"]
+        oc["wavelengths"] = tuple(oc["wavelengths"])
+        optics_cfg = OpticsConfig(**oc)
+        layout = TileLayout(**cfg["layout"])
+        cons = FabConstraints(**cfg["constraints"])
+        pr = cfg["proxy"]
+        proxy = PillarProxy(pr["wavelengths"], pr["r_lo"], pr["r_hi"], t["proxy_phase_coef"].numpy(), t["proxy_amp_coef"].numpy())
+        return MetasurfaceDesign(
+            t["radii"], optics_cfg, layout, proxy, cons, t["psf"], t["tiles"], t["targets"], float(extra["scale"]), extra["fidelity"], list(extra.get("history", []))
+        )
+    except KeyError as exc:
+        raise ValueError(f"{path}: not an optics design file (missing {exc})") from exc
+
+
+@torch.no_grad()
+def evaluate_modes(model, design: MetasurfaceDesign, x, y, sensor: SensorConfig | None = None, seed: int = 0, exposure_from=None) -> dict:
+    """Accuracy in kernel mode (trained front-end), device mode (designed tiles + sensor) and wave
+    mode (whole PSF + sensor), and the gaps between them."""
+    ref = exposure_from if exposure_from is not None else x[:200]
+    out = {"kernel": accuracy(model, x, y)}
+    dev = design.device_frontend(sensor)
+    dev.auto_expose(ref)
+    dev.generator = torch.Generator().manual_seed(seed)
+    out["device"] = accuracy(model.with_frontend(dev), x, y)
+    wave = design.wave_frontend(sensor)
+    wave.sensor.config.electrons_per_unit = dev.sensor.config.electrons_per_unit
+    wave.generator = torch.Generator().manual_seed(seed + 1)
+    out["wave"] = accuracy(model.with_frontend(wave), x, y)
+    # feature-level gap: relative RMS difference of noiseless features, kernel vs wave
+    fk = model.frontend(x[:200])
+    fw = wave(x[:200], noise=False)
+    out["feature_gap_rel"] = float((fw - fk).norm() / fk.norm().clamp_min(1e-30))
+    out["gap_kernel_minus_wave"] = out["kernel"] - out["wave"]
+    return out
+
+
+def run_mnist_pipeline(
+    split,
+    out: Path | None = None,
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    epochs: int = 3,
+    batch_size: int = 128,
+    optics: OpticsConfig | None = None,
+    iterations: int = 100,
+    n_instances: int = 5,
+    fab: FabricationParams | None = None,
+    sensor: SensorConfig | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    plots: bool = True,
+    model: HybridMNIST | None = None,
+) -> dict:
+    """Train → design → evaluate → fabricate for the MNIST compressed meta-optic.
+
+    ``split``: a :class:`neurohw.data.DatasetSplit` (MNIST-5k). Returns a dict with the model,
+    design, accuracies and timings (``figures`` is the JSON-able part). Plots and files go to ``out``.
+    """
+    from neurohw.seeding import seed_everything
+
+    seed_everything(seed)
+    xtr, ytr = split.x_train[:n_train], split.y_train[:n_train]
+    xte, yte = split.x_test[:n_test], split.y_test[:n_test]
+    t = {}
+    t0 = time.perf_counter()
+    if model is None:
+        model = HybridMNIST()
+        train_hybrid(model, xtr, ytr, epochs=epochs, batch_size=batch_size, lr=3e-3, seed=seed, progress=progress)
+    t["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    design = design_metasurface(model.frontend.psf_tiles().detach(), model.frontend.layout(), optics or OpticsConfig(grid=144), iterations=iterations, seed=seed, progress=progress)
+    t["design_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    modes = evaluate_modes(model, design, xte, yte, sensor, seed=seed, exposure_from=xtr[:200])
+    t["evaluate_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fab_model = FabricationModel(design, fab or FabricationParams(), sensor=sensor)
+    fab_res = evaluate_instances(model.backend, fab_model, xte, yte, n_instances, seed=seed + 1000, progress=progress, exposure_from=xtr[:200])
+    t["fabricate_s"] = time.perf_counter() - t0
+    figures = {
+        "accuracy": modes,
+        "fabricated": {k: v for k, v in fab_res.items() if k != "truth"},
+        "design": design.summary(),
+        "n_train": int(len(xtr)),
+        "n_test": int(len(xte)),
+        "epochs": epochs,
+        "parameters": model.n_parameters(),
+        "timings_s": {k: round(v, 2) for k, v in t.items()},
+        "fabrication_params": (fab or FabricationParams()).to_dict(),
+    }
+    figures["design"].pop("config", None)
+    figures["optics_config"] = design.config.to_dict()
+    if out is not None and plots:
+        import matplotlib.pyplot as plt
+
+        from optics.plots import plot_accuracy_distribution, plot_kernels, plot_psf, plot_radius
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        for fig in (
+            plot_psf(design.psf, out / "optics_psf.png", title="designed PSF"),
+            plot_kernels(design.target_kernels, design.signed_kernels, design.fidelity["ncc"], out / "optics_kernels.png", title="trained (top) vs realised by the metasurface (bottom)"),
+            plot_accuracy_distribution(fab_res["accuracies"], out / "optics_accuracy_distribution.png", reference={"kernel": modes["kernel"], "wave": modes["wave"]}),
+            plot_radius(design.radii, design.config.dx, out / "optics_radius_map.png"),
+        ):
+            plt.close(fig)
+        figures["plots"] = ["optics_psf.png", "optics_kernels.png", "optics_accuracy_distribution.png", "optics_radius_map.png"]
+    return {"model": model, "design": design, "fab_model": fab_model, "fab_result": fab_res, "figures": figures}
