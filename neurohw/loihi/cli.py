@@ -119,10 +119,17 @@ def _compare(args) -> int:
     if d is None:
         print(f"spikes identical but states differ: voltage equal {res['voltage_equal']}, current equal {res['current_equal']}")
     else:
-        name = net.layers[d["layer"]].name
-        print(f"first divergence: layer {d['layer']} ({name}), neuron {d.get('neuron')}, step {d.get('step')}, "
-              f"sample {d.get('sample')}: neurohw {d.get('neurohw')}, lava {d.get('lava')}")
+        print(format_divergence(d, net))
     return 1
+
+
+def format_divergence(d: dict, net) -> str:
+    """One line naming the layer, neuron (flat index in (C, H, W) order), step and sample."""
+    name = net.layers[d["layer"]].name
+    if "step" not in d:
+        return f"first divergence: layer {d['layer']} ({name}): {d.get('reason')}"
+    return (f"first divergence: layer {d['layer']} ({name}), neuron {d['neuron']}, step {d['step']}, "
+            f"sample {d['sample']}: neurohw spike={int(d['neurohw'])}, lava spike={int(d['lava'])}")
 
 
 def _report(args) -> int:

@@ -27,9 +27,13 @@ RELAY_PARAMS = {"du": 4095, "dv": 4095, "vth": 0}
 
 def lava_available() -> bool:
     """True when lava-nc and lava-dl import."""
+    import contextlib
+    import io
+
     try:
-        import lava.lib.dl.netx  # noqa: F401
-        import lava.magma.core.run_configs  # noqa: F401
+        with contextlib.redirect_stdout(io.StringIO()):  # lava-dl prints a dataset-toolbox warning on import
+            import lava.lib.dl.netx  # noqa: F401
+            import lava.magma.core.run_configs  # noqa: F401
     except Exception:  # pragma: no cover - environment dependent
         return False
     return True
@@ -123,12 +127,12 @@ def _input_to_lava(net: LoihiNetwork, x: np.ndarray) -> np.ndarray:
 
 
 def _batched(net: LoihiNetwork, spikes) -> np.ndarray:
-    x = np.asarray(spikes)
-    if x.ndim == len(net.input_shape) + 1:
-        x = x[None]
-    if x.ndim != len(net.input_shape) + 2:
-        raise ValueError(f"spikes must be (batch, steps, *{net.input_shape}) or (steps, ...), got {x.shape}")
-    return x.reshape(x.shape[0], x.shape[1], *net.input_shape)
+    """The same input conventions as ``simulate`` (validated there), as a numpy batch."""
+    from .simulator import _prepare_input
+
+    import torch
+
+    return _prepare_input(net, spikes, torch.device("cpu")).numpy()
 
 
 def _collect(sinks, monitors, shapes, steps) -> tuple[list[np.ndarray], dict, dict]:
@@ -242,7 +246,11 @@ def run_netx_in_lava(path: str | Path, spikes, *, probe: Iterable[int] | str = (
     neurohw's shortcut extension (``/neurohw/shortcut``), which netx ignores, is added as extra
     synapse groups into the loaded blocks' neurons. Returns a ``SimResult`` in neurohw's layout.
     """
-    from lava.lib.dl.netx import hdf5
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # lava-dl prints an unrelated dataset-toolbox warning
+        from lava.lib.dl.netx import hdf5
     from lava.proc.io.source import RingBuffer as Source
 
     from .netx_io import read_netx

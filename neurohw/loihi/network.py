@@ -213,8 +213,9 @@ class LoihiNetwork:
 
     def __post_init__(self):
         self.input_shape = tuple(int(s) for s in self.input_shape)
+        self.layers = list(self.layers)
         for i, layer in enumerate(self.layers):
-            if not layer.name:
+            if isinstance(layer, (DenseLayer, ConvLayer)) and not layer.name:
                 layer.name = f"layer{i}"
 
     # -- shapes
@@ -261,7 +262,7 @@ class LoihiNetwork:
         shapes: list[tuple[int, ...]] = []
         prev = self.input_shape
         for i, layer in enumerate(self.layers):
-            where = f"layer {i} ({layer.name})"
+            where = f"layer {i} ({getattr(layer, 'name', '?')})"
             if not isinstance(layer, (DenseLayer, ConvLayer)):
                 raise LoihiConfigError(where, "type", f"unsupported layer type {type(layer).__name__}; "
                                        "use DenseLayer, ConvLayer or pool_layer(...)")

@@ -62,16 +62,14 @@ def _prepare_input(net: LoihiNetwork, spikes, device) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(spikes) if not isinstance(spikes, torch.Tensor) else spikes)
     shape = tuple(net.input_shape)
     nd = len(shape)
+    n_flat = math.prod(shape)
+    if nd > 1 and x.dim() in (2, 3) and x.shape[-1] == n_flat:  # trailing axes given flattened
+        x = x.reshape(*x.shape[:-1], *shape)
     if x.dim() == nd + 1:
         x = x.unsqueeze(0)
-    if x.dim() != nd + 2:
-        raise LoihiConfigError("input", "spikes", f"expected (batch, steps, *{shape}) or (steps, *{shape}), got {tuple(x.shape)}")
-    if tuple(x.shape[2:]) != shape:
-        # accept flat input for a 1-D or for a (C,H,W) input given flattened
-        if math.prod(x.shape[2:]) == math.prod(shape):
-            x = x.reshape(x.shape[0], x.shape[1], *shape)
-        else:
-            raise LoihiConfigError("input", "spikes", f"trailing shape {tuple(x.shape[2:])} does not match input_shape {shape}")
+    if x.dim() != nd + 2 or tuple(x.shape[2:]) != shape:
+        raise LoihiConfigError("input", "spikes", f"expected (batch, steps, *{shape}) or (steps, *{shape}) "
+                               f"(trailing axes may be flattened to {n_flat}), got {tuple(x.shape)}")
     if x.dtype.is_floating_point:
         if not torch.all(x == torch.round(x)):
             raise LoihiConfigError("input", "spikes", "must hold integers (0/1 spikes or graded integer payloads)")
