@@ -1,0 +1,1 @@
+"""Training throughput of the BWSNN against the same architecture built from snnTorch layers."""

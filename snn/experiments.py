@@ -1,0 +1,194 @@
+"""The BWSNN ablation on MNIST-5k: one command, several seeds, mean ± std.
+
+Variants (all share the architecture and training budget of the base config):
+
+=================  ========  ==============  ======
+variant            weights   multi-shortcut  KD
+=================  ========  ==============  ======
+float_snn          float     no              no
+bwsnn              binary    no              no
+bwsnn_ms           binary    yes             no
+bwsnn_kd           binary    no              yes
+sei_bwsnn          binary    yes             yes
+=================  ========  ==============  ======
+
+For every (variant, seed): train-mode accuracy (float forward, eval mode), deploy-mode
+accuracy (the converted integer network in :func:`neurohw.loihi.simulate`), the fraction of
+test predictions on which the two agree, and spikes per inference (all spiking layers,
+deploy mode). Every finished run is saved (checkpoint + JSON) and skipped on a rerun, so an
+interrupted table resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from neurohw.io import atomic_write_json, atomic_write_text, load_into, provenance, save_checkpoint
+from snn.deploy import deploy_predict
+from snn.model import BWSNN, BWSNNConfig
+from snn.train import fit_snn, predict_snn
+
+VARIANTS: dict[str, dict] = {
+    "float_snn": dict(binary=False, multi_shortcut=False, kd=False),
+    "bwsnn": dict(binary=True, multi_shortcut=False, kd=False),
+    "bwsnn_ms": dict(binary=True, multi_shortcut=True, kd=False),
+    "bwsnn_kd": dict(binary=True, multi_shortcut=False, kd=True),
+    "sei_bwsnn": dict(binary=True, multi_shortcut=True, kd=True),
+}
+
+#: The table's base configuration (MLP: fits the 15-minute, 2-core budget; see docs/snn.md).
+DEFAULT_BASE = BWSNNConfig(arch="mlp", channels=(256,), steps=4, epochs=8, lr=2e-3)
+QUICK_BASE = BWSNNConfig(arch="mlp", channels=(64,), steps=4, epochs=1, lr=2e-3)
+
+
+def save_model(path: Path, model: BWSNN, extra: dict | None = None) -> Path:
+    """Checkpoint a BWSNN (safetensors + JSON sidecar holding its config and input shape)."""
+    cfg = model.cfg.to_dict()
+    return save_checkpoint(path, model, config={"bwsnn": cfg, "in_shape": list(model.in_shape)}, seed=model.cfg.seed,
+                           extra=extra or {})
+
+
+def load_model(path: str | Path) -> BWSNN:
+    """Rebuild a BWSNN from a checkpoint written by :func:`save_model`."""
+    from neurohw.io import CheckpointError, load_checkpoint
+
+    _, meta = load_checkpoint(path)
+    conf = meta.get("config", {})
+    if "bwsnn" not in conf:
+        raise CheckpointError(f"{path}: sidecar has no 'config.bwsnn' (not a BWSNN checkpoint)")
+    model = BWSNN(BWSNNConfig.from_dict(conf["bwsnn"]), in_shape=tuple(conf.get("in_shape", (1, 28, 28))))
+    load_into(model, path)
+    return model.eval()
+
+
+def evaluate_both(model: BWSNN, x: torch.Tensor, y: torch.Tensor, backend: str = "loihi") -> dict:
+    """Train-mode and deploy-mode accuracy, their agreement, spikes per inference (both modes)."""
+    pred_f, _, spk_f = predict_snn(model, x)
+    dep = deploy_predict(model, x, backend=backend)
+    y = y.cpu()
+    return {
+        "train_mode_accuracy": float((pred_f == y).float().mean()),
+        "deploy_mode_accuracy": float((dep.predictions == y).float().mean()),
+        "prediction_agreement": float((dep.predictions == pred_f).float().mean()),
+        "spikes_per_inference": float(dep.spikes_per_inference.float().mean()),
+        "spikes_per_inference_train_mode": float(spk_f.sum(1).float().mean()),
+    }
+
+
+def _mean_std(vals: list[float]) -> tuple[float, float]:
+    m = sum(vals) / len(vals)
+    s = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return m, s
+
+
+def format_table(summary: dict, teacher: dict | None) -> str:
+    """Markdown table: accuracy in % (mean ± std over seeds), spikes per inference."""
+    lines = ["| variant | train-mode acc. (%) | deploy-mode acc. (%) | agreement (%) | spikes / inference | seeds |",
+             "|---|---|---|---|---|---|"]
+    if teacher:
+        lines.append(f"| teacher ({teacher['name']}, ANN) | {100 * teacher['accuracy']:.2f} | – | – | – | {teacher['seed']} |")
+    for name, s in summary.items():
+        f = lambda k, scale=100.0, d=2: f"{scale * s[k]['mean']:.{d}f} ± {scale * s[k]['std']:.{d}f}"
+        lines.append(f"| {name} | {f('train_mode_accuracy')} | {f('deploy_mode_accuracy')} | {f('prediction_agreement')} | "
+                     f"{f('spikes_per_inference', 1.0, 0)} | {s['n']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = False, variants: list[str] | None = None,
+                    base: BWSNNConfig | None = None, n_train: int | None = None, n_test: int | None = None,
+                    teacher_epochs: int | None = None, backend: str = "loihi", progress: bool = True,
+                    split=None, teacher=None) -> dict:
+    """Train every variant for every seed on MNIST-5k and write ``results.json`` + ``table.md`` into ``out``.
+
+    ``quick``: a small MLP, 1 epoch, 1,000/300 images (for tests). ``teacher``: a trained ANN
+    (default: ``neurohw.train.get_teacher("lenet5")``, cached). Returns the results dict.
+    """
+    from neurohw.data import load_mnist5k
+    from neurohw.train import evaluate, get_teacher
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    base = base or (QUICK_BASE if quick else DEFAULT_BASE)
+    variants = variants or list(VARIANTS)
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variant(s) {sorted(unknown)}; known: {list(VARIANTS)}")
+    split = split or load_mnist5k()
+    if quick:
+        n_train, n_test = n_train or 1000, n_test or 300
+    split = split.subset(n_train, n_test)
+    t_epochs = teacher_epochs or (2 if quick else 12)
+    if teacher is None and any(VARIANTS[v]["kd"] for v in variants):
+        teacher = get_teacher("lenet5", epochs=t_epochs, seed=0, progress=progress)
+    teacher_info = None
+    if teacher is not None:
+        acc = evaluate(teacher, split.test())["accuracy"]
+        teacher_info = {"name": "lenet5", "accuracy": float(acc), "seed": 0, "epochs": t_epochs}
+    runs: dict[str, list[dict]] = {}
+    for v in variants:
+        for seed in seed_list:
+            cfg = replace(base, seed=seed, **VARIANTS[v])
+            tag = f"{v}-s{seed}"
+            rec_path = out / "runs" / f"{tag}.json"
+            if rec_path.exists():
+                rec = json.loads(rec_path.read_text())
+                if rec.get("config") == cfg.to_dict():
+                    runs.setdefault(v, []).append(rec)
+                    continue
+            t0 = time.perf_counter()
+            res = fit_snn(cfg, split.x_train, split.y_train, teacher=teacher if cfg.kd else None, progress=progress)
+            train_s = time.perf_counter() - t0
+            m = evaluate_both(res.model, split.x_test, split.y_test, backend=backend)
+            rec = {"variant": v, "seed": seed, "config": cfg.to_dict(), "history": res.history, "train_s": train_s, **m}
+            save_model(out / "runs" / f"{tag}.safetensors", res.model, extra={k: rec[k] for k in m})
+            atomic_write_json(rec_path, rec)
+            runs.setdefault(v, []).append(rec)
+            if progress:
+                print(f"[snn] {tag}: train-mode {100 * m['train_mode_accuracy']:.2f} %, deploy-mode "
+                      f"{100 * m['deploy_mode_accuracy']:.2f} %, agreement {100 * m['prediction_agreement']:.2f} %, "
+                      f"{m['spikes_per_inference']:.0f} spikes/inference ({train_s:.0f} s)", flush=True)
+    keys = ("train_mode_accuracy", "deploy_mode_accuracy", "prediction_agreement", "spikes_per_inference")
+    summary = {}
+    for v, recs in runs.items():
+        summary[v] = {"n": len(recs)}
+        for k in keys:
+            mu, sd = _mean_std([r[k] for r in recs])
+            summary[v][k] = {"mean": mu, "std": sd, "values": [r[k] for r in recs]}
+    checks = _targets(summary, teacher_info)
+    results = {"provenance": provenance(seed=seed_list[0], config={"base": base.to_dict(), "seeds": seed_list, "quick": quick,
+                                                                   "variants": variants, "n_train": len(split.x_train),
+                                                                   "n_test": len(split.x_test), "backend": backend}),
+               "teacher": teacher_info, "summary": summary, "targets": checks}
+    atomic_write_json(out / "results.json", results)
+    table = format_table(summary, teacher_info)
+    atomic_write_text(out / "table.md", table + "\n" + "\n".join(f"- {k}: {v}" for k, v in checks.items()) + "\n")
+    if progress:
+        print(table)
+        for k, v in checks.items():
+            print(f"  {k}: {v}")
+    return results
+
+
+def _targets(summary: dict, teacher: dict | None) -> dict:
+    """The issue's targets, each as measured → met or not (never asserted)."""
+    out = {}
+    mean = lambda v, k: summary[v][k]["mean"] if v in summary else None
+    sei = mean("sei_bwsnn", "train_mode_accuracy")
+    if teacher and sei is not None:
+        gap = 100 * (teacher["accuracy"] - sei)
+        out["sei_within_1.5_of_teacher"] = f"gap {gap:.2f} points → {'met' if gap <= 1.5 else 'not met'}"
+    if "bwsnn_kd" in summary and "bwsnn" in summary:
+        d = 100 * (mean("bwsnn_kd", "train_mode_accuracy") - mean("bwsnn", "train_mode_accuracy"))
+        out["kd_above_no_kd"] = f"{d:+.2f} points → {'met' if d > 0 else 'not met'}"
+    if "sei_bwsnn" in summary and "bwsnn_ms" in summary:
+        d = 100 * (mean("sei_bwsnn", "train_mode_accuracy") - mean("bwsnn_ms", "train_mode_accuracy"))
+        out["kd_above_no_kd_with_shortcuts"] = f"{d:+.2f} points → {'met' if d > 0 else 'not met'}"
+    worst = max(abs(summary[v]["train_mode_accuracy"]["mean"] - summary[v]["deploy_mode_accuracy"]["mean"]) for v in summary)
+    out["deploy_within_0.3_of_train"] = f"largest gap {100 * worst:.2f} points → {'met' if 100 * worst <= 0.3 else 'not met'}"
+    return out
