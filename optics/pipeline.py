@@ -21,7 +21,7 @@ from optics.hybrid import HybridMNIST, accuracy, train_hybrid
 from optics.metasurface import FabConstraints, PillarProxy
 from optics.sensor import SensorConfig
 
-__all__ = ["save_design", "load_design", "evaluate_modes", "run_mnist_pipeline"]
+__all__ = ["save_design", "load_design", "evaluate_modes", "run_mnist_pipeline", "run_pipeline"]
 
 
 def save_design(path, design: MetasurfaceDesign, seed: int | None = None) -> Path:
@@ -91,6 +91,27 @@ def run_mnist_pipeline(
     *,
     n_train: int | None = None,
     n_test: int | None = None,
+    model: HybridMNIST | None = None,
+    **kw,
+) -> dict:
+    """Train → design → evaluate → fabricate for the MNIST compressed meta-optic
+    (``split``: a :class:`neurohw.data.DatasetSplit`, MNIST-5k). See :func:`run_pipeline`."""
+    return run_pipeline(
+        model if model is not None else HybridMNIST(),
+        split.x_train[:n_train], split.y_train[:n_train], split.x_test[:n_test], split.y_test[:n_test], out,
+        train=model is None, **kw,
+    )
+
+
+def run_pipeline(
+    model,
+    xtr: torch.Tensor,
+    ytr: torch.Tensor,
+    xte: torch.Tensor,
+    yte: torch.Tensor,
+    out: Path | None = None,
+    *,
+    train: bool = True,
     epochs: int = 3,
     batch_size: int = 128,
     optics: OpticsConfig | None = None,
@@ -101,26 +122,26 @@ def run_mnist_pipeline(
     seed: int = 0,
     progress: bool = False,
     plots: bool = True,
-    model: HybridMNIST | None = None,
+    spacing: int | None = None,
 ) -> dict:
-    """Train → design → evaluate → fabricate for the MNIST compressed meta-optic.
+    """Train (kernel mode, unless ``train=False``) → design → evaluate kernel/device/wave → fabricate.
 
-    ``split``: a :class:`neurohw.data.DatasetSplit` (MNIST-5k). Returns a dict with the model,
-    design, accuracies and timings (``figures`` is the JSON-able part). Plots and files go to ``out``.
+    Works for any :class:`~optics.hybrid.HybridModel` with a ``KernelFrontEnd`` (mono or RGB;
+    for C channels ``optics.wavelengths`` must hold C wavelengths). Returns a dict with the
+    model, design, fabrication model and result, and ``figures`` (JSON-able). Plots go to ``out``.
     """
     from neurohw.seeding import seed_everything
 
     seed_everything(seed)
-    xtr, ytr = split.x_train[:n_train], split.y_train[:n_train]
-    xte, yte = split.x_test[:n_test], split.y_test[:n_test]
     t = {}
     t0 = time.perf_counter()
-    if model is None:
-        model = HybridMNIST()
+    if train:
         train_hybrid(model, xtr, ytr, epochs=epochs, batch_size=batch_size, lr=3e-3, seed=seed, progress=progress)
     t["train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    design = design_metasurface(model.frontend.psf_tiles().detach(), model.frontend.layout(), optics or OpticsConfig(grid=144), iterations=iterations, seed=seed, progress=progress)
+    design = design_metasurface(
+        model.frontend.psf_tiles().detach(), model.frontend.layout(spacing), optics or OpticsConfig(grid=144), iterations=iterations, seed=seed, progress=progress
+    )
     t["design_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     modes = evaluate_modes(model, design, xte, yte, sensor, seed=seed, exposure_from=xtr[:200])

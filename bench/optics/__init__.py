@@ -1,0 +1,1 @@
+"""Optics benchmark: propagation against the two-FFT floor and LightPipes; fabricated instances per second."""
