@@ -44,11 +44,6 @@ def wrap32(x: torch.Tensor) -> torch.Tensor:
     return ((x + (1 << 31)) & ((1 << 32) - 1)) - (1 << 31)
 
 
-def trunc_shift12(x: torch.Tensor) -> torch.Tensor:
-    """``sign(x) * (|x| >> 12)``: Lava's decay rounding, toward zero."""
-    return torch.sign(x) * (torch.abs(x) >> DECAY_SHIFT)
-
-
 def wrap_current(x: torch.Tensor) -> torch.Tensor:
     """Lava's single 24-bit wrap of the current: ``x > 2^23 → x − 2^24``, else ``x ≤ −2^23 → x + 2^24``.
 

@@ -132,7 +132,7 @@ def _batched(net: LoihiNetwork, spikes) -> np.ndarray:
 
     import torch
 
-    return _prepare_input(net, spikes, torch.device("cpu")).numpy()
+    return _prepare_input(net, spikes, torch.device("cpu"), graded=True).numpy()
 
 
 def _collect(sinks, monitors, shapes, steps) -> tuple[list[np.ndarray], dict, dict]:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .fixedpoint import (ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
-                         effective_dense_weights, shift_exp, signed_clamp, trunc_shift12,
+                         effective_dense_weights, shift_exp, signed_clamp,
                          wrap32, wrap_current)
 from .network import Conn, ConvConn, CubaParams, DenseConn, LoihiConfigError, LoihiNetwork
 
@@ -58,7 +58,7 @@ class SimResult:
         }
 
 
-def _prepare_input(net: LoihiNetwork, spikes, device) -> torch.Tensor:
+def _prepare_input(net: LoihiNetwork, spikes, device, graded: bool = True) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(spikes) if not isinstance(spikes, torch.Tensor) else spikes)
     shape = tuple(net.input_shape)
     nd = len(shape)
@@ -70,12 +70,12 @@ def _prepare_input(net: LoihiNetwork, spikes, device) -> torch.Tensor:
     if x.dim() != nd + 2 or tuple(x.shape[2:]) != shape:
         raise LoihiConfigError("input", "spikes", f"expected (batch, steps, *{shape}) or (steps, *{shape}) "
                                f"(trailing axes may be flattened to {n_flat}), got {tuple(x.shape)}")
-    if x.dtype.is_floating_point:
-        if not torch.all(x == torch.round(x)):
-            raise LoihiConfigError("input", "spikes", "must hold integers (0/1 spikes or graded integer payloads)")
-    if x.dtype == torch.bool:
+    x = x.to(device=device)
+    if x.dtype.is_floating_point:  # Lava's RingBuffer stores int32: floats are truncated toward zero
         x = x.to(torch.int64)
-    return wrap32(x.to(device=device, dtype=torch.int64))  # Lava's RingBuffer source holds int32
+    if not graded:
+        return x != 0  # Lava's binary synapses read s_in.astype(bool)
+    return wrap32(x.to(torch.int64))
 
 
 def _float_dtype(bound: float, device: torch.device, conv: bool) -> torch.dtype:
@@ -127,22 +127,29 @@ class _Synapse:
             xin = x
             bound = self.row_abs * float(x.abs().max().item() if x.numel() else 0)
         else:
-            xin = (x != 0).to(torch.int64)
+            xin = x if x.dtype == torch.bool else (x != 0)
             bound = self.row_abs
+        if bound >= 2**53:
+            raise LoihiConfigError("synapse", "input", f"sums up to {bound:.3g} exceed exact float64 integers (2^53)")
         conn = self.conn
         if isinstance(conn, DenseConn):
             dt = _float_dtype(bound, x.device, conv=False)
             flat = xin.reshape(B * T, -1).to(dt)
-            s = torch.round(flat @ self._w(dt).t()).to(torch.int64)
-            if self.graded:  # numpy int32 dot: wraps at 32 bits
+            s = (flat @ self._w(dt).t()).to(torch.int64)  # exact integers: no rounding needed
+            if self.graded and bound >= 2**31:  # numpy int32 dot: wraps at 32 bits
                 s = wrap32(s)
-            s = wrap32(shift_exp(s, self.sum_exp))
+            if self.sum_exp:
+                s = shift_exp(s, self.sum_exp)
+            if bound * 2 ** max(self.sum_exp, 0) >= 2**31:  # the int32 channel
+                s = wrap32(s)
             return s.reshape(B, T, -1)
         dt = _float_dtype(bound, x.device, conv=True)
         imgs = xin.reshape(B * T, *x.shape[2:]).to(dt)
         out = F.conv2d(imgs, self._w(dt), stride=conn.stride, padding=conn.padding,
                        dilation=conn.dilation, groups=conn.groups)
-        s = signed_clamp(wrap32(torch.round(out).to(torch.int64)), 24)
+        s = out.to(torch.int64)
+        if bound >= 2**23:  # Lava's Conv wraps its output to 24 bits
+            s = signed_clamp(wrap32(s), 24)
         return s.reshape(B, T, *out.shape[1:])
 
     def syn_ops(self, x: torch.Tensor) -> int:
@@ -159,15 +166,19 @@ class _Synapse:
         return int(torch.round(out.sum()).item())
 
 
-def delay_steps(a: torch.Tensor, steps: int) -> torch.Tensor:
-    """Shift (B, T, ...) forward in time by ``steps`` (zeros enter at the start)."""
+def delayed_input(syn: "_Synapse", x: torch.Tensor, steps: int) -> torch.Tensor:
+    """What the synapse group delivers at each step: its sum over the source spikes of
+    ``steps`` steps earlier (zeros before). Only the steps that arrive in time are computed."""
+    B, T = x.shape[:2]
+    keep = max(T - steps, 0)
+    a = syn(x[:, :keep]) if keep else None
+    if a is None:
+        probe = syn(x[:, :1])
+        return torch.zeros((B, T, *probe.shape[2:]), dtype=torch.int64, device=x.device)
     if steps <= 0:
         return a
-    T = a.shape[1]
-    out = torch.zeros_like(a)
-    if steps < T:
-        out[:, steps:] = a[:, : T - steps]
-    return out
+    pad = torch.zeros((B, min(steps, T), *a.shape[2:]), dtype=a.dtype, device=a.device)
+    return torch.cat([pad, a], dim=1)
 
 
 def cuba_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_state: bool = False):
@@ -183,18 +194,32 @@ def cuba_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_sta
     bias = torch.as_tensor(p.bias(tuple(shape)).reshape(-1), dtype=torch.int64, device=dev)
     vth = int(p.vth) << VTH_SHIFT
     vmax = MAX_UV - 1
-    act = wrap32(a_in << ACT_SHIFT)  # numpy left_shift on int32
+    # int32 overflow is impossible while |a_in| < 2^23 (then |u|, |v| stay far below 2^31);
+    # otherwise emulate numpy's int32 wrap-around at every place Lava stores into int32.
+    amax = int(a_in.abs().max().item()) if a_in.numel() else 0
+    overflow = amax >= 2**23 or int(bias.abs().max().item() if bias.numel() else 0) >= 2**24
+    act = a_in << ACT_SHIFT
+    if overflow:
+        act = wrap32(act)  # numpy left_shift on int32
     u = torch.zeros(B, N, dtype=torch.int64, device=dev)
     v = torch.zeros(B, N, dtype=torch.int64, device=dev)
     spikes = torch.empty(B, T, N, dtype=torch.bool, device=dev)
     vs = torch.empty(B, T, N, dtype=torch.int64, device=dev) if record_state else None
     us = torch.empty(B, T, N, dtype=torch.int64, device=dev) if record_state else None
-    zero = torch.zeros((), dtype=torch.int64, device=dev)
     for t in range(T):
-        u = wrap_current(wrap32(trunc_shift12(u * decay_u) + act[:, t]))
-        v = torch.clamp(wrap32(trunc_shift12(v * decay_v) + u + bias), -vmax, vmax)
+        if decay_u == 0:
+            u = act[:, t].clone()
+        else:  # truncation toward zero of u·decay / 4096
+            u = torch.div(u * decay_u, DECAY_UNITY, rounding_mode="trunc") + act[:, t]
+        if overflow:
+            u = wrap32(u)
+        u = wrap_current(u)
+        v = torch.div(v * decay_v, DECAY_UNITY, rounding_mode="trunc") + u + bias
+        if overflow:
+            v = wrap32(v)
+        v.clamp_(-vmax, vmax)
         s = v > vth
-        v = torch.where(s, zero, v)
+        v.masked_fill_(s, 0)
         spikes[:, t] = s
         if record_state:
             vs[:, t] = v
@@ -207,7 +232,8 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
     """Simulate ``net`` exactly as Lava's ``fixed_pt`` models would, for a batch of inputs.
 
     spikes: (batch, steps, *input_shape) or (steps, *input_shape); binary (any non-zero is a
-    spike) or, with ``net.input_message_bits > 0``, graded integers. numpy or torch.
+    spike) or, with ``net.input_message_bits > 0``, graded integers. numpy or torch; floats are
+    truncated toward zero first, as Lava's int32 ``RingBuffer`` source does (0.5 is no spike).
     probe: layer indices whose voltage and current are recorded, or ``"all"``.
     device: torch device (default: the input tensor's device, else CPU).
     count_ops: also count synaptic events, neuron updates and spikes per layer.
@@ -219,7 +245,7 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
     if device is None:
         device = spikes.device if isinstance(spikes, torch.Tensor) else torch.device("cpu")
     device = torch.device(device)
-    x = _prepare_input(net, spikes, device)
+    x = _prepare_input(net, spikes, device, graded=net.input_message_bits > 0)
     B, T = x.shape[:2]
     shapes = net._shapes()
     probe_set = set(range(len(net.layers))) if probe == "all" else {int(i) % len(net.layers) for i in probe}  # type: ignore[union-attr]
@@ -233,7 +259,7 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
             syn = 0
             for src, conn, delay in groups:
                 syn_mod = _Synapse(conn, graded=graded_in and src < 0, device=device, weight_exp_mode=weight_exp_mode)
-                a = delay_steps(syn_mod(outs[src]), 1 + delay)
+                a = delayed_input(syn_mod, outs[src], 1 + delay)
                 total = a if total is None else wrap32(total + a)  # LIF a_in sums int32 messages
                 if count_ops:
                     syn += syn_mod.syn_ops(outs[src])

@@ -55,6 +55,19 @@ def test_cuba_matches_python_reference(p, a):
         assert int(u[0, t, 0]) == uu and int(v[0, t, 0]) == vv and bool(s[0, t, 0]) == ss
 
 
+@settings(max_examples=40, deadline=None)
+@given(p=params, a=st.lists(st.integers(-(2**28), 2**28), min_size=1, max_size=12))
+def test_cuba_int32_overflow_paths_match_reference(p, a):
+    """Inputs ≥ 2^23 switch on the int32 wrap-around emulation (numpy's int32 stores)."""
+    a = a + [2**27]
+    a_t = torch.tensor(a, dtype=torch.int64).reshape(1, -1, 1)
+    s, v, u = cuba_run(p, a_t, (1,), record_state=True)
+    uu = vv = 0
+    for t, at in enumerate(a):
+        uu, vv, ss = _ref_step(uu, vv, at, p)
+        assert int(u[0, t, 0]) == uu and int(v[0, t, 0]) == vv and bool(s[0, t, 0]) == ss
+
+
 def test_edge_rules():
     # strict threshold: v == vth << 6 does not spike
     p = CubaParams(du=4095, dv=4095, vth=1)
@@ -89,7 +102,7 @@ def test_wrap32():
     p=params,
     u0=st.lists(st.integers(-(2**23) + 1, 2**23), min_size=4, max_size=4),
     v0=st.lists(st.integers(-(2**23) + 1, 2**23 - 1), min_size=4, max_size=4),
-    a=st.lists(st.integers(-(2**16), 2**16), min_size=4, max_size=4),
+    a=st.lists(st.one_of(st.integers(-(2**16), 2**16), st.integers(-(2**27), 2**27)), min_size=4, max_size=4),
 )
 def test_one_step_equals_lava_lif_model(p, u0, v0, a):
     """Lava's PyLifModelBitAcc arithmetic (called directly) and neurohw's step agree."""

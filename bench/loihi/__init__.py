@@ -1,0 +1,1 @@
+"""Benchmark of the Loihi backend (python -m bench.loihi)."""
