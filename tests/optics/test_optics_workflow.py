@@ -14,6 +14,16 @@ from optics.hybrid import HybridMNIST, HybridPolychromatic, accuracy, train_hybr
 from optics.pipeline import load_design, run_mnist_pipeline, save_design
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """These tests run next to another pytest worker on 2 cores: one torch thread each avoids
+    OpenMP oversubscription (which slows small FFTs and convolutions many times over)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def test_model_sizes_match_the_papers():
     m = HybridMNIST()
     n = m.n_parameters()
