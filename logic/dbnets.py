@@ -1,0 +1,168 @@
+"""∂B nets (Wright 2023): gradient-rich soft-bit operators that harden without loss.
+
+Soft bits live in [0, 1]; :func:`harden` is ``x > 1/2``. A soft function ``f`` is
+*hard-equivalent* to a boolean ``g`` when ``harden(f(x)) = g(harden(x))`` for every ``x``
+with no coordinate exactly 1/2. Every operator here is hard-equivalent to its boolean
+counterpart in :mod:`~logic.dbnets` ``hard_*`` functions (proved by the tests: exhaustively
+over the sign patterns on small arities, by hypothesis property tests beyond).
+
+Margin packing (neurohw's concrete form; the paper gives the idea, not one formula): an
+n-ary operator picks its *representative* bit ``r`` (∂∧: min, ∂∨: max, ∂Maj: lower median),
+whose margin ``m = |r − 1/2|`` decides the output side. The output keeps that side and
+scales the margin by how much the inputs on average support that side:
+
+    out = 1/2 + s · m · (1 + ā)/2,   s = sign(r − 1/2),   ā = mean(x) if s > 0 else 1 − mean(x)
+
+``m' = m(1 + ā)/2`` satisfies ``0 < m' ≤ 1/2`` whenever ``0 < m ≤ 1/2``, so the side is kept
+and the result is a soft bit, while every input gets a gradient ``± m/(2n)`` through the
+mean — also when the representative is saturated (m = 1/2), where a plain min/max has
+none. The mean is over the operator's inputs (for ∂⇒ over ``(y, 1−x)``).
+
+In floating point the side is kept exactly as long as ``m'`` is not rounded away next to
+1/2; train and evaluate in float32 with inputs not within ~1e-7 of 1/2 (float64 in the
+property tests).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+HALF = 0.5
+
+
+def harden(x: torch.Tensor) -> torch.Tensor:
+    """Soft bits → booleans: ``x > 1/2``."""
+    return x > HALF
+
+
+# ---------------------------------------------------------------------------- soft operators
+def soft_not(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """∂¬(w, x) = 1 − w + x(2w − 1): x when w = 1, 1 − x when w = 0. Hardens to ¬(x ⊕ w)."""
+    return 1 - w + x * (2 * w - 1)
+
+
+def _pack(rep: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    m = (rep - HALF).abs()
+    side = torch.sign(rep - HALF)
+    mean = x.mean(dim)
+    support = torch.where(side > 0, mean, 1 - mean)
+    return HALF + side * m * (1 + support) / 2
+
+
+def soft_and(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """∂∧ over ``dim``: representative min, margin-packed. Hardens to AND."""
+    return _pack(x.amin(dim), x, dim)
+
+
+def soft_or(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """∂∨ over ``dim``: representative max, margin-packed. Hardens to OR."""
+    return _pack(x.amax(dim), x, dim)
+
+
+def soft_maj(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """∂Maj over ``dim``: representative the lower median (sorted index ⌊(n−1)/2⌋), margin-packed.
+
+    Hardens to "more than half of the n bits are true" (n even: a tie is false).
+    """
+    n = x.shape[dim]
+    rep = x.sort(dim).values.narrow(dim, (n - 1) // 2, 1).squeeze(dim)
+    return _pack(rep, x, dim)
+
+
+def soft_implies(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∂⇒(x, y) = ∂∨(y, 1 − x) (elementwise, broadcasting). Hardens to x ⇒ y."""
+    x, y = torch.broadcast_tensors(x, y)
+    return soft_or(torch.stack([y, 1 - x], -1), -1)
+
+
+# ---------------------------------------------------------------------------- hard operators
+def hard_not(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return ~(x ^ w)
+
+
+def hard_and(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    return x.all(dim)
+
+
+def hard_or(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    return x.any(dim)
+
+
+def hard_maj(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    return 2 * x.sum(dim) > x.shape[dim]
+
+
+def hard_implies(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ~x | y
+
+
+# ---------------------------------------------------------------------------- the MNIST net
+class DBMnistNet(nn.Module):
+    """Wright's MNIST ∂B net: bits → ∂⇒ (width W1) → ∂Maj over groups of G → ∂¬ (width W2) → class buckets.
+
+    Input (N, n_in) soft bits (pixels > 0.3). Layer 1: ``z[j, i] = ∂⇒(w1[i, j], x[i])`` for
+    every input i and j < W1 (n_in·W1 weights). Layer 2: ∂Maj over consecutive groups of G of
+    the layer-1 bits flattened neuron-major (so a group is G neighbouring pixels of one
+    neuron j). Layer 3: ``u[k, j] = ∂¬(w2[k, j], maj[k])`` (n_maj·W2 weights).
+    Output: the n_maj·W2 bits split into ``num_classes`` contiguous buckets; the logits are
+    the bucket sums (integers once hardened). Weights are soft bits, clamped to [0, 1]
+    after each optimiser step (:meth:`clamp_`); hardening them is ``w > 1/2``.
+    With the defaults (784, 60, 16, 20) there are 47,040 + 58,800 = 105,840 weights.
+    """
+
+    def __init__(self, n_in: int = 784, width1: int = 60, group: int = 16, width2: int = 20, num_classes: int = 10,
+                 threshold: float = 0.3, seed: int = 0):
+        super().__init__()
+        if (n_in * width1) % group:
+            raise ValueError(f"DBMnistNet: n_in·width1 = {n_in * width1} is not a multiple of group={group}")
+        n_maj = n_in * width1 // group
+        if (n_maj * width2) % num_classes:
+            raise ValueError(f"DBMnistNet: {n_maj * width2} output bits do not split into {num_classes} buckets")
+        g = torch.Generator().manual_seed(int(seed))
+        self.n_in, self.width1, self.group, self.width2, self.num_classes = n_in, width1, group, width2, num_classes
+        self.threshold = threshold
+        self.config = dict(n_in=n_in, width1=width1, group=group, width2=width2, num_classes=num_classes,
+                           threshold=threshold, seed=seed)
+        # Weights drawn away from 1/2 so no weight starts undecided.
+        self.w1 = nn.Parameter(self._init((n_in, width1), g))
+        self.w2 = nn.Parameter(self._init((n_maj, width2), g))
+
+    @staticmethod
+    def _init(shape, g):
+        u = torch.rand(shape, generator=g)
+        return torch.where(u > HALF, 0.55 + 0.45 * u, 0.45 * u)  # in [0, 0.225] ∪ [0.775, 1]
+
+    def n_weights(self) -> int:
+        return self.w1.numel() + self.w2.numel()
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, ...) pixels in [0,1] → (N, n_in) hard 0/1 float bits (pixel > threshold)."""
+        return (images.flatten(1) > self.threshold).to(images.dtype if images.is_floating_point() else torch.float32)
+
+    def bits(self, x: torch.Tensor) -> torch.Tensor:
+        """Soft output bits (N, n_maj·W2) from soft input bits (N, n_in)."""
+        z = soft_implies(self.w1.T.unsqueeze(0), x.unsqueeze(1))  # (N, W1, n_in)
+        maj = soft_maj(z.reshape(x.shape[0], -1, self.group), -1)  # (N, n_maj)
+        return soft_not(self.w2.unsqueeze(0), maj.unsqueeze(-1)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Soft logits (N, classes): bucket sums of the soft output bits."""
+        return self.bits(x).view(x.shape[0], self.num_classes, -1).sum(-1)
+
+    @torch.no_grad()
+    def hard_bits(self, x: torch.Tensor) -> torch.Tensor:
+        """The hardened net on hardened inputs: (N, n_maj·W2) bool, booleans only."""
+        xb, w1, w2 = harden(x), harden(self.w1), harden(self.w2)
+        z = hard_implies(w1.T.unsqueeze(0), xb.unsqueeze(1))
+        maj = hard_maj(z.reshape(x.shape[0], -1, self.group), -1)
+        return hard_not(w2.unsqueeze(0), maj.unsqueeze(-1)).flatten(1)
+
+    @torch.no_grad()
+    def hard_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer logits of the hardened net: (N, classes) int64."""
+        return self.hard_bits(x).view(x.shape[0], self.num_classes, -1).sum(-1, dtype=torch.int64)
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        self.w1.clamp_(0, 1)
+        self.w2.clamp_(0, 1)
