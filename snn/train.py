@@ -39,6 +39,17 @@ def teacher_logits(teacher: nn.Module, x: torch.Tensor, batch_size: int = 500) -
     return torch.cat([teacher(x[i:i + batch_size].to(dev)).float().cpu() for i in range(0, len(x), batch_size)])
 
 
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image (N, C, H, W) by independent integer offsets in [−max_shift, max_shift], zero fill."""
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    m = max_shift
+    padded = torch.nn.functional.pad(x, (m, m, m, m))
+    off = torch.randint(0, 2 * m + 1, (n, 2), generator=generator).tolist()
+    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(off)])
+
+
 @dataclass
 class SNNTrainResult:
     model: BWSNN
@@ -64,7 +75,11 @@ def fit_snn(cfg: BWSNNConfig, x_train: torch.Tensor, y_train: torch.Tensor, teac
     gen = seed_everything(cfg.seed)
     device = torch.device(device)
     model = BWSNN(cfg, in_shape=tuple(x_train.shape[1:]), num_classes=int(y_train.max()) + 1).to(device)
-    t_logits = teacher_logits(teacher, x_train) if cfg.kd else None
+    if cfg.kd:
+        teacher.eval()
+        t_dev = next(teacher.parameters()).device
+    # Without augmentation the teacher's logits are computed once; with it, per shifted batch.
+    t_logits = teacher_logits(teacher, x_train) if (cfg.kd and cfg.augment_shift <= 0) else None
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     n = len(x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -79,8 +94,16 @@ def fit_snn(cfg: BWSNNConfig, x_train: torch.Tensor, y_train: torch.Tensor, teac
         bar = tqdm(range(steps_per_epoch), desc=f"snn epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         for b in bar:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            xb, yb = x_train[idx].to(device), y_train[idx].to(device)
-            tb = t_logits[idx].to(device) if t_logits is not None else None
+            xb = random_shift(x_train[idx], cfg.augment_shift, gen)
+            yb = y_train[idx].to(device)
+            if not cfg.kd:
+                tb = None
+            elif t_logits is not None:
+                tb = t_logits[idx].to(device)
+            else:
+                with torch.no_grad():
+                    tb = teacher(xb.to(t_dev)).float().to(device)
+            xb = xb.to(device)
             logits = model(xb)
             loss = kd_loss(logits, yb, tb, cfg.kd_lambda if cfg.kd else 0.0, cfg.kd_tau)
             opt.zero_grad(set_to_none=True)
