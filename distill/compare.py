@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,20 @@ class CompareConfig:
     probe_size: int = 40
     device: str = "cpu"
     threads: int | None = 1             #: torch intra-op threads (1 avoids oversubscription)
+    #: per-student replacements of the fields above (slow students get a smaller budget —
+    #: still equal across their three arms)
+    student_overrides: dict = field(default_factory=lambda: {
+        "bwsnn": {"epochs": 3, "n_train": 1000, "ntk_batch": 16, "n_projections": 4},
+    })
+
+    def for_student(self, name: str) -> "CompareConfig":
+        """This configuration with ``student_overrides[name]`` applied."""
+        over = dict(self.student_overrides.get(name, {}))
+        fixed = {"student_overrides", "students", "seeds", "arms"}
+        unknown = (set(over) - set(self.__dataclass_fields__)) | (fixed & set(over))
+        if unknown:
+            raise ValueError(f"student_overrides[{name!r}]: cannot override {sorted(unknown)}")
+        return replace(self, **over)
 
     def loss_config(self) -> NTKDLossConfig:
         return NTKDLossConfig(
@@ -179,7 +193,7 @@ def train_arm(
             if arm == "ntkd":
                 a = steps % len(anchors)
                 xa = anchors[a]
-                k_t = cache(xa, key=f"anchor{a}")
+                k_t = cache(xa)
                 d, _ = student_kernel_loss(student, xa, k_t, lcfg, generator=gen)
                 loss = loss + cfg.ntk_weight * d
                 parts["ntk"] = float(d.detach())
@@ -231,7 +245,7 @@ def ordering(summary_student: dict[str, dict]) -> str:
     return " > ".join(arms)
 
 
-def markdown_table(summary: dict, teacher_acc: float, cfg: CompareConfig) -> str:
+def markdown_table(summary: dict, teacher_acc: float, cfg: CompareConfig, budgets: dict | None = None) -> str:
     """The three-arm table (one block per student) as Markdown."""
     lines = [
         f"Teacher LeNet-5 test accuracy: {100 * teacher_acc:.2f} %. Seeds: {list(cfg.seeds)}; "
@@ -242,9 +256,12 @@ def markdown_table(summary: dict, teacher_acc: float, cfg: CompareConfig) -> str
         "",
     ]
     for s, by_arm in summary.items():
+        b = (budgets or {}).get(s)
         lines += [
             f"### student `{s}`",
             "",
+            *([f"Budget (each arm): {b['epochs']} epochs on {b['n_train']} images, batch {b['batch_size']}; "
+               f"NTK batch {b['ntk_batch']}, R={b['n_projections']}.", ""] if b else []),
             "| arm | test accuracy (%) mean ± std | per seed | kernel distance to teacher (normalised) | CKA | s / run |",
             "|---|---|---|---|---|---|",
         ]
@@ -346,7 +363,8 @@ def run_comparison(
             from neurohw.data import load_mnist5k
 
             split = load_mnist5k()
-        split = split.subset(cfg.n_train, cfg.n_test)
+        base = split
+        split = base.subset(cfg.n_train, cfg.n_test)
         if teacher is None:
             from neurohw.train import get_teacher
 
@@ -355,34 +373,43 @@ def run_comparison(
         for p in teacher.parameters():
             p.requires_grad_(True)  # the NTK differentiates w.r.t. them (without an outer graph)
         teacher_acc = accuracy(teacher, split.x_test.to(dev), split.y_test.to(dev))
+        # Kernels are keyed by the batch's content, so students with other NTK batches share the cache.
         cache = TeacherKernelCache(teacher, method=cfg.teacher_method, chunk_size=16)
-        anchors = [a.to(dev) for a in anchor_batches(split.x_train, cfg.ntk_anchors, cfg.ntk_batch)]
         probe_x, probe_y = probe_batch(split.x_test, split.y_test, cfg.probe_size)
         probe_x = probe_x.to(dev)
         t0 = time.perf_counter()
-        k_teacher_probe = cache(probe_x, key="probe")
-        if "ntkd" in cfg.arms:
-            for i, a in enumerate(tqdm(anchors, desc="teacher kernels", disable=not progress, leave=False)):
-                cache(a, key=f"anchor{i}")
+        k_teacher_probe = cache(probe_x)
         teacher_kernel_s = time.perf_counter() - t0
         runs: list[RunResult] = []
+        budgets = {}
         for s in cfg.students:
-            for seed in cfg.seeds:
-                for arm in cfg.arms:
-                    r = train_arm(s, arm, seed, split, teacher, cache, anchors, (probe_x, probe_y), k_teacher_probe, cfg, progress)
-                    if seed != cfg.seeds[0]:
+            scfg = cfg.for_student(s)
+            ssplit = base.subset(scfg.n_train, scfg.n_test)
+            anchors = [a.to(dev) for a in anchor_batches(ssplit.x_train, scfg.ntk_anchors, scfg.ntk_batch)]
+            if "ntkd" in scfg.arms:
+                t0 = time.perf_counter()
+                for a in tqdm(anchors, desc="teacher kernels", disable=not progress, leave=False):
+                    cache(a)
+                teacher_kernel_s += time.perf_counter() - t0
+            budgets[s] = {"epochs": scfg.epochs, "n_train": len(ssplit.x_train), "batch_size": scfg.batch_size,
+                          "ntk_batch": scfg.ntk_batch, "n_projections": scfg.n_projections}
+            for seed in scfg.seeds:
+                for arm in scfg.arms:
+                    r = train_arm(s, arm, seed, ssplit, teacher, cache, anchors, (probe_x, probe_y), k_teacher_probe, scfg, progress)
+                    if seed != scfg.seeds[0]:
                         r.final_kernel = None
                     runs.append(r)
                     if progress:
                         print(f"[distill] {s} seed {seed} {arm}: test accuracy {100 * r.test_accuracy:.2f} % "
                               f"({r.wall_s:.1f} s)", flush=True)
         summary = summarise(runs, cfg.arms)
-        table = markdown_table(summary, teacher_acc, cfg)
+        table = markdown_table(summary, teacher_acc, cfg, budgets)
         results = {
             "provenance": provenance(seed=cfg.seeds[0], config=asdict(cfg)),
             "teacher_accuracy": teacher_acc,
             "teacher_kernel_s": teacher_kernel_s,
             "summary": summary,
+            "budgets": budgets,
             "ordering": {s: ordering(v) for s, v in summary.items()},
             "runs": [asdict(r) for r in runs],
             "table_markdown": table,
@@ -400,6 +427,7 @@ def run_comparison(
 
 def quick_config(**overrides: Any) -> CompareConfig:
     """A seconds-scale configuration for tests and ``--quick``: tiny data, 1 epoch, 2 seeds."""
-    base = dict(seeds=(0, 1), epochs=1, n_train=512, n_test=200, ntk_batch=16, ntk_anchors=4, probe_size=20, n_projections=4)
+    base = dict(seeds=(0, 1), epochs=1, n_train=512, n_test=200, ntk_batch=16, ntk_anchors=4, probe_size=20, n_projections=4,
+                student_overrides={"bwsnn": {"n_train": 128, "ntk_batch": 8, "n_projections": 2, "ntk_anchors": 2}})
     base.update(overrides)
     return CompareConfig(**base)

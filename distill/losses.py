@@ -54,11 +54,16 @@ def ntk_mse(k_student: torch.Tensor, k_teacher: torch.Tensor) -> torch.Tensor:
     return ((k_t - k_student) ** 2).mean()
 
 
-def ntk_normalised_distance(k_student: torch.Tensor, k_teacher: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def _safe(norm: torch.Tensor) -> torch.Tensor:
+    """A norm kept away from 0 (a zero kernel stays zero instead of becoming NaN)."""
+    return norm.clamp_min(torch.finfo(norm.dtype).tiny)
+
+
+def ntk_normalised_distance(k_student: torch.Tensor, k_teacher: torch.Tensor) -> torch.Tensor:
     """``‖Θ_S/‖Θ_S‖_F − Θ_T/‖Θ_T‖_F‖²_F`` — invariant to each kernel's scale; in [0, 4]."""
     k_t = _check_pair(k_student, k_teacher, "ntk_normalised_distance")
-    a = k_student / (k_student.norm() + eps)
-    b = k_t / (k_t.norm() + eps)
+    a = k_student / _safe(k_student.norm())
+    b = k_t / _safe(k_t.norm())
     return ((a - b) ** 2).sum()
 
 
@@ -66,13 +71,13 @@ def _centre(k: torch.Tensor) -> torch.Tensor:
     return k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
 
 
-def cka(k_student: torch.Tensor, k_teacher: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def cka(k_student: torch.Tensor, k_teacher: torch.Tensor) -> torch.Tensor:
     """Centred kernel alignment ``⟨HK_SH, HK_TH⟩ / (‖HK_SH‖ ‖HK_TH‖)`` of two (N, N) kernels."""
     k_t = _check_pair(k_student, k_teacher, "cka")
     if k_t.ndim != 2 or k_t.shape[0] != k_t.shape[1]:
         raise ValueError(f"cka: needs square (N, N) kernels, got {tuple(k_t.shape)}")
     a, b = _centre(k_student), _centre(k_t)
-    return (a * b).sum() / (a.norm() * b.norm() + eps)
+    return (a * b).sum() / (_safe(a.norm()) * _safe(b.norm()))
 
 
 def kernel_loss(k_student: torch.Tensor, k_teacher: torch.Tensor, kind: str = "mse") -> torch.Tensor:
