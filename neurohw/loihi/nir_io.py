@@ -40,8 +40,15 @@ def _conn_node(conn, src_shape, dt):
         return nir.Linear(weight=w, metadata={**meta, "weight_exp": int(conn.weight_exp)})
     assert isinstance(conn, ConvConn)
     w = np.asarray(conn.weight, dtype=np.float64)
+    g = int(conn.groups)
+    if g > 1:  # NIR 1.0's type inference ignores groups: write the equivalent block-diagonal dense kernel
+        co, ci_g = w.shape[0] // g, w.shape[1]
+        full = np.zeros((w.shape[0], ci_g * g, *w.shape[2:]))
+        for k in range(g):
+            full[k * co:(k + 1) * co, k * ci_g:(k + 1) * ci_g] = w[k * co:(k + 1) * co]
+        w, meta = full, {**meta, "groups_expanded": g}
     return nir.Conv2d(input_shape=tuple(src_shape[1:]), weight=w, stride=tuple(conn.stride), padding=tuple(conn.padding),
-                      dilation=tuple(conn.dilation), groups=int(conn.groups), bias=np.zeros(w.shape[0]), metadata=meta)
+                      dilation=tuple(conn.dilation), groups=1, bias=np.zeros(w.shape[0]), metadata=meta)
 
 
 def cuba_to_nir(p: CubaParams, shape, dt: float):

@@ -125,6 +125,19 @@ def test_nir_round_trip_with_explicit_dt(tmp_path):
     assert isinstance(conv.nodes["layer0_syn"], nir.Conv2d) and isinstance(conv.nodes["layer2_flatten"], nir.Flatten)
 
 
+def test_nir_grouped_conv_expanded_equivalently(tmp_path):
+    """Pooling (a depthwise conv) is written as an equivalent dense kernel so nir.read type-checks."""
+    from neurohw.loihi import pool_layer
+
+    net = LoihiNetwork((3, 6, 6), [pool_layer(3, 2, weight=5, neuron=CubaParams(du=10, dv=10, vth=20))])
+    g = read_nir_graph(write_nir(net, tmp_path / "p.nir"))
+    w = g.nodes["layer0_syn"].weight
+    x = torch.rand(2, 3, 6, 6)
+    full = torch.nn.functional.conv2d(x, torch.as_tensor(w, dtype=torch.float32), stride=2)
+    grouped = torch.nn.functional.conv2d(x, torch.as_tensor(net.layers[0].weight, dtype=torch.float32), stride=2, groups=3)
+    assert torch.allclose(full, grouped)
+
+
 def test_nir_imports_into_snntorch_and_agrees(tmp_path):
     """snnTorch (dt hard-coded to 1e-4, no bias) runs the export; after aligning Loihi's one step
     per layer its spikes agree with the integer simulation."""
