@@ -210,7 +210,7 @@ class MetasurfaceDesign:
 
 def _gerchberg_saxton(target_amp: torch.Tensor, config: OpticsConfig, wl: float, ap: torch.Tensor, iters: int, gen: torch.Generator) -> torch.Tensor:
     """Phase of a phase-only pupil whose intensity at ``z`` approximates ``target_amp²`` (grid cells)."""
-    phase = torch.rand(target_amp.shape, generator=gen) * 2 * math.pi
+    phase = (torch.rand(target_amp.shape, generator=gen) * 2 * math.pi).to(target_amp.device)
     sensor = torch.polar(target_amp, phase)
     pupil_phase = torch.zeros_like(target_amp)
     for _ in range(iters):
@@ -234,16 +234,19 @@ def design_metasurface(
     gs_iterations: int = 20,
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> MetasurfaceDesign:
     """Inverse-design a radius map whose PSF tiles reproduce ``target_tiles`` ``(2K, C, k, k)``.
 
     ``target_tiles`` are non-negative conv-weight tiles (e.g. ``KernelFrontEnd.psf_tiles()``).
-    Channel c is designed at wavelength ``config.wavelengths[c]``.
+    Channel c is designed at wavelength ``config.wavelengths[c]``. ``device``: where the
+    optimisation runs (default: the targets' device); the returned design lives on the CPU.
     """
+    device = torch.device(device) if device is not None else target_tiles.device
     config = config or OpticsConfig()
     constraints = constraints or FabConstraints()
     proxy = proxy or PillarProxy.default(config.wavelengths, constraints)
-    T = target_tiles.detach().float().clamp_min(0)
+    T = target_tiles.detach().float().clamp_min(0).to(device)
     if T.shape[1] != len(config.wavelengths):
         raise ValueError(f"design_metasurface: {T.shape[1]} input channels need as many wavelengths, config has {len(config.wavelengths)}")
     if tuple(proxy.wavelengths) != tuple(config.wavelengths):
@@ -251,7 +254,8 @@ def design_metasurface(
     m = config.sensor_pixels
     _windows(layout, m)  # fits?
     gen = torch.Generator().manual_seed(int(seed))
-    ap = config.aperture_mask()
+    ap = config.aperture_mask(device)
+    proxy = proxy.to(device)
     # -- initialisation: GS on the target pattern (grid cells) at the middle wavelength --
     mid = len(config.wavelengths) // 2
     pattern = place_tiles(T, layout, m)[mid]
@@ -288,9 +292,10 @@ def design_metasurface(
         psf = simulate_psf(radii, config, proxy)
         R = extract_tiles(psf, layout)
         s = float((R * T).sum() / R.pow(2).sum().clamp_min(1e-30))
-    tiles = R * s
+    tiles = (R * s).cpu()
+    T = T.cpu()
     fid = kernel_fidelity(merge_pairs(tiles.unsqueeze(0))[0], merge_pairs(T.unsqueeze(0))[0])
-    return MetasurfaceDesign(radii, config, layout, proxy, constraints, psf, tiles, T, s, fid, history)
+    return MetasurfaceDesign(radii.cpu(), config, layout, proxy.cpu(), constraints, psf.cpu(), tiles, T, s, fid, history)
 
 
 class WaveFrontEnd(nn.Module):

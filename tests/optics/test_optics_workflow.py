@@ -14,7 +14,7 @@ from optics.hybrid import HybridMNIST, HybridPolychromatic, accuracy, train_hybr
 from optics.pipeline import load_design, run_mnist_pipeline, save_design
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
     """These tests run next to another pytest worker on 2 cores: one torch thread each avoids
     OpenMP oversubscription (which slows small FFTs and convolutions many times over)."""
