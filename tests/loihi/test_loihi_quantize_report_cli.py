@@ -126,3 +126,30 @@ def test_cli_compare_identical_and_first_divergence(tmp_path, capsys):
     assert d["step"] == int(np.argwhere(ref.any(axis=1))[0][0])
     msg = format_divergence(d, other)
     assert msg.startswith("first divergence: layer 1") and f"step {d['step']}" in msg
+
+
+@pytest.mark.slow
+def test_benchmark_runs_quick(tmp_path):
+    """The benchmark runs end to end (no timing asserted)."""
+    from bench.loihi.__main__ import main as bench_main
+
+    out = tmp_path / "loihi.json"
+    assert bench_main(["--quick", "--no-lava", "--batch", "4", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["network"] for r in rows] == ["dense_784_512_10", "conv_small"]
+    assert all(r["neurohw_sample_steps_per_s"] > 0 and r["time_ratio_neurohw_over_snntorch"] > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_demo_stage_quick(tmp_path):
+    from neurohw.demo import DemoContext
+    from neurohw.loihi.demo_stage import run
+
+    ctx = DemoContext(out=tmp_path, quick=True, seed=0)
+    fig = run(ctx)
+    assert (tmp_path / "loihi" / "demo_net.net").exists() and (tmp_path / "loihi" / "demo_net.nir").exists()
+    assert (tmp_path / "loihi" / "raster_readout.png").exists()
+    assert min(fig["float_vs_integer_spike_agreement"]) > 0.9
+    if fig["lava"]["run"]:
+        assert fig["lava"]["identical"]
+    assert "Loihi 2 deployment" in ctx.markdown[0]
