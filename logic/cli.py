@@ -1,0 +1,95 @@
+"""``neurohw logic …``: train a logic-gate net, export it (C / Verilog), run the experiments table."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("logic", help="differentiable logic-gate networks: train, export (C/Verilog), experiments")
+    lsub = p.add_subparsers(dest="logic_command", metavar="ACTION")
+
+    t = lsub.add_parser("train", help="train a dense LGN or a LogicTreeNet on MNIST-5k, harden and evaluate")
+    t.add_argument("--model", choices=["dense", "tree"], default="dense")
+    t.add_argument("--init", choices=["gaussian", "residual"], default=None, help="default: gaussian (dense), residual (tree)")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quick", action="store_true", help="small model and data (smoke run)")
+    t.add_argument("--out", type=Path, required=True, help="folder: model.safetensors (+ .json), netlist.npz, metrics.json")
+    t.set_defaults(func=_train)
+
+    e = lsub.add_parser("export", help="export a trained model (or a netlist .npz) as C or Verilog")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="model.safetensors written by `neurohw logic train`")
+    src.add_argument("--netlist", type=Path, help="netlist.npz written by `neurohw logic train`")
+    e.add_argument("--format", choices=["c", "verilog"], required=True)
+    e.add_argument("--out", type=Path, required=True, help="output file (.c / .v)")
+    e.add_argument("--name", default="nh_logic", help="C function prefix / Verilog module name")
+    e.add_argument("--no-simplify", action="store_true", help="export every gate as built (no counting-rule simplification)")
+    e.set_defaults(func=_export)
+
+    x = lsub.add_parser("experiments", help="dense LGN, LogicTreeNet (residual/Gaussian init) and ∂B net on MNIST-5k")
+    x.add_argument("--seeds", type=int, default=3)
+    x.add_argument("--out", type=Path, default=Path("reports/logic_experiments"))
+    x.add_argument("--quick", action="store_true")
+    x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist")
+    x.set_defaults(func=_experiments)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _train(args) -> int:
+    from logic.experiments import FULL, QUICK
+    from logic.models import dense_lgn, logic_tree_net, save_model
+    from logic.train import evaluate_logic, fit_logic
+    from neurohw.data import load_mnist5k
+    from neurohw.io import atomic_write_json, provenance
+    from neurohw.seeding import seed_everything
+
+    cfg = QUICK if args.quick else FULL
+    seed_everything(args.seed)
+    split = load_mnist5k().subset(cfg["n_train"], cfg["n_test"])
+    if args.model == "dense":
+        c = cfg["dense"]
+        model = dense_lgn(levels=c["levels"], widths=c["widths"], tau=c["tau"], init=args.init or "gaussian", seed=args.seed)
+    else:
+        c = cfg["tree"]
+        model = logic_tree_net(levels=c["levels"], k=c["k"], dense=c["dense"], tau=c["tau"], init=args.init or "residual",
+                               seed=args.seed)
+    tr = fit_logic(model, split.x_train, split.y_train, epochs=args.epochs or c["epochs"], lr=args.lr or c["lr"],
+                   batch_size=c["batch_size"], seed=args.seed)
+    metrics = evaluate_logic(model, split.x_test, split.y_test)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_model(model, args.out / "model.safetensors", extra={"metrics": metrics, "history": tr.history})
+    model.to_netlist().save(args.out / "netlist.npz")
+    atomic_write_json(args.out / "metrics.json", {"provenance": provenance(args.seed, model.config), "history": tr.history,
+                                                  **metrics})
+    print(f"float {metrics['acc_float']:.4f}  hard {metrics['acc_hard']:.4f}  packed {metrics['acc_packed']:.4f}  "
+          f"counts equal: {metrics['counts_equal']}  gates {metrics['gates']:,} (raw {metrics['gates_raw']:,})")
+    print(f"wrote {args.out}/model.safetensors, netlist.npz, metrics.json")
+    return 0 if metrics["counts_equal"] else 1
+
+
+def _export(args) -> int:
+    from logic.export import write_c, write_verilog
+    from logic.models import load_model
+    from logic.netlist import Netlist, simplify
+
+    if args.checkpoint:
+        net = load_model(args.checkpoint).to_netlist(simplified=not args.no_simplify)
+    else:
+        net = Netlist.load(args.netlist)
+        net = net if args.no_simplify else simplify(net)
+    (write_c if args.format == "c" else write_verilog)(net, args.out, name=args.name)
+    print(f"wrote {args.out}: {net.gate_count():,} gates, {net.n_inputs} inputs, {net.outputs.size} outputs, "
+          f"{net.num_classes} classes")
+    return 0
+
+
+def _experiments(args) -> int:
+    from logic.experiments import MODELS, run_experiments
+
+    models = tuple(args.models.split(",")) if args.models else MODELS
+    run_experiments(args.out, seeds=args.seeds, quick=args.quick, models=models)
+    print(f"wrote {args.out}/table.md and results.json")
+    return 0
