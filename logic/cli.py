@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--seeds", type=int, default=3)
     x.add_argument("--out", type=Path, default=Path("reports/logic_experiments"))
     x.add_argument("--quick", action="store_true")
+    x.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
     x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist")
     x.set_defaults(func=_experiments)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -90,6 +91,6 @@ def _experiments(args) -> int:
     from logic.experiments import MODELS, run_experiments
 
     models = tuple(args.models.split(",")) if args.models else MODELS
-    run_experiments(args.out, seeds=args.seeds, quick=args.quick, models=models)
+    run_experiments(args.out, seeds=args.seeds, quick=args.quick, models=models, threads=args.threads or None)
     print(f"wrote {args.out}/table.md and results.json")
     return 0

@@ -24,8 +24,8 @@ from logic.train import evaluate_dbnet, evaluate_logic, fit_dbnet, fit_logic
 #: Full-mode settings (≈ a few minutes per seed on 2 CPU cores); quick mode shrinks them.
 FULL = {
     "n_train": 4000, "n_test": 1000,
-    "dense": dict(levels=2, widths=(4000, 4000, 4000), tau=10.0, epochs=10, lr=0.05, batch_size=128),
-    "tree": dict(levels=3, k=8, dense=(1000, 500), tau=10.0, epochs=4, lr=0.02, batch_size=128),
+    "dense": dict(levels=2, widths=(4000, 4000, 4000), tau=10.0, epochs=8, lr=0.05, batch_size=128),
+    "tree": dict(levels=3, k=8, dense=(1000, 500), tau=10.0, epochs=3, lr=0.02, batch_size=128),
     "db": dict(epochs=2, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20),
 }  # fmt: skip
 QUICK = {
@@ -132,8 +132,14 @@ def markdown_table(summary: list[dict], cfg: dict, quick: bool) -> str:
 
 
 def run_experiments(out: str | Path, seeds: int = 3, quick: bool = False, models=MODELS, device="cpu",
-                    progress: bool = True) -> dict:
-    """Run every model × seed, write ``results.json`` and ``table.md`` into ``out``; returns the JSON dict."""
+                    progress: bool = True, threads: int | None = 1) -> dict:
+    """Run every model × seed, write ``results.json`` and ``table.md`` into ``out``; returns the JSON dict.
+
+    ``threads``: torch intra-op threads (default 1: the ops are small and a shared machine
+    punishes oversubscription; None keeps torch's default).
+    """
+    if threads:
+        torch.set_num_threads(int(threads))
     from neurohw.data import load_mnist5k
     from neurohw.io import atomic_write_json, atomic_write_text, provenance
 

@@ -18,11 +18,14 @@ needs_iverilog = pytest.mark.skipif(not export.have_iverilog(), reason="Icarus V
 def trained(mnist5k):
     """A small tree net and a dense net, briefly trained on MNIST-5k (so the gates are not random)."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     d = mnist5k.subset(600, 200)
     tree = logic_tree_net(k=4, dense=(300, 100), tau=5, init="residual", seed=1)
     fit_logic(tree, d.x_train[:256], d.y_train[:256], epochs=1, progress=False, seed=1)
     dense = dense_lgn(levels=2, widths=(600, 600, 200), tau=5, seed=2)
     fit_logic(dense, d.x_train, d.y_train, epochs=3, lr=0.05, batch_size=64, progress=False, seed=2)
+    torch.set_num_threads(threads)
     return {"tree": tree, "dense": dense, "x": d.x_test, "y": d.y_test}
 
 
