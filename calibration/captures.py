@@ -70,7 +70,7 @@ FIELDS: dict[str, Field] = {
         Field("measured/spike_counts", "int32", ("N", "C_out"), "spikes", "output spike count per neuron", min_value=0),
         Field("measured/spike_raster", "uint8", ("N", "T_out", "C_out"), "spikes per bin", "output spike raster"),
         Field("calibration/dark_frames", "float32", ("D", "C", "H", "W"), "attr unit", "frames with no input light", per_capture=False),
-        Field("calibration/psf", "float32", ("K", "H_psf", "W_psf"), "relative intensity", "measured PSFs (laser)", per_capture=False, min_value=0.0),
+        Field("calibration/psf", "float32", ("K", "H_psf", "W_psf"), "relative intensity", "measured PSFs (laser), dark-subtracted", per_capture=False),
         Field("device/wavelengths_nm", "float64", ("L",), "nm", "illumination wavelengths", per_capture=False, positive=True),
     )
 }

@@ -1,0 +1,136 @@
+"""Command line: ``neurohw lab build-model | capture`` and ``neurohw calibrate``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    lab = sub.add_parser("lab", help="the virtual lab: build an optical model, capture a dataset on a fabricated device")
+    labsub = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND")
+
+    b = labsub.add_parser("build-model", help="train a HybridMNIST and design its metasurface; write a model bundle")
+    b.add_argument("--data", default="mnist5k", help="training data (mnist5k)")
+    b.add_argument("--epochs", type=int, default=6)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--grid", type=int, default=144, help="metasurface grid (cells per side)")
+    b.add_argument("--design-iterations", type=int, default=100)
+    b.add_argument("--out", type=Path, required=True, help="model bundle (.safetensors; a .json sidecar is written next to it)")
+    b.set_defaults(func=_build_model)
+
+    c = labsub.add_parser("capture", help="show a dataset to a simulated fabricated device; write a capture file")
+    c.add_argument("--model", type=Path, required=True, help="model bundle written by `neurohw lab build-model`")
+    c.add_argument("--data", default="mnist5k", help="dataset to show (mnist5k, digits8x8, .npz/.h5)")
+    c.add_argument("--split", choices=["test", "train", "all"], default="test",
+                   help="which split to show (default test: images the model never trained on)")
+    c.add_argument("--limit", type=int, default=None, help="show only the first N images")
+    c.add_argument("--out", type=Path, required=True, help="capture file (.h5)")
+    c.add_argument("--device-seed", type=int, default=None,
+                   help="fabrication seed (default: random); never written to the file")
+    c.add_argument("--dark-frames", type=int, default=16)
+    c.add_argument("--no-psf", action="store_true", help="skip the laser PSF captures")
+    c.set_defaults(func=_capture)
+    lab.set_defaults(func=lambda args: (lab.print_help(), 2)[1])
+
+    k = sub.add_parser("calibrate", help="calibrate a hybrid optical model from device captures; write a checkpoint and a report")
+    k.add_argument("model", type=Path, help="model bundle (never modified)")
+    k.add_argument("--captures", type=Path, required=True, help="capture file (HDF5, docs/captures.md)")
+    k.add_argument("--fraction", type=float, default=0.1, help="calibration slice, fraction of the captures (default 0.1)")
+    k.add_argument("--out", type=Path, required=True, help="output folder: calibrated.safetensors, report.md, results.json, plots")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--device-model", choices=["optics", "generic"], default="optics",
+                   help="optics: refit the optics DeviceFrontEnd; generic: DeviceCorrection on the simulated maps")
+    k.add_argument("--teacher", default="lenet5", help="NTK teacher (a neurohw teacher name; trained and cached on first use)")
+    k.add_argument("--ntk-loss", choices=["mse", "normalised", "cka"], default="normalised")
+    k.add_argument("--ntk-beta", type=float, default=1.0)
+    k.add_argument("--fractions", default=None, help="comma-separated fractions for the sample-efficiency curve")
+    k.add_argument("--no-curve", action="store_true", help="skip the sample-efficiency curve")
+    k.add_argument("--save-arm", default="refit_ntk", help="which back-end goes into the checkpoint (default refit_ntk)")
+    k.add_argument("--quick", action="store_true", help="few steps (smoke test)")
+    k.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    k.set_defaults(func=_calibrate)
+
+
+def _load_split(name: str, split: str, limit: int | None):
+    import numpy as np
+    import torch
+
+    from neurohw.data import load_dataset
+
+    ds = load_dataset(name)
+    if split == "all":
+        x = torch.cat([ds.x_train, ds.x_test])
+        y = torch.cat([ds.y_train, ds.y_test])
+        idx = np.arange(len(x))
+        split_name = "all"  # indices into train followed by test
+    else:
+        x, y = (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)
+        idx = np.arange(len(x))
+        split_name = split
+    if limit:
+        x, y, idx = x[:limit], y[:limit], idx[:limit]
+    return ds, x, y, idx, split_name
+
+
+def _build_model(args) -> int:
+    from calibration.bundle import build_optical_model, save_optical_model
+    from neurohw.data import load_dataset
+    from optics import accuracy
+
+    ds = load_dataset(args.data)
+    om = build_optical_model(ds.x_train, ds.y_train, epochs=args.epochs, seed=args.seed, grid=args.grid,
+                             design_iterations=args.design_iterations, progress=True)
+    acc = accuracy(om.model, ds.x_test, ds.y_test)
+    save_optical_model(args.out, om, seed=args.seed, extra={"test_accuracy_simulation": acc, "data": args.data})
+    print(f"model bundle {args.out}: simulation test accuracy {100 * acc:.2f} %, design mean NCC "
+          f"{sum(om.design.fidelity['ncc']) / len(om.design.fidelity['ncc']):.4f}")
+    return 0
+
+
+def _capture(args) -> int:
+    from calibration.bundle import load_optical_model
+    from calibration.lab import capture_virtual
+    from neurohw.io import provenance
+
+    om = load_optical_model(args.model)
+    ds, x, y, idx, split_name = _load_split(args.data, args.split, args.limit)
+    if split_name == "all":
+        print("note: --split all records indices into train+test concatenated; the calibration loop "
+              "cannot exclude held-out training images from its twin data in that case", file=sys.stderr)
+    capture_virtual(om, x, y, args.out, dataset=args.data if split_name != "all" else None,
+                    dataset_split=split_name if split_name != "all" else None, indices=idx,
+                    device_seed=args.device_seed, exposure_images=ds.x_train[:200], dark_frames=args.dark_frames,
+                    psf=not args.no_psf, provenance=provenance(config={"model": str(args.model), "data": args.data,
+                                                                       "split": args.split, "limit": args.limit}))
+    print(f"wrote {len(x)} captures to {args.out}")
+    return 0
+
+
+def _calibrate(args) -> int:
+    from calibration.bundle import load_optical_model
+    from calibration.captures import CaptureFormatError
+    from calibration.loop import CalibrationConfig, calibrate
+    from calibration.output import save_calibrated
+    from calibration.report import write_report
+    from neurohw.io import CheckpointError
+
+    kw = dict(fraction=args.fraction, seed=args.seed, device_model=args.device_model, teacher=args.teacher,
+              ntk_loss=args.ntk_loss, ntk_beta=args.ntk_beta, curve=not args.no_curve, save_arm=args.save_arm,
+              num_threads=args.threads, progress=True)
+    if args.fractions:
+        kw["fractions"] = tuple(float(f) for f in args.fractions.split(","))
+    cfg = CalibrationConfig.quick(**kw) if args.quick else CalibrationConfig(**kw)
+    try:
+        om = load_optical_model(args.model)
+        result = calibrate(om, args.captures, cfg)
+    except (CaptureFormatError, CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ckpt = save_calibrated(args.out / "calibrated.safetensors", om, result, cfg, source=args.model)
+    paths = write_report(result, args.out, seed=args.seed, extra={"checkpoint": str(ckpt), "model": str(args.model),
+                                                                   "captures": str(args.captures)})
+    a = result.accuracies
+    print(" | ".join(f"{k} {100 * v:.2f}%" for k, v in a.items()))
+    print(f"report: {paths['report']}  checkpoint: {ckpt}")
+    return 0

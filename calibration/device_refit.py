@@ -1,0 +1,305 @@
+"""Refit a device model to measured frames by differentiable simulation, behind one interface.
+
+Two device models implement :class:`DeviceTwin`:
+
+* :class:`OpticsTwin` — the optics backend's own ``DeviceFrontEnd`` built from the nominal
+  design (``design.device_frontend(sensor)``): refits per-tile ``gain``/``offset``, the
+  optic-vs-sensor ``shift`` (sensor pixels) and ``rotation``, the per-tile
+  ``psf_correction``, and the noise level (effective photo-electrons per feature unit and
+  read noise, from the residuals). This is the physical model of the device.
+* :class:`GenericTwin` — any frozen front-end plus the backend-agnostic
+  :class:`~calibration.device_model.DeviceCorrection` (per-channel gain/offset, shift,
+  rotation, PSF correction, Poisson–Gaussian noise): for devices without a simulator.
+
+Both offer ``ideal(x)`` (the simulation the back-end was trained with), ``refit(x, frames)``,
+``predict(x)`` (noiseless refit device) and ``sample(x, generator)`` (a noisy draw of the
+refit device: the digital twin used to adapt the back-end).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from calibration.device_model import DeviceCorrection, RefitConfig, refit_device, torch_threads
+
+
+@dataclass
+class TwinRefit:
+    """Summary of a refit: errors in frame units, fitted parameters, loss history."""
+
+    rmse_before: float
+    rmse_after: float
+    noise_rmse: float
+    params: dict
+    history: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"rmse_before": self.rmse_before, "rmse_after": self.rmse_after, "noise_rmse": self.noise_rmse,
+                "final_loss": self.history[-1] if self.history else None, "steps": len(self.history), "params": self.params}
+
+
+class DeviceTwin:
+    """Interface (see the module docstring)."""
+
+    def ideal(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def refit(self, x: torch.Tensor, frames: torch.Tensor, config: RefitConfig, **kw) -> TwinRefit:  # pragma: no cover
+        raise NotImplementedError
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def sampler(self, x: torch.Tensor, batch_size: int = 500):
+        """A fast noisy sampler over a fixed image pool: ``fn(idx, generator) → frames``.
+
+        The noiseless part is computed once for the whole pool; every call draws fresh noise.
+        """
+        raise NotImplementedError  # pragma: no cover
+
+
+class OpticsTwin(DeviceTwin):
+    """The optics ``DeviceFrontEnd`` as a refittable digital twin.
+
+    Args:
+        simulation: the front-end the back-end was trained with (``model.frontend``).
+        device: a nominal ``DeviceFrontEnd`` (``design.device_frontend(sensor)``); it is
+            deep-copied, never modified.
+        electrons_per_unit: the camera exposure of the captures (photo-electrons per feature
+            unit), or None to auto-expose on the first refit inputs.
+    """
+
+    def __init__(self, simulation: torch.nn.Module, device: torch.nn.Module, electrons_per_unit: float | None = None):
+        self.simulation = simulation
+        self.device = copy.deepcopy(device)
+        self.device.generator = None
+        if electrons_per_unit is not None:
+            self.device.sensor.config.electrons_per_unit = float(electrons_per_unit)
+        self._exposed = electrons_per_unit is not None
+        self.noise_a = 0.0
+        self.noise_b = 0.0
+
+    def ideal(self, x):
+        with torch.no_grad():
+            return self.simulation(x)
+
+    def predict(self, x):
+        with torch.no_grad():
+            return self.device(x, noise=False)
+
+    def sample(self, x, generator=None):
+        with torch.no_grad():
+            return self.device(x, noise=True, generator=generator)
+
+    def sampler(self, x, batch_size: int = 500):
+        """Pool sampler: tile irradiance computed once; per call, the sensor chain with its shot
+        noise in the Gaussian approximation ``e + sqrt(e + read²)·n`` (e ≫ 1 photo-electrons
+        here), then the sensor's own ADC (``digitize``) and unit conversion (``to_units``)."""
+        from optics.frontend import merge_pairs
+
+        with torch.no_grad():
+            irr = torch.cat([self.device.tile_images(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+        sensor = self.device.sensor
+        read = float(sensor.config.read_noise_e)
+        physical = sensor.config.noise_model == "physical"
+
+        def sample(idx, generator=None):
+            with torch.no_grad():
+                if not physical:
+                    return merge_pairs(sensor(irr[idx], noise=True, generator=generator))
+                e = sensor.electrons(irr[idx], noise=False)
+                n = torch.randn(e.shape, generator=generator, dtype=e.dtype)
+                e = e + torch.sqrt(e.clamp_min(0) + read * read) * n
+                return merge_pairs(sensor.to_units(sensor.digitize(e)))
+
+        return sample
+
+    def nominal_tiles(self) -> torch.Tensor:
+        return self.device.tiles.detach().clone()
+
+    def effective_tiles(self) -> torch.Tensor:
+        return self.device.effective_tiles().detach().clone()
+
+    def parameters_dict(self) -> dict:
+        d = self.device
+        return {
+            "gain": d.gain.detach().tolist(),
+            "offset": d.offset.detach().tolist(),
+            "shift_px_yx": d.shift.detach().tolist(),
+            "rotation_deg": math.degrees(float(d.rotation.detach())),
+            "psf_correction_rel": float(d.psf_correction.detach().norm() / d.tiles.norm().clamp_min(1e-30)),
+            "electrons_per_unit": float(d.sensor.config.electrons_per_unit),
+            "read_noise_e": float(d.sensor.config.read_noise_e),
+            "noise_a": self.noise_a,
+            "noise_b": self.noise_b,
+        }
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The refit device parameters as tensors (for the calibrated checkpoint)."""
+        return {f"device.{k}": v for k, v in self.device.device_parameters().items()}
+
+    def refit(self, x, frames, config: RefitConfig, **kw) -> TwinRefit:
+        with torch_threads(config.num_threads):
+            return self._refit(x, frames, config)
+
+    def _loss(self, xb, mb, scale, psf_weight, tiles_e):
+        d = self.device
+        pred = d(xb, noise=False)
+        loss = (pred - mb).pow(2).mean() / scale
+        if psf_weight:
+            loss = loss + psf_weight * d.psf_correction.pow(2).mean() / tiles_e
+        return loss
+
+    def _refit(self, x, frames, cfg: RefitConfig) -> TwinRefit:
+        from tqdm.auto import tqdm
+
+        d = self.device
+        x = x.float()
+        frames = frames.float()
+        if not self._exposed:
+            d.auto_expose(x[:200])
+            self._exposed = True
+        n = len(x)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        scale = frames.var().clamp_min(1e-12)
+        tiles_e = d.tiles.pow(2).mean().clamp_min(1e-20)
+        with torch.no_grad():
+            rmse_before = float((d(x, noise=False) - frames).pow(2).mean().sqrt())
+            # coarse search of the lateral shift on a subset (the loss is not convex beyond ~1 px)
+            if cfg.fit_shift and cfg.shift_search_px > 0:
+                sub = slice(0, min(n, 64))
+                best, best_s = float("inf"), d.shift.detach().clone()
+                r = float(cfg.shift_search_px)
+                grid = torch.arange(-r, r + 1e-9, 0.5)
+                for sy in grid:
+                    for sx in grid:
+                        d.shift.copy_(torch.stack([sy, sx]))
+                        l = float((d(x[sub], noise=False) - frames[sub]).pow(2).mean())
+                        if l < best:
+                            best, best_s = l, d.shift.detach().clone()
+                d.shift.copy_(best_s)
+        history: list[float] = []
+
+        def phase(groups, steps, psf_weight):
+            if steps <= 0:
+                return
+            opt = torch.optim.Adam(groups)
+            for _ in tqdm(range(steps), desc="refit device", disable=not cfg.progress, leave=False):
+                if cfg.batch_size and cfg.batch_size < n:
+                    idx = torch.randperm(n, generator=gen)[: cfg.batch_size]
+                    xb, mb = x[idx], frames[idx]
+                else:
+                    xb, mb = x, frames
+                loss = self._loss(xb, mb, scale, psf_weight, tiles_e)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                history.append(float(loss.detach()))
+
+        for p in d.parameters():
+            p.requires_grad_(False)
+        geo = [{"params": [d.gain, d.offset], "lr": cfg.lr}]
+        if cfg.fit_shift:
+            geo.append({"params": [d.shift], "lr": cfg.lr})
+        if cfg.fit_rotation:
+            geo.append({"params": [d.rotation], "lr": cfg.lr * 0.05})
+        for g in geo:
+            for p in g["params"]:
+                p.requires_grad_(True)
+        phase(geo, cfg.steps_geometry, 0.0)
+        joint = list(geo)
+        if cfg.fit_psf:
+            d.psf_correction.requires_grad_(True)
+            joint.append({"params": [d.psf_correction], "lr": cfg.lr_psf * float(d.tiles.abs().max())})
+        phase(joint, cfg.steps_joint, cfg.psf_l2 if cfg.fit_psf else 0.0)
+        for p in d.parameters():
+            p.requires_grad_(False)
+        with torch.no_grad():
+            pred = d(x, noise=False)
+            resid = frames - pred
+            rmse_after = float(resid.pow(2).mean().sqrt())
+            self._fit_noise(x, resid)
+            noise_rmse = math.sqrt(max(self.noise_a * float(self._signal(x).mean()) + self.noise_b, 0.0))
+        return TwinRefit(rmse_before, rmse_after, noise_rmse, self.parameters_dict(), history)
+
+    def _signal(self, x):
+        ti = self.device.tile_images(x)
+        return (ti[:, 0::2] + ti[:, 1::2]).clamp_min(0)
+
+    def _fit_noise(self, x, resid):
+        """``resid² ≈ a·(pos + neg irradiance) + b`` → photo-electrons per unit 1/a and read noise from b."""
+        s = self._signal(x).flatten().double()
+        r2 = resid.pow(2).flatten().double()
+        design = torch.stack([s, torch.ones_like(s)], 1)
+        a, b = torch.linalg.lstsq(design, r2[:, None]).solution.flatten().tolist()
+        if a <= 0:
+            a, b = 0.0, float(r2.mean())
+        b = max(b, 0.0)
+        self.noise_a, self.noise_b = float(a), float(b)
+        cfg = self.device.sensor.config
+        if a > 0 and cfg.noise_model == "physical":
+            epu = 1.0 / a
+            cfg.electrons_per_unit = epu
+            # b = 2·(read² + dark)/epu²  (two tiles per feature, dark shot noise included)
+            cfg.read_noise_e = math.sqrt(max(b * epu * epu / 2 - cfg.dark_current_e, 0.0))
+
+
+class GenericTwin(DeviceTwin):
+    """A frozen front-end followed by :class:`DeviceCorrection` (backend-agnostic)."""
+
+    def __init__(self, simulation: torch.nn.Module, psf_size: int = 9):
+        self.simulation = simulation
+        self.psf_size = psf_size
+        self.model: DeviceCorrection | None = None
+
+    def ideal(self, x):
+        with torch.no_grad():
+            return self.simulation(x)
+
+    def refit(self, x, frames, config: RefitConfig, dark_frames=None, **kw) -> TwinRefit:
+        res = refit_device(x, self.ideal(x), frames, config, psf_size=self.psf_size, dark_frames=dark_frames, model=self.model)
+        self.model = res.model
+        return TwinRefit(res.rmse_before, res.rmse_after, res.noise_rmse, res.model.params_dict(), res.history)
+
+    def predict(self, x):
+        if self.model is None:
+            return self.ideal(x)
+        with torch.no_grad():
+            return self.model(x, self.ideal(x))
+
+    def sample(self, x, generator=None):
+        if self.model is None:
+            return self.ideal(x)
+        with torch.no_grad():
+            return self.model.sample(x, self.ideal(x), generator=generator)
+
+    def sampler(self, x, batch_size: int = 500):
+        with torch.no_grad():
+            if self.model is None:
+                pred = torch.cat([self.ideal(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+                std = torch.zeros_like(pred[:1])
+            else:
+                pred = torch.cat([self.model(x[s:s + batch_size], self.ideal(x[s:s + batch_size]))
+                                  for s in range(0, len(x), batch_size)])
+                std = None
+        model = self.model
+
+        def sample(idx, generator=None):
+            p = pred[idx]
+            sd = std if std is not None else model.noise_std(p)
+            return p + sd * torch.randn(p.shape, generator=generator, dtype=p.dtype)
+
+        return sample
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {} if self.model is None else {f"device.{k}": v.detach() for k, v in self.model.state_dict().items()}
+
+    def parameters_dict(self) -> dict:
+        return {} if self.model is None else self.model.params_dict()

@@ -1,0 +1,220 @@
+"""Calibration reports: Markdown + JSON + PNG plots in one folder.
+
+:func:`write_report` takes a :class:`~calibration.loop.CalibrationResult` and writes
+
+* ``report.md`` — the accuracy table (simulation, uncalibrated, after refit, fine-tuning
+  arms) with the recovered fraction of the simulation→device loss, the sample-efficiency
+  table, the refit parameters and errors, timings;
+* ``results.json`` — the same figures plus provenance (seed, versions, configuration);
+* ``accuracies.png``, ``sample_efficiency.png``, ``frames.png`` (measured vs refit vs ideal
+  feature maps), ``psfs.png`` (nominal vs refit PSF tiles, and the laser PSF captures).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from neurohw.io import atomic_path, atomic_write_json, atomic_write_text, provenance
+
+
+def _savefig(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_accuracies(result, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from calibration.loop import ARM_LABELS
+
+    keys = [k for k in ARM_LABELS if k in result.accuracies]
+    vals = [100 * result.accuracies[k] for k in keys]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    colors = ["#4c72b0", "#c44e52", "#8172b2", "#dd8452", "#ccb974", "#64b5cd", "#55a868"][: len(keys)]
+    ax.barh(range(len(keys)), vals, color=colors)
+    ax.set_yticks(range(len(keys)), [ARM_LABELS[k] for k in keys], fontsize=8)
+    ax.invert_yaxis()
+    lo = min(vals) - 5
+    ax.set_xlim(max(0, lo), 100)
+    for i, v in enumerate(vals):
+        ax.text(v + 0.1, i, f"{v:.1f}", va="center", fontsize=8)
+    ax.set_xlabel("held-out accuracy (%)")
+    ax.set_title(f"calibration with {100 * result.split['fraction']:.0f} % of the captures")
+    return _savefig(fig, path)
+
+
+def plot_sample_efficiency(curve: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from calibration.loop import ARM_LABELS
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fr = [100 * r["fraction"] for r in curve]
+    for key, style in (("simulation", "k--"), ("uncalibrated", "r:")):
+        ax.plot(fr, [100 * r[key] for r in curve], style, label=ARM_LABELS[key])
+    for key in ("after_refit", "paper_ce", "paper_ntk", "refit_ce", "refit_ntk"):
+        if key in curve[0]:
+            ax.plot(fr, [100 * r[key] for r in curve], "o-", label=ARM_LABELS[key], ms=4)
+    ax.set_xscale("log")
+    ax.set_xticks(fr, [f"{f:g}" for f in fr])
+    ax.set_xlabel("calibration slice (% of captures)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _savefig(fig, path)
+
+
+def plot_frames(data: dict, path: Path, channels: int = 4) -> Path | None:
+    import matplotlib.pyplot as plt
+
+    if "refit" not in data:
+        return None
+    rows = [("measured", data["measured"]), ("refit twin", data["refit"]), ("ideal (simulation)", data["ideal"]),
+            ("measured − refit", data["measured"] - data["refit"])]
+    c = min(channels, data["measured"].shape[1])
+    fig, axes = plt.subplots(len(rows), c, figsize=(1.6 * c, 1.6 * len(rows)), squeeze=False)
+    for i, (name, arr) in enumerate(rows):
+        for j in range(c):
+            ref = data["measured"][0, j]
+            lim = float(np.abs(ref).max()) or 1.0
+            if i == 3:
+                lim = float(np.abs(arr[0, j]).max()) or 1.0
+            axes[i, j].imshow(arr[0, j], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if j == 0:
+                axes[i, j].set_ylabel(name, fontsize=7)
+            if i == 0:
+                axes[i, j].set_title(f"kernel {j}", fontsize=8)
+    fig.suptitle("held-out capture 0: measured vs refit feature maps", fontsize=9)
+    return _savefig(fig, path)
+
+
+def plot_psfs(data: dict, path: Path, tiles: int = 6) -> Path | None:
+    import matplotlib.pyplot as plt
+
+    if "tiles_nominal" not in data:
+        return None
+    rows = [("nominal tile", data["tiles_nominal"][:, 0]), ("refit tile", data["tiles_refit"][:, 0]),
+            ("refit − nominal", data["tiles_refit"][:, 0] - data["tiles_nominal"][:, 0])]
+    if "psf_measured" in data:
+        rows.append(("laser PSF capture", data["psf_measured"]))
+    t = min(tiles, data["tiles_nominal"].shape[0])
+    fig, axes = plt.subplots(len(rows), t, figsize=(1.5 * t, 1.5 * len(rows)), squeeze=False)
+    for i, (name, arr) in enumerate(rows):
+        for j in range(t):
+            a = arr[j]
+            cmap = "RdBu_r" if i == 2 else "magma"
+            lim = float(np.abs(a).max()) or 1.0
+            axes[i, j].imshow(a, cmap=cmap, vmin=-lim if i == 2 else 0, vmax=lim)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if j == 0:
+                axes[i, j].set_ylabel(name, fontsize=7)
+            if i == 0:
+                axes[i, j].set_title(f"tile {j} ({'+' if j % 2 == 0 else '−'})", fontsize=8)
+    fig.suptitle("PSF tiles: nominal design vs refit (effective) vs laser captures", fontsize=9)
+    return _savefig(fig, path)
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}"
+
+
+def markdown(result, plots: dict[str, Path | None]) -> str:
+    from calibration.loop import ARM_LABELS
+
+    a, r = result.accuracies, result.recovery
+    rows = "\n".join(f"| {ARM_LABELS[k]} | {100 * a[k]:.2f} | {_pct(r.get(k))} |" for k in ARM_LABELS if k in a)
+    sp = result.split
+    lines = [
+        "# Calibration report",
+        "",
+        f"Captures: `{result.capture['path']}` — device `{result.capture['device_id']}`, {result.capture['n_captures']} captures "
+        f"({result.capture.get('dataset') or 'inputs stored in the file'} {result.capture.get('dataset_split') or ''}).",
+        f"Calibration slice: {sp['n_calib']} captures ({100 * sp['fraction']:g} %); held-out rest: {sp['n_held_out']}.",
+        "",
+        "| | held-out accuracy (%) | loss recovered (%) |",
+        "|---|---|---|",
+        rows,
+        "",
+        "Loss recovered = (accuracy − uncalibrated) / (simulation − uncalibrated). Simulation is the trained",
+        "model with its ideal kernels on the same held-out inputs.",
+        "",
+    ]
+    if plots.get("accuracies"):
+        lines += ["![accuracies](accuracies.png)", ""]
+    if result.curve:
+        keys = [k for k in ("after_refit", "paper_ce", "paper_ntk", "refit_ce", "refit_ntk") if k in result.curve[0]]
+        lines += ["## Sample efficiency", "",
+                  f"Nested slices, one common held-out set ({result.curve[0]['n_held_out']} captures, the complement of the "
+                  "largest slice).", "",
+                  "| slice (%) | captures | " + " | ".join(ARM_LABELS[k] for k in keys) + " | refit RMSE | wall (s) |",
+                  "|---" * (len(keys) + 4) + "|"]
+        for row in result.curve:
+            lines.append(f"| {100 * row['fraction']:g} | {row['n_calib']} | " + " | ".join(f"{100 * row[k]:.2f}" for k in keys)
+                         + f" | {row['refit_rmse']:.4f} | {row['wall_s']:.1f} |")
+        lines += ["", f"Simulation {100 * result.curve[0]['simulation']:.2f} %, uncalibrated {100 * result.curve[0]['uncalibrated']:.2f} % "
+                  "on this held-out set.", ""]
+        if plots.get("sample_efficiency"):
+            lines += ["![sample efficiency](sample_efficiency.png)", ""]
+    rf = result.refit
+    lines += ["## Device refit", "",
+              f"Frame RMSE against the measured slice: nominal device {rf['rmse_before']:.4f} → refit {rf['rmse_after']:.4f} "
+              f"(fitted noise model RMS {rf['noise_rmse']:.4f}), {rf['steps']} steps. Twin data: {rf['twin_pool']}.", "",
+              "```json", _json(rf["params"]), "```", ""]
+    if plots.get("frames"):
+        lines += ["![frames](frames.png)", ""]
+    if plots.get("psfs"):
+        lines += ["![psfs](psfs.png)", ""]
+    lines += ["## Timings (s)", "", "| step | wall (s) |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in result.timings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _json(obj) -> str:
+    import json
+
+    def short(o):
+        if isinstance(o, float):
+            return round(o, 5)
+        if isinstance(o, list):
+            return [short(v) for v in o]
+        if isinstance(o, dict):
+            return {k: short(v) for k, v in o.items()}
+        return o
+
+    obj = short(obj)
+    if isinstance(obj, dict):
+        return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in obj.items()) + "\n}"
+    return json.dumps(obj)
+
+
+def write_report(result, out: str | Path, *, seed: int | None = None, extra: dict | None = None) -> dict[str, Path]:
+    """Write the report folder ``out``; returns the paths written by name."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, Path | None] = {
+        "accuracies": plot_accuracies(result, out / "accuracies.png"),
+        "sample_efficiency": plot_sample_efficiency(result.curve, out / "sample_efficiency.png") if result.curve else None,
+        "frames": plot_frames(result.plot_data, out / "frames.png"),
+        "psfs": plot_psfs(result.plot_data, out / "psfs.png"),
+    }
+    paths = {k: v for k, v in plots.items() if v is not None}
+    paths["report"] = atomic_write_text(out / "report.md", markdown(result, plots))
+    payload = result.to_dict()
+    payload["provenance"] = provenance(seed=seed, config=result.config)
+    payload.update(extra or {})
+    paths["results"] = atomic_write_json(out / "results.json", payload)
+    return paths
