@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--iterations", type=int, default=100, help="design iterations (paper: 300)")
     d.add_argument("--instances", type=int, default=0, help="also evaluate this many fabricated instances")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
     d.set_defaults(func=_design)
 
     f = osub.add_parser("fabricate", help="Monte Carlo: draw fabricated instances of a design and evaluate the model on them")
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--focal-sigma", type=float, default=None, help="focal distance error std, metres")
     f.add_argument("--brightness-sigma", type=float, default=None, help="relative brightness std")
     f.add_argument("--levels", type=int, default=None, help="quantise fabricated radii to this many levels")
+    f.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     f.set_defaults(func=_fabricate)
 
     e = osub.add_parser("export-layout", help="write the metasurface as GDSII (pillars) + HDF5/PNG radius maps; reads the GDS back")
@@ -53,7 +55,15 @@ def _design_path(p: Path) -> Path:
     return p if p.suffix == ".safetensors" else p / "design.safetensors"
 
 
+def _set_threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(int(args.threads))
+
+
 def _design(args) -> int:
+    _set_threads(args)
     from neurohw.data import load_mnist5k
     from neurohw.io import atomic_write_json, provenance, save_checkpoint
     from optics.design import OpticsConfig
@@ -95,6 +105,8 @@ def _fabricate(args) -> int:
     import dataclasses
 
     import matplotlib.pyplot as plt
+
+    _set_threads(args)
 
     from neurohw.data import load_mnist5k
     from neurohw.io import atomic_write_json, provenance
