@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quick", action="store_true", help="small model and data (smoke run)")
+    t.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
     t.add_argument("--out", type=Path, required=True, help="folder: model.safetensors (+ .json), netlist.npz, metrics.json")
     t.set_defaults(func=_train)
 
@@ -47,6 +48,10 @@ def _train(args) -> int:
     from neurohw.io import atomic_write_json, provenance
     from neurohw.seeding import seed_everything
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = QUICK if args.quick else FULL
     seed_everything(args.seed)
     split = load_mnist5k().subset(cfg["n_train"], cfg["n_test"])

@@ -1,0 +1,87 @@
+"""Command line, experiments runner, demo stage and benchmark, in quick mode (they run; figures are consistent)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from logic import export
+from neurohw.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_cli_train_then_export(tmp_path):
+    out = tmp_path / "run"
+    assert main(["logic", "train", "--model", "dense", "--quick", "--epochs", "1", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["counts_equal"] and metrics["acc_hard"] == metrics["acc_packed"]
+    assert metrics["provenance"]["seed"] == 0
+    assert main(["logic", "export", "--checkpoint", str(out / "model.safetensors"), "--format", "verilog",
+                 "--out", str(tmp_path / "n.v")]) == 0
+    assert "endmodule" in (tmp_path / "n.v").read_text()
+    assert main(["logic", "export", "--netlist", str(out / "netlist.npz"), "--format", "c", "--out", str(tmp_path / "n.c")]) == 0
+    if export.find_cc():
+        exe = export.compile_c(tmp_path / "n.c", tmp_path / "n")
+        from logic.models import load_model
+        from neurohw.data import load_mnist5k
+
+        model = load_model(out / "model.safetensors").eval()
+        x = load_mnist5k().x_test[:128]
+        assert torch.equal(export.run_c_counts(exe, model.encode_bits(x), 10), model.hard_counts(x))
+
+
+def test_cli_errors(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["logic", "export", "--format", "c", "--out", str(tmp_path / "x.c")])  # no source given
+    from neurohw.io import CheckpointError
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        main(["logic", "export", "--checkpoint", str(tmp_path / "none.safetensors"), "--format", "c", "--out", str(tmp_path / "x.c")])
+
+
+@pytest.mark.slow
+def test_experiments_quick(tmp_path):
+    assert main(["logic", "experiments", "--quick", "--seeds", "1", "--out", str(tmp_path),
+                 "--models", "dense_lgn,tree_residual,db_mnist"]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    table = (tmp_path / "table.md").read_text()
+    assert {s["model"] for s in res["summary"]} == {"dense_lgn", "tree_residual", "db_mnist"}
+    for s in res["summary"]:
+        if s["model"] == "db_mnist":
+            assert s["soft_equals_hard_all"] and s["bit_mismatches"] == 0
+        else:
+            assert s["counts_equal_all"] and s["acc_hard"] == s["acc_packed"]
+            assert s["gates"][0] <= s["gates_raw"][0]
+    assert "| dense_lgn | 1 |" in table and "db_mnist" in table
+    assert res["provenance"]["config"]["quick"] is True
+
+
+@pytest.mark.slow
+def test_demo_stage_quick(tmp_path):
+    from neurohw.demo import DemoContext
+    from logic.demo_stage import run
+
+    ctx = DemoContext(out=tmp_path, quick=True)
+    fig = run(ctx)
+    assert fig["packed_counts_equal_hard"] and fig["acc_hard"] == fig["acc_packed"]
+    if export.find_cc():
+        assert fig["c_counts_equal_hard"] and fig["c_images_per_s"] > 0
+    assert (tmp_path / "logic" / "dense_lgn.v").exists() and ctx.markdown
+    json.dumps(fig)
+
+
+@pytest.mark.slow
+def test_bench_quick(tmp_path):
+    out = tmp_path / "logic.json"
+    p = subprocess.run([sys.executable, "-m", "bench.logic", "--quick", "--out", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "naive 16-gate sum" in p.stdout and "packed PyTorch evaluator" in p.stdout
+    res = json.loads(out.read_text())
+    assert res["training"]["fast_step_s"] > 0 and res["inference"]["packed_images_per_s"] > 0
