@@ -163,7 +163,11 @@ def main(argv=None) -> int:
         lava_ok = lava_available()
     torch.manual_seed(0)
     rows = [bench_one(net, batch, args.quick, lava_ok, args.device) for net in (dense_net(), conv_net())]
-    print(f"\nneurohw.loihi benchmark — {STEPS} steps, batch {batch}, device {args.device}, torch threads {torch.get_num_threads()}")
+    import os
+
+    load = os.getloadavg()
+    print(f"\nneurohw.loihi benchmark — {STEPS} steps, batch {batch}, device {args.device}, torch threads {torch.get_num_threads()}, "
+          f"{os.cpu_count()} CPUs, load average {load[0]:.1f} (timings on a shared machine vary with its load)")
     hdr = f"{'network':<18}{'engine':<10}{'time (s)':>10}{'sample-steps/s':>16}{'synops/s':>12}  notes"
     print(hdr)
     print("-" * len(hdr))
@@ -177,8 +181,9 @@ def main(argv=None) -> int:
               + (f"; neurohw / Lava throughput = {r['speedup_neurohw_over_lava']:.0f}× (target ≥ 1000×)" if "speedup_neurohw_over_lava" in r else "; Lava not run"))
     if lava_ok:
         print(f"Lava per-sample-step cost: {rows[0]['lava_extrapolation']}")
-    report = {"rows": rows, "provenance": provenance(seed=0, config={"batch": batch, "steps": STEPS, "quick": args.quick,
-                                                                      "device": args.device, "lava": lava_ok})}
+    report = {"rows": rows, "load_average_1min": load[0], "cpus": os.cpu_count(),
+              "provenance": provenance(seed=0, config={"batch": batch, "steps": STEPS, "quick": args.quick,
+                                                       "device": args.device, "lava": lava_ok})}
     atomic_write_json(args.out, report)
     print(f"wrote {args.out}")
     ok = all(r.get("lava_spikes_identical", True) for r in rows)
