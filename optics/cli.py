@@ -143,6 +143,9 @@ def _export(args) -> int:
     dpath = _design_path(args.design)
     out = Path(args.out or dpath.parent)
     d = load_design(dpath)
+    if d.element != "pillars":
+        print(f"{dpath}: a {d.element} design has no pillars to export as GDS")
+        return 2
     c = d.constraints
     info = export_gds(out / "metasurface.gds", d.radii, d.config.dx, c.period, min_radius=c.r_min - 1e-12, layer=args.layer)
     save_radius_map(out / "radius_map.h5", d.radii, d.config.dx, c.period, c.height, d.config.wavelengths, config=d.config.to_dict())

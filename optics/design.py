@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from optics.frontend import DeviceFrontEnd, TileLayout, merge_pairs
-from optics.metasurface import FabConstraints, PillarProxy
+from optics.metasurface import FabConstraints, HeightMapDOE, PillarProxy
 from optics.propagation import angular_spectrum, intensity
 from optics.sensor import SensorConfig, pixel_integrate
 
@@ -174,6 +174,11 @@ class MetasurfaceDesign:
     history: list = field(default_factory=list)
 
     @property
+    def element(self) -> str:
+        """``"pillars"`` (``radii`` are pillar radii) or ``"height_map"`` (``radii`` are DOE heights)."""
+        return "height_map" if isinstance(self.proxy, HeightMapDOE) else "pillars"
+
+    @property
     def signed_kernels(self) -> torch.Tensor:
         return merge_pairs(self.tiles.unsqueeze(0)).squeeze(0)
 
@@ -199,6 +204,7 @@ class MetasurfaceDesign:
         return {
             "config": self.config.to_dict(),
             "layout": self.layout.to_dict(),
+            "element": self.element,
             "constraints": self.constraints.to_dict(),
             "scale": self.scale,
             "fidelity": self.fidelity,
@@ -221,12 +227,19 @@ def _gerchberg_saxton(target_amp: torch.Tensor, config: OpticsConfig, wl: float,
     return pupil_phase
 
 
+def _bounds(element, constraints: FabConstraints):
+    """(lower, upper, projection) of the design variable: pillar radius or DOE height."""
+    if isinstance(element, HeightMapDOE):
+        return 0.0, element.max_height, element.constrain
+    return constraints.r_min, constraints.r_max, constraints.apply
+
+
 def design_metasurface(
     target_tiles: torch.Tensor,
     layout: TileLayout,
     config: OpticsConfig | None = None,
     *,
-    proxy: PillarProxy | None = None,
+    proxy: PillarProxy | HeightMapDOE | None = None,
     constraints: FabConstraints | None = None,
     iterations: int = 300,
     lr: float = 0.05,
@@ -239,7 +252,10 @@ def design_metasurface(
     """Inverse-design a radius map whose PSF tiles reproduce ``target_tiles`` ``(2K, C, k, k)``.
 
     ``target_tiles`` are non-negative conv-weight tiles (e.g. ``KernelFrontEnd.psf_tiles()``).
-    Channel c is designed at wavelength ``config.wavelengths[c]``. ``device``: where the
+    Channel c is designed at wavelength ``config.wavelengths[c]``. ``proxy``: the unit-cell
+    model — a :class:`PillarProxy` (design variable: pillar radius, limits from ``constraints``)
+    or a :class:`HeightMapDOE` (design variable: height in ``[0, max_height]``, its ``levels``;
+    the design's ``radii`` field then holds heights). ``device``: where the
     optimisation runs (default: the targets' device); the returned design lives on the CPU.
     """
     device = torch.device(device) if device is not None else target_tiles.device
@@ -264,14 +280,14 @@ def design_metasurface(
     with torch.no_grad():
         ph0 = _gerchberg_saxton(amp, config, config.wavelengths[mid], ap, gs_iterations, gen)
         r0 = proxy.radius_for_phase(ph0, mid)
-    u0 = ((r0 - constraints.r_min) / (constraints.r_max - constraints.r_min)).clamp(0.02, 0.98)
+    lo, hi, apply = _bounds(proxy, constraints)
+    u0 = ((r0 - lo) / (hi - lo)).clamp(0.02, 0.98)
     theta = nn.Parameter(torch.log(u0 / (1 - u0)))
     opt = torch.optim.Adam([theta], lr=lr)
     tn = T.pow(2).sum()
 
     def radii_of(th):
-        r = constraints.r_min + (constraints.r_max - constraints.r_min) * torch.sigmoid(th)
-        return constraints.apply(r)
+        return apply(lo + (hi - lo) * torch.sigmoid(th))
 
     history: list[float] = []
     it = tqdm(range(iterations), desc="design metasurface", disable=not progress, leave=False)

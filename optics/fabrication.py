@@ -7,7 +7,8 @@ Errors modelled physically (pillar geometry → phase → PSF, then the assembly
   Gaussian random field with a Gaussian spatial correlation of length ``corr_length``
   (metres; 0 = independent per cell); a height error scales the pillar's phase delay by
   ``h/h0`` (first-order effective-index model);
-* ``levels`` — quantisation of the fabricated radii to a library of ``levels`` sizes;
+* ``levels`` — quantisation of the fabricated radii to a library of ``levels`` sizes
+  evenly spaced over the fab's radius limits;
 * ``misalign_sigma`` — lateral misalignment of optic and sensor (std per axis, metres);
 * ``rotation_sigma`` — rotation of the optic about the axis (std, radians);
 * ``focal_sigma`` — error of the metasurface→sensor distance (std, metres);
@@ -97,10 +98,24 @@ class FabricationModel:
         self.sensor = sensor or SensorConfig()
 
     def fabricated_radii(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(radius map, height scale map) of one fabricated metasurface."""
+        """(radius map, height scale map) of one fabricated metasurface.
+
+        For a height-map DOE design (``design.element == "height_map"``) the map holds heights:
+        ``height_sigma`` is an additive height error (m), width errors do not apply, ``levels``
+        quantises to that many etch depths in ``[0, max_height]``; the height scale is 1.
+        """
         d, p = self.design, self.params
         cfg = d.config
         shape = tuple(d.radii.shape)
+        if d.element == "height_map":
+            h = d.radii.clone()
+            if p.height_sigma > 0:
+                h = h + p.height_sigma * correlated_field(shape, cfg.dx, p.corr_length, gen)
+            h = h.clamp(0.0, d.proxy.max_height)
+            if p.levels:
+                step = d.proxy.max_height / (int(p.levels) - 1)
+                h = torch.round(h / step) * step
+            return h, torch.ones(shape)
         r = d.radii + p.width_bias / 2
         if p.width_sigma > 0:
             r = r + (p.width_sigma / 2) * correlated_field(shape, cfg.dx, p.corr_length, gen)
@@ -110,7 +125,7 @@ class FabricationModel:
         # the fab cannot go below its minimum feature; quantise to its size library if any
         r = r.clamp(d.constraints.r_min * 0.5, d.constraints.r_max + (d.constraints.period / 2 - d.constraints.r_max) * 0.5)
         if p.levels:
-            lv = torch.linspace(float(d.radii.min()), float(d.radii.max()), int(p.levels))
+            lv = torch.linspace(d.constraints.r_min, d.constraints.r_max, int(p.levels), dtype=r.dtype)
             r = lv[(r.unsqueeze(-1) - lv).abs().argmin(-1)]
         return r, hs
 

@@ -287,6 +287,13 @@ class HeightMapDOE(nn.Module):
         self.max_height = float(max_height if max_height is not None else lmax / (idx[int(np.argmax(self.wavelengths))] - 1))
         self.levels = levels
 
+    def radius_for_phase(self, phase: torch.Tensor, wavelength_index: int = 0) -> torch.Tensor:
+        """The height (within ``[0, max_height]``) giving ``phase`` modulo 2π at one wavelength."""
+        wl = self.wavelengths[wavelength_index]
+        per_rad = wl / (2 * math.pi * (float(self.index[wavelength_index]) - 1))
+        h = torch.remainder(phase.double(), 2 * math.pi) * per_rad
+        return h.clamp(0.0, self.max_height).to(torch.float32)
+
     def constrain(self, height: torch.Tensor) -> torch.Tensor:
         h = height.clamp(0.0, self.max_height)
         if self.levels:

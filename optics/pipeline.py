@@ -18,7 +18,7 @@ from optics.design import MetasurfaceDesign, OpticsConfig, design_metasurface
 from optics.fabrication import FabricationModel, FabricationParams, evaluate_instances
 from optics.frontend import TileLayout
 from optics.hybrid import HybridMNIST, accuracy, train_hybrid
-from optics.metasurface import FabConstraints, PillarProxy
+from optics.metasurface import FabConstraints, HeightMapDOE, PillarProxy
 from optics.sensor import SensorConfig
 
 __all__ = ["save_design", "load_design", "evaluate_modes", "run_mnist_pipeline", "run_pipeline"]
@@ -31,14 +31,18 @@ def save_design(path, design: MetasurfaceDesign, seed: int | None = None) -> Pat
         "psf": design.psf,
         "tiles": design.tiles,
         "targets": design.targets,
-        "proxy_phase_coef": design.proxy.phase_coef,
-        "proxy_amp_coef": design.proxy.amp_coef,
     }
+    if design.element == "height_map":
+        proxy = {"kind": "height_map", "wavelengths": list(design.proxy.wavelengths), "index": design.proxy.index.tolist(),
+                 "max_height": design.proxy.max_height, "levels": design.proxy.levels}
+    else:
+        tensors["proxy_phase_coef"], tensors["proxy_amp_coef"] = design.proxy.phase_coef, design.proxy.amp_coef
+        proxy = {"kind": "pillars", "wavelengths": list(design.proxy.wavelengths), "r_lo": design.proxy.r_lo, "r_hi": design.proxy.r_hi}
     config = {
         "optics": design.config.to_dict(),
         "layout": design.layout.to_dict(),
         "constraints": design.constraints.to_dict(),
-        "proxy": {"wavelengths": list(design.proxy.wavelengths), "r_lo": design.proxy.r_lo, "r_hi": design.proxy.r_hi},
+        "proxy": proxy,
     }
     extra = {"scale": design.scale, "fidelity": design.fidelity, "history": design.history}
     return save_checkpoint(path, tensors, config=config, seed=seed, extra=extra)
@@ -55,7 +59,10 @@ def load_design(path) -> MetasurfaceDesign:
         layout = TileLayout(**cfg["layout"])
         cons = FabConstraints(**cfg["constraints"])
         pr = cfg["proxy"]
-        proxy = PillarProxy(pr["wavelengths"], pr["r_lo"], pr["r_hi"], t["proxy_phase_coef"].numpy(), t["proxy_amp_coef"].numpy())
+        if pr.get("kind") == "height_map":
+            proxy = HeightMapDOE(pr["wavelengths"], index=pr["index"], max_height=pr["max_height"], levels=pr["levels"])
+        else:
+            proxy = PillarProxy(pr["wavelengths"], pr["r_lo"], pr["r_hi"], t["proxy_phase_coef"].numpy(), t["proxy_amp_coef"].numpy())
         return MetasurfaceDesign(
             t["radii"], optics_cfg, layout, proxy, cons, t["psf"], t["tiles"], t["targets"], float(extra["scale"]), extra["fidelity"], list(extra.get("history", []))
         )

@@ -222,3 +222,23 @@ def test_radius_map_hdf5_roundtrip(tmp_path):
     save_radius_map(tmp_path / "r.h5", r, 586e-9, 293e-9, 750e-9, wavelengths=(532e-9,), config={"a": 1}, seed=3)
     back, attrs = load_radius_map(tmp_path / "r.h5")
     assert torch.equal(back, r) and attrs["dx"] == 586e-9 and "seed" in attrs["provenance"]
+
+
+def test_height_map_doe_design_and_fabrication(tmp_path):
+    from optics.pipeline import load_design, save_design
+
+    g = torch.Generator().manual_seed(4)
+    kernels = torch.randn(2, 1, 3, 3, generator=g)
+    lay = TileLayout(4, 3, 8, spacing=10)
+    doe = HeightMapDOE(wavelengths=(532e-9,))
+    d = design_metasurface(split_signed(kernels), lay, OpticsConfig(**SMALL), proxy=doe, iterations=60, lr=0.08, progress=False)
+    assert d.element == "height_map"
+    assert min(d.fidelity["ncc"]) > 0.9, d.fidelity
+    assert (d.radii >= 0).all() and (d.radii <= doe.max_height + 1e-12).all()
+    save_design(tmp_path / "doe.safetensors", d)
+    back = load_design(tmp_path / "doe.safetensors")
+    assert back.element == "height_map" and torch.equal(back.radii, d.radii)
+    ideal = FabricationModel(back, FabricationParams.ideal()).draw(0)
+    assert torch.allclose(ideal.tiles, d.tiles, rtol=1e-4, atol=1e-6)
+    etched = FabricationModel(back, FabricationParams(height_sigma=30e-9, levels=8)).draw(0)
+    assert not torch.allclose(etched.tiles, d.tiles)

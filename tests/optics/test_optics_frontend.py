@@ -117,3 +117,45 @@ def test_sensor_rejects_bad_config():
 def test_frontend_rejects_wrong_input_shape():
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
         KernelFrontEnd(8)(torch.rand(2, 3, 28, 28))
+
+
+from hypothesis import given, settings, strategies as st
+
+
+@settings(max_examples=30, deadline=None)
+@given(level=st.floats(0.0, 0.95), e_per_unit=st.floats(10.0, 5000.0), bits=st.integers(8, 16))
+def test_noiseless_sensor_is_identity_below_saturation_up_to_one_lsb(level, e_per_unit, bits):
+    s = SensorModel(SensorConfig(electrons_per_unit=e_per_unit, adc_bits=bits))
+    irr = torch.tensor([level * s.saturation_level()], dtype=torch.float64)
+    exact = s(irr, noise=False, quantize=False)
+    assert torch.allclose(exact, irr, rtol=1e-9, atol=1e-12)
+    lsb = 1 / (s.config.gain_dn_per_e * s.config.electrons_per_unit)
+    assert float((s(irr, noise=False) - irr).abs()) <= lsb / 2 + 1e-12
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), a=st.floats(0.0, 3.0), b=st.floats(0.0, 3.0))
+def test_incoherent_optical_layer_is_linear_in_intensity(seed, a, b):
+    g = torch.Generator().manual_seed(seed)
+    fe = KernelFrontEnd(3).eval()
+    dev = fe.to_device(SensorConfig(noise_model="none"))
+    with torch.no_grad():
+        dev.shift.copy_(torch.rand(2, generator=g) - 0.5)
+        dev.rotation.fill_(0.01)
+        x1, x2 = torch.rand(2, 1, 28, 28, generator=g).double(), torch.rand(2, 1, 28, 28, generator=g).double()
+        dev = dev.double()
+        lhs = dev.tile_images(a * x1 + b * x2)
+        rhs = a * dev.tile_images(x1) + b * dev.tile_images(x2)
+    assert torch.allclose(lhs, rhs, atol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.sampled_from([32, 64]), ell=st.floats(0.0, 4.0))
+def test_correlated_field_is_standardised_and_seeded(seed, n, ell):
+    from optics.fabrication import correlated_field
+
+    f1 = correlated_field((n, n), 1.0, ell, torch.Generator().manual_seed(seed))
+    f2 = correlated_field((n, n), 1.0, ell, torch.Generator().manual_seed(seed))
+    assert torch.equal(f1, f2) and torch.isfinite(f1).all()
+    if ell > 0:
+        assert abs(float(f1.double().std()) - 1) < 1e-5
