@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--device-model", choices=["optics", "generic"], default="optics",
                    help="optics: refit the optics DeviceFrontEnd; generic: DeviceCorrection on the simulated maps")
     k.add_argument("--teacher", default="lenet5", help="NTK teacher (a neurohw teacher name; trained and cached on first use)")
+    k.add_argument("--teacher-checkpoint", type=Path, default=None,
+                   help="load the teacher's weights from this safetensors checkpoint instead of the cache")
     k.add_argument("--ntk-loss", choices=["mse", "normalised", "cka"], default="normalised")
     k.add_argument("--ntk-beta", type=float, default=1.0)
     k.add_argument("--fractions", default=None, help="comma-separated fractions for the sample-efficiency curve")
@@ -123,7 +125,14 @@ def _calibrate(args) -> int:
     cfg = CalibrationConfig.quick(**kw) if args.quick else CalibrationConfig(**kw)
     try:
         om = load_optical_model(args.model)
-        result = calibrate(om, args.captures, cfg)
+        teacher = None
+        if args.teacher_checkpoint:
+            from neurohw.io import load_into
+            from neurohw.models import build_teacher
+
+            teacher = build_teacher(args.teacher, num_classes=10, in_channels=1)
+            load_into(teacher, args.teacher_checkpoint)
+        result = calibrate(om, args.captures, cfg, teacher=teacher)
     except (CaptureFormatError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

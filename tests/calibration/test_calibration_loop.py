@@ -1,0 +1,173 @@
+"""Virtual lab + calibration loop on a small fabricated MNIST-5k hybrid model (end to end)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from calibration.bundle import build_optical_model, load_optical_model, save_optical_model
+from calibration.captures import CaptureFormatError, CaptureWriter, open_captures
+from calibration.device_model import RefitConfig
+from calibration.device_refit import OpticsTwin
+from calibration.lab import capture_virtual, draw_device
+from calibration.loop import CalibrationConfig, calibrate
+from calibration.output import load_calibrated_device, save_calibrated
+from calibration.report import write_report
+
+DEVICE_SEED = 4242
+N_CAPTURES = 300
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, mnist5k):
+    import optics
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("cal")
+    # larger assembly errors than the defaults so that the uncalibrated device clearly loses accuracy
+    fab = optics.FabricationParams(misalign_sigma=0.8e-6, rotation_sigma=math.radians(0.8), brightness_sigma=0.1)
+    om = build_optical_model(mnist5k.x_train[:1500], mnist5k.y_train[:1500], epochs=3, design_iterations=30, fabrication=fab)
+    model_path = save_optical_model(root / "model.safetensors", om, seed=0)
+    om = load_optical_model(model_path)
+    cap = capture_virtual(om, mnist5k.x_test[:N_CAPTURES], mnist5k.y_test[:N_CAPTURES], root / "captures.h5",
+                          dataset="mnist5k", dataset_split="test", indices=np.arange(N_CAPTURES),
+                          device_seed=DEVICE_SEED, exposure_images=mnist5k.x_train[:200], progress=False)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))  # a small NTK teacher
+    return {"root": root, "om": om, "model_path": model_path, "captures": cap, "teacher": teacher, "fab": fab}
+
+
+def test_bundle_round_trip(setup, mnist5k):
+    om = setup["om"]
+    om2 = load_optical_model(setup["model_path"])
+    x = mnist5k.x_test[:16]
+    with torch.no_grad():
+        torch.testing.assert_close(om.model(x), om2.model(x))
+    torch.testing.assert_close(om.design.tiles, om2.design.tiles)
+    # the same seed draws the same fabricated device from both
+    a, b = om.fabrication_model().draw(3), om2.fabrication_model().draw(3)
+    torch.testing.assert_close(a.tiles, b.tiles)
+
+
+def test_virtual_lab_writes_a_valid_file_without_the_seed(setup):
+    with open_captures(setup["captures"]) as cf:
+        assert cf.n == N_CAPTURES and cf.frame_shape == (8, 22, 22) and cf.input_shape == (1, 28, 28)
+        assert cf.dataset_name == "mnist5k" and cf.dataset_split == "test"
+        assert cf.read_static("calibration/dark_frames").shape == (16, 8, 22, 22)
+        assert cf.read_static("calibration/psf").shape == (16, 22, 22)
+        assert np.all(cf.exposure_s > 0) and np.all(np.diff(cf.timestamps) > 0)
+        assert cf.extra["source_flux_e_per_unit_s"] > 0
+    with h5py.File(setup["captures"], "r") as fh:
+        text = json.dumps({k: str(v) for k, v in fh.attrs.items()})
+        for name in fh:
+            for sub in (fh[name].values() if isinstance(fh[name], h5py.Group) else [fh[name]]):
+                text += json.dumps({k: str(v) for k, v in sub.attrs.items()})
+    assert str(DEVICE_SEED) not in text and "seed\": 4242" not in text
+
+
+def test_hidden_seed_is_random(setup, mnist5k, tmp_path):
+    outs = []
+    for i in range(2):
+        p = capture_virtual(setup["om"], mnist5k.x_test[:8], mnist5k.y_test[:8], tmp_path / f"c{i}.h5",
+                            dark_frames=0, psf=False, progress=False)
+        with open_captures(p) as cf:
+            outs.append((cf.device_id, cf.read("measured/frames")))
+    assert outs[0][0] != outs[1][0]
+    assert not np.allclose(outs[0][1], outs[1][1])
+
+
+def test_refit_recovers_the_fabricated_assembly_errors(setup, mnist5k):
+    """Check against the drawn truth (the test knows the seed; the calibration never reads it)."""
+    om = setup["om"]
+    inst = draw_device(om, DEVICE_SEED, mnist5k.x_train[:200])
+    with open_captures(setup["captures"]) as cf:
+        idx = np.arange(120)
+        x = torch.from_numpy(cf.read("inputs/images", idx))
+        f = torch.from_numpy(cf.read("measured/frames", idx))
+        epu = float(np.median(cf.exposure_s)) * cf.extra["source_flux_e_per_unit_s"]
+    assert epu == pytest.approx(inst.sensor.config.electrons_per_unit, rel=1e-6)
+    twin = OpticsTwin(om.model.frontend, om.device_frontend(), electrons_per_unit=epu)
+    res = twin.refit(x, f, RefitConfig(steps_geometry=40, steps_joint=60, lr=0.02, lr_psf=0.01, shift_search_px=2,
+                                       batch_size=48))
+    np.testing.assert_allclose(res.params["shift_px_yx"], inst.truth["shift_px"], atol=0.1)
+    assert res.params["rotation_deg"] == pytest.approx(math.degrees(inst.truth["rotation_rad"]), abs=0.1)
+    assert res.rmse_after < 0.3 * res.rmse_before
+    # the noise model recovers the exposure (photo-electrons per feature unit) to within 30 %
+    assert res.params["electrons_per_unit"] == pytest.approx(epu, rel=0.3)
+
+
+@pytest.mark.slow
+def test_calibrate_end_to_end(setup, tmp_path):
+    om = load_optical_model(setup["model_path"])
+    digest = hashlib.sha256(setup["model_path"].read_bytes()).hexdigest()
+    cfg = CalibrationConfig.quick(fraction=0.2, fractions=(0.05, 0.2), twin_steps=120, twin_pool=1500)
+    res = calibrate(om, setup["captures"], cfg, teacher=setup["teacher"])
+    a = res.accuracies
+    assert set(a) >= {"simulation", "uncalibrated", "after_refit", "paper_ce", "paper_ntk", "refit_ce", "refit_ntk"}
+    assert res.split["n_calib"] == 60 and res.split["n_held_out"] == 240
+    # the device loses accuracy and the refit wins most of it back
+    assert a["uncalibrated"] < a["simulation"] - 0.03
+    assert a["after_refit"] > a["uncalibrated"] + 0.03
+    assert res.refit["rmse_after"] < 0.5 * res.refit["rmse_before"]
+    assert [c["fraction"] for c in res.curve] == [0.05, 0.2]
+    ckpt = save_calibrated(tmp_path / "cal.safetensors", om, res, cfg, source=setup["model_path"])
+    paths = write_report(res, tmp_path, seed=0)
+    for name in ("report", "results", "accuracies", "sample_efficiency", "frames", "psfs"):
+        assert paths[name].exists() and paths[name].stat().st_size > 0
+    data = json.loads(paths["results"].read_text())
+    assert data["accuracies"] == pytest.approx(a) and data["provenance"]["seed"] == 0
+    assert hashlib.sha256(setup["model_path"].read_bytes()).hexdigest() == digest  # input untouched
+    cal, dev = load_calibrated_device(ckpt)
+    torch.testing.assert_close(dev.shift.detach(), res.twin.device.shift.detach())
+    with torch.no_grad():
+        x = torch.from_numpy(open_captures(setup["captures"]).read("inputs/images", [0, 1, 2]))
+        torch.testing.assert_close(cal.model.backend(dev(x, noise=False)),
+                                   res.backends["refit_ntk"](res.twin.device(x, noise=False)))
+
+
+@pytest.mark.slow
+def test_cli_lab_and_calibrate(setup, tmp_path):
+    from neurohw.cli import main
+
+    cap = tmp_path / "cli.h5"
+    assert main(["lab", "capture", "--model", str(setup["model_path"]), "--data", "mnist5k", "--limit", "200",
+                 "--out", str(cap), "--device-seed", "7", "--dark-frames", "4"]) == 0
+    with open_captures(cap) as cf:
+        assert cf.n == 200
+    from neurohw.io import save_checkpoint
+    from neurohw.models import build_teacher
+
+    torch.manual_seed(0)
+    teacher = save_checkpoint(tmp_path / "lenet5.safetensors", build_teacher("lenet5", num_classes=10, in_channels=1))
+    out = tmp_path / "report"
+    # the generic device model (DeviceCorrection on the simulated maps) through the CLI
+    assert main(["calibrate", str(setup["model_path"]), "--captures", str(cap), "--fraction", "0.1", "--out", str(out),
+                 "--quick", "--no-curve", "--device-model", "generic", "--teacher", "lenet5",
+                 "--teacher-checkpoint", str(teacher)]) == 0
+    assert (out / "report.md").exists() and (out / "calibrated.safetensors").exists()
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["device_model"] == "generic" and res["split"]["n_calib"] == 20
+    assert res["refit"]["rmse_after"] < res["refit"]["rmse_before"]
+
+
+def test_cli_rejects_bad_captures(setup, tmp_path, capsys):
+    from neurohw.cli import main
+
+    bad = tmp_path / "neuro.h5"
+    with CaptureWriter(bad, device_kind="neuromorphic", device_id="x", num_classes=2) as wr:
+        wr.append({"labels": [0, 1], "timestamps": [0.0, 1.0], "inputs/dataset_index": [0, 1],
+                   "measured/spike_counts": [[1], [2]]})
+    rc = main(["calibrate", str(setup["model_path"]), "--captures", str(bad), "--out", str(tmp_path / "o"), "--quick"])
+    assert rc == 2
+    assert "optics captures" in capsys.readouterr().err
+    with pytest.raises(CaptureFormatError, match="front-end produces"):
+        p = tmp_path / "shape.h5"
+        with CaptureWriter(p, device_kind="optics", device_id="x", num_classes=10, wavelengths_nm=[532]) as wr:
+            wr.append({"measured/frames": np.zeros((4, 8, 20, 20)), "labels": [0, 1, 2, 3], "timestamps": [0.0, 1, 2, 3],
+                       "measured/exposure_s": [1e-3] * 4, "measured/gain": [1.0] * 4,
+                       "inputs/images": np.zeros((4, 1, 28, 28))})
+        calibrate(setup["om"], p, CalibrationConfig.quick(curve=False), teacher=setup["teacher"])
