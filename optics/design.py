@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -188,7 +186,6 @@ class MetasurfaceDesign:
 
     def window_efficiency(self) -> float:
         """Fraction of the light on the sensor that falls inside the tile windows."""
-        k = self.layout.kernel_size
         inside = extract_tiles(self.psf, self.layout).sum()
         return float(inside / self.psf.sum().clamp_min(1e-30))
 

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable
-
 import numpy as np
 import torch
 

@@ -14,11 +14,8 @@ signed feature maps ``(B, K, h, w)`` to logits). ``forward(x) = backend(frontend
 from __future__ import annotations
 
 import copy
-import math
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 

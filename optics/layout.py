@@ -18,7 +18,6 @@ HDF5 radius map: dataset ``radii`` (N, N) float64 metres with attributes ``dx``,
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np

@@ -7,10 +7,8 @@ Also saving/loading a design (safetensors + JSON sidecar through :mod:`neurohw.i
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from neurohw.io import load_checkpoint, save_checkpoint

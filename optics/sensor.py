@@ -22,7 +22,7 @@ Poisson. All randomness takes an optional ``torch.Generator``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

@@ -19,7 +19,6 @@ to ``reports/bench/optics.json``.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from pathlib import Path

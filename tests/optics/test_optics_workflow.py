@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import json
-import types
-from pathlib import Path
 
 import pytest
 import torch
 
 from optics.design import OpticsConfig, design_metasurface
 from optics.fabrication import FabricationModel, FabricationParams
-from optics.hybrid import HybridMNIST, HybridPolychromatic, accuracy, train_hybrid
+from optics.hybrid import HybridMNIST, HybridPolychromatic
 from optics.pipeline import load_design, run_mnist_pipeline, save_design
 
 
