@@ -30,11 +30,11 @@ def run(ctx) -> dict:
     t0 = time.perf_counter()
     res = simulate(net, spikes, probe=[0, 2], count_ops=True)
     sim_s = time.perf_counter() - t0
-    gap = quantisation_gap(float_layers, net, spikes)
+    gap = quantisation_gap(float_layers, net, spikes, result=res)
 
     netx_path = write_netx(net, ctx.path("loihi/demo_net.net"), seed=ctx.seed)
     nir_path = write_nir(net, ctx.path("loihi/demo_net.nir"), dt=1e-3)
-    rep = full_report(net, spikes, steps=steps)
+    rep = full_report(net, spikes, steps=steps, result=res)
     atomic_write_text(ctx.path("loihi/report.txt"), format_report(rep) + "\n\nquantisation:\n" + qrep.text() + "\n")
     plot_raster(res, layer=2, path=ctx.path("loihi/raster_readout.png"), title="read-out spikes, sample 0")
     plot_voltages(res, layer=2, neurons=(0, 1, 2), vth=net.layers[2].neuron.vth, path=ctx.path("loihi/voltages_readout.png"))
@@ -43,7 +43,7 @@ def run(ctx) -> dict:
     from .lava_bridge import compare_with_lava, lava_available
 
     if lava_available():
-        lava_steps = 12 if ctx.quick else 32
+        lava_steps = 8 if ctx.quick else 32
         t0 = time.perf_counter()
         cmp_ = compare_with_lava(netx_path, spikes[:1, :lava_steps].numpy(), probe=[2])
         lava = {"run": True, "samples": 1, "steps": lava_steps, "identical": bool(cmp_["identical"]),

@@ -142,9 +142,10 @@ def energy_report(ops: list[dict[str, int]], batch: int) -> dict[str, Any]:
 
 
 def full_report(net: LoihiNetwork, spikes=None, *, steps: int = 32, rate: float = 0.1, seed: int = 0,
-                samples: int = 4) -> dict[str, Any]:
+                samples: int = 4, result=None) -> dict[str, Any]:
     """Deployability on Loihi 1 and 2 plus an energy estimate from a simulation on ``spikes``
-    (default: seeded Bernoulli input at ``rate``, ``samples`` × ``steps``)."""
+    (default: seeded Bernoulli input at ``rate``, ``samples`` × ``steps``). ``result``: an
+    existing ``simulate(net, spikes, count_ops=True)`` result to reuse."""
     from .random_nets import random_spikes
     from .simulator import simulate
 
@@ -152,7 +153,7 @@ def full_report(net: LoihiNetwork, spikes=None, *, steps: int = 32, rate: float 
     if spikes is None:
         spikes = random_spikes(seed, steps, net.input_shape, batch=samples, rate=rate)
         source = f"random Bernoulli input, rate {rate}, {samples} samples × {steps} steps, seed {seed}"
-    res = simulate(net, spikes, count_ops=True)
+    res = result if result is not None and result.ops is not None else simulate(net, spikes, count_ops=True)
     return {"network": net.name, "input": source, "steps": res.steps, "samples": res.batch,
             "loihi2": deployability(net, "loihi2"), "loihi1": deployability(net, "loihi1"),
             "energy": energy_report(res.ops, res.batch)}

@@ -45,13 +45,14 @@ def build_demo_network(teacher=None, seed: int = 0) -> tuple[LoihiNetwork, Quant
     return net, rep, layers
 
 
-def quantisation_gap(layers: list[FloatLayer], net: LoihiNetwork, spikes) -> list[float]:
+def quantisation_gap(layers: list[FloatLayer], net: LoihiNetwork, spikes, result=None) -> list[float]:
     """Per-layer fraction of (sample, step, neuron) spike decisions on which the float CUBA
-    network (Lava timing, float64) and the exact integer network agree."""
+    network (Lava timing, float64) and the exact integer network agree (``result``: an
+    existing ``simulate(net, spikes)`` result to reuse)."""
     from .simulator import simulate
 
     ref = float_cuba_reference(layers, np.asarray(spikes))
-    sim = simulate(net, spikes)
+    sim = result if result is not None else simulate(net, spikes)
     return [float((a == b.cpu().numpy()).mean()) for a, b in zip(ref, sim.spikes)]
 
 
