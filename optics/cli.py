@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 
@@ -116,8 +116,12 @@ def _fabricate(args) -> int:
     from optics.plots import plot_accuracy_distribution
 
     out = args.out or args.design
-    design = load_design(_design_path(args.design))
-    model = _load_model(args.design)
+    try:
+        design = load_design(_design_path(args.design))
+        model = _load_model(args.design)
+    except (ValueError, OSError) as exc:  # CheckpointError is a ValueError
+        print(f"neurohw optics fabricate: {exc}", file=sys.stderr)
+        return 2
     over = {
         k: getattr(args, k)
         for k in ("width_bias", "width_sigma", "height_sigma", "corr_length", "misalign_sigma", "rotation_sigma", "focal_sigma", "brightness_sigma", "levels")
@@ -142,7 +146,11 @@ def _export(args) -> int:
 
     dpath = _design_path(args.design)
     out = Path(args.out or dpath.parent)
-    d = load_design(dpath)
+    try:
+        d = load_design(dpath)
+    except (ValueError, OSError) as exc:
+        print(f"neurohw optics export-layout: {exc}", file=sys.stderr)
+        return 2
     if d.element != "pillars":
         print(f"{dpath}: a {d.element} design has no pillars to export as GDS")
         return 2

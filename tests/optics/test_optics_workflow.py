@@ -22,6 +22,16 @@ def _one_torch_thread():
     torch.set_num_threads(old)
 
 
+def test_paper_configuration_geometry_and_sampling():
+    from optics.design import _windows
+    from optics.propagation import check_sampling
+
+    cfg = OpticsConfig.paper()
+    assert cfg.sensor_pixels == 200 and abs(cfg.pixel_pitch - 4.688e-6) < 1e-9
+    _windows(HybridMNIST().frontend.layout(), cfg.sensor_pixels)  # the 16 tiles fit the sensor
+    assert check_sampling("asm", cfg.grid, cfg.dx, cfg.wavelengths, cfg.z, strict=True) == []
+
+
 def test_model_sizes_match_the_papers():
     m = HybridMNIST()
     n = m.n_parameters()
@@ -83,12 +93,12 @@ def test_cli_design_fabricate_export(tmp_path):
     assert (out / "radius_map.h5").exists() and (out / "radius_map.png").exists()
 
 
-def test_cli_reports_missing_design(tmp_path):
+def test_cli_reports_missing_design(tmp_path, capsys):
     from neurohw.cli import main
-    from neurohw.io import CheckpointError
 
-    with pytest.raises(CheckpointError, match="does not exist"):
-        main(["optics", "export-layout", "--design", str(tmp_path)])
+    assert main(["optics", "export-layout", "--design", str(tmp_path)]) == 2
+    assert "design.safetensors: checkpoint file does not exist" in capsys.readouterr().err
+    assert main(["optics", "fabricate", "--design", str(tmp_path), "-n", "1"]) == 2
 
 
 @pytest.mark.slow
