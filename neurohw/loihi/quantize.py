@@ -7,7 +7,8 @@ Float model (lava-dl / SLAYER CUBA, per step):
 Hardware mapping (SLAYER ``scale = 64``; states are float × 4096):
 
 - weight ``w`` → integer ``round(w·64/2)·2`` clamped to [−256, 254] (SLAYER's 8-bit grid of 2/64);
-  netx then picks ``weight_exp``/``num_weight_bits`` losslessly (``fixedpoint.netx_optimize_weight_bits``);
+  dense mantissa, ``weight_exp`` and ``num_weight_bits`` are then chosen as netx does
+  (:func:`netx_weight_choice`, lossless);
 - ``current_decay`` → ``iDecay = round(4096·cd)``, ``du = iDecay − 1`` (Lava adds the 1 back);
 - ``voltage_decay`` → ``dv = round(4096·vd)``;
 - ``threshold`` θ → ``vth = int(θ·64)`` (SLAYER truncates);
@@ -118,6 +119,22 @@ def _binary_q(theta: float, alpha: float, bias) -> int:
     return q
 
 
+def netx_weight_choice(w: np.ndarray, weight_exp: int = 0) -> tuple[np.ndarray, int, int]:
+    """Mantissa, exponent and weight bits as netx chooses them (``optimize_weight_bits``), with
+    an existing ``weight_exp`` folded in; the effective synaptic input is unchanged because
+    ``(Σ w·2^s) >> (s − e) = floor(Σ w · 2^e)``. Falls back to (w, weight_exp, 8) when the
+    combined exponent would leave −8..7 or the matrix is all zero."""
+    from .fixedpoint import netx_optimize_weight_bits
+
+    if not np.any(w):
+        return w, weight_exp, 8
+    nw = netx_optimize_weight_bits(w)
+    exp = nw.weight_exp + int(weight_exp)
+    if not -8 <= exp <= 7:
+        return w, weight_exp, 8
+    return nw.weight, exp, nw.num_weight_bits
+
+
 @dataclass
 class FloatLayer:
     """A trained float layer: ``kind`` "dense" or "conv", float weights (PyTorch layout), CUBA
@@ -170,7 +187,8 @@ def quantize_layer(fl: FloatLayer, *, fold: str = "threshold", report: QuantRepo
         w = quantize_weights(fl.weight, report=rep, layer=name)
         neuron = quantize_cuba(fl.threshold, fl.current_decay, fl.voltage_decay, fl.bias, report=rep, layer=name)
     if fl.kind == "dense":
-        return DenseLayer(w, neuron, weight_exp=exp, name=name)
+        w, exp, bits = netx_weight_choice(w, exp)
+        return DenseLayer(w, neuron, weight_exp=exp, num_weight_bits=bits, name=name)
     if fl.kind == "conv":
         return ConvLayer(w, neuron, stride=tuple(fl.stride), padding=tuple(fl.padding), dilation=tuple(fl.dilation),
                          groups=fl.groups, name=name)

@@ -153,3 +153,24 @@ def test_demo_stage_quick(tmp_path):
     if fig["lava"]["run"]:
         assert fig["lava"]["identical"]
     assert "Loihi 2 deployment" in ctx.markdown[0]
+
+
+def test_netx_weight_choice_is_lossless():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from neurohw.loihi.quantize import netx_weight_choice
+
+    @settings(max_examples=40, deadline=None)
+    @given(seed=st.integers(0, 10_000), exp=st.integers(-3, 3), scale=st.sampled_from([1, 2, 8, 64]))
+    def check(seed, exp, scale):
+        rng = np.random.default_rng(seed)
+        w = (rng.integers(-128 // scale, 128 // scale, size=(5, 12)) * 2 * scale).clip(-256, 254)
+        w2, e2, b2 = netx_weight_choice(w, exp)
+        p = CubaParams(du=200, dv=100, vth=30)
+        a = LoihiNetwork((12,), [DenseLayer(w, p, weight_exp=exp)])
+        b = LoihiNetwork((12,), [DenseLayer(w2, p, weight_exp=e2, num_weight_bits=b2)])
+        x = random_spikes(seed, 10, (12,), batch=2, rate=0.5)
+        assert np.array_equal(simulate(a, x, probe=[0]).current[0].numpy(), simulate(b, x, probe=[0]).current[0].numpy())
+
+    check()
