@@ -147,3 +147,22 @@ def test_neuron_reference_strict_and_reset():
     # u = 64, then 64·4095 >> 12 = 63, then 62; v = 64 (not > 64), 127 (spike, reset), 62
     assert s[0, :, 0].tolist() == [False, True, False]
     assert u[0, :, 0].tolist() == [64, 63, 62] and v[0, :, 0].tolist() == [64, 0, 62]
+
+
+@pytest.mark.slow
+def test_package_works_without_lava():
+    """With Lava made unimportable, the package imports, simulates, exports and the CLI registers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['lava'] = None\n"
+        "import neurohw.loihi as L, neurohw.loihi.lava_bridge as B, neurohw.loihi.cli, neurohw.loihi.netx_io as N\n"
+        "from neurohw.loihi.random_nets import random_dense_net, random_spikes\n"
+        "net = random_dense_net(0); r = L.simulate(net, random_spikes(0, 5, net.input_shape))\n"
+        "assert not B.lava_available()\n"
+        "print('ok', len(r.spikes))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ok 3" in out.stdout
