@@ -25,13 +25,13 @@ from logic.train import evaluate_dbnet, evaluate_logic, fit_dbnet, fit_logic
 FULL = {
     "n_train": 4000, "n_test": 1000,
     "dense": dict(levels=2, widths=(4000, 4000, 4000), tau=10.0, epochs=8, lr=0.05, batch_size=128),
-    "tree": dict(levels=3, k=8, dense=(1000, 500), tau=10.0, epochs=3, lr=0.02, batch_size=128),
+    "tree": dict(levels=3, k=8, dense=(1000, 500), tau=10.0, epochs=4, lr=0.1, batch_size=128),
     "db": dict(epochs=2, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20),
 }  # fmt: skip
 QUICK = {
     "n_train": 400, "n_test": 200,
     "dense": dict(levels=2, widths=(600, 600, 200), tau=5.0, epochs=2, lr=0.05, batch_size=64),
-    "tree": dict(levels=3, k=2, dense=(200, 100), tau=5.0, epochs=1, lr=0.02, batch_size=128),
+    "tree": dict(levels=3, k=2, dense=(200, 100), tau=5.0, epochs=1, lr=0.1, batch_size=128),
     "db": dict(epochs=1, lr=0.05, batch_size=64, tau=20.0, width1=20, group=16, width2=10),
 }  # fmt: skip
 

@@ -32,7 +32,7 @@ def _time(fn, repeats: int) -> float:
 def bench_training(quick: bool) -> dict:
     from logic.models import dense_lgn
 
-    widths = (2000, 2000) if quick else (8000, 8000, 8000, 8000)
+    widths = (1000, 1000) if quick else (8000, 8000, 8000, 8000)
     batch = 64 if quick else 128
     x = torch.rand(batch, 1, 28, 28)
     y = torch.randint(0, 10, (batch,))
@@ -60,10 +60,10 @@ def bench_inference(quick: bool) -> dict:
     from logic.models import dense_lgn
     from logic.packed import PackedEvaluator, pack_bits
 
-    widths = (2000, 2000, 1000) if quick else (24000, 24000, 24000, 24000, 24000, 16000)
+    widths = (1000, 1000, 500) if quick else (24000, 24000, 24000, 24000, 24000, 16000)
     model = dense_lgn(levels=2, widths=widths, seed=0).eval()  # Gaussian init: argmax gates uniform over the 16
     net = model.to_netlist()
-    n_img = 2048 if quick else 16384
+    n_img = 1024 if quick else 16384
     bits = model.encode_bits(torch.rand(n_img, 1, 28, 28))
     res = {"widths": list(widths), "gates_raw": model.n_neurons(), "gates_counted": net.gate_count(),
            "n_inputs": net.n_inputs, "depth": net.depth, "n_images": n_img}  # fmt: skip
