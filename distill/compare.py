@@ -318,20 +318,24 @@ def plot_results(runs: list[RunResult], summary: dict, k_teacher_probe: torch.Te
     plotting.save(fig, out / "kernels.png")
     plt.close(fig)
     files["kernels"] = "kernels.png"
-    # kernel distance over training
-    fig, axes = plt.subplots(1, len(students), figsize=(4 * len(students), 3.2), squeeze=False)
-    for ax, s in zip(axes[0], students):
+    # kernel distance and CKA over training
+    fig, axes = plt.subplots(2, len(students), figsize=(4 * len(students), 5.6), squeeze=False)
+    for col, s in enumerate(students):
         for arm in summary[s]:
             rs = [r for r in runs if r.student == s and r.arm == arm]
             steps = [h["step"] for h in rs[0].history]
-            d = np.array([[h["kernel_distance"] for h in r.history] for r in rs])
-            ax.plot(steps, d.mean(0), label=arm)
-            if len(rs) > 1:
-                ax.fill_between(steps, d.mean(0) - d.std(0), d.mean(0) + d.std(0), alpha=0.2)
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel("‖K_S/‖K_S‖ − K_T/‖K_T‖‖²")
-        ax.set_title(f"student {s}: kernel distance (probe)")
-        ax.legend()
+            for row, key in enumerate(("kernel_distance", "kernel_cka")):
+                ax = axes[row][col]
+                d = np.array([[h[key] for h in r.history] for r in rs])
+                ax.plot(steps, d.mean(0), label=arm)
+                if len(rs) > 1:
+                    ax.fill_between(steps, d.mean(0) - d.std(0), d.mean(0) + d.std(0), alpha=0.2)
+        axes[0][col].set_title(f"student {s} vs teacher (probe kernels)")
+        axes[0][col].set_ylabel("‖K_S/‖K_S‖ − K_T/‖K_T‖‖²")
+        axes[1][col].set_ylabel("CKA(K_S, K_T)")
+        axes[1][col].set_xlabel("optimiser step")
+        axes[0][col].legend()
+    fig.tight_layout()
     plotting.save(fig, out / "kernel_distance.png")
     plt.close(fig)
     files["kernel_distance"] = "kernel_distance.png"
@@ -413,6 +417,8 @@ def run_comparison(
             "teacher_kernel_s": teacher_kernel_s,
             "summary": summary,
             "budgets": budgets,
+            "teacher_probe_kernel": first_probe[0].cpu().tolist(),
+            "probe_labels": first_probe[1].cpu().tolist(),
             "ordering": {s: ordering(v) for s, v in summary.items()},
             "runs": [asdict(r) for r in runs],
             "table_markdown": table,
