@@ -477,9 +477,15 @@ class CaptureFile:
         order = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
         for s in range(0, len(order), batch_size):
             ii = order[s:s + batch_size]
-            contiguous = len(ii) > 0 and ii[-1] - ii[0] == len(ii) - 1 and np.all(np.diff(ii) == 1)
-            sel = slice(int(ii[0]), int(ii[-1]) + 1) if contiguous else ii
-            out = {k: self.read(k, sel) for k in keys}
+            span = int(ii[-1] - ii[0] + 1) if len(ii) else 0
+            increasing = len(ii) > 0 and bool(np.all(np.diff(ii) > 0))
+            if increasing and span <= 2 * len(ii):
+                # one contiguous read covering the batch (cheap in HDF5), then pick the rows
+                sl = slice(int(ii[0]), int(ii[-1]) + 1)
+                pick = ii - ii[0]
+                out = {k: (lambda a: a if span == len(ii) else a[pick])(self.read(k, sl)) for k in keys}
+            else:
+                out = {k: self.read(k, ii) for k in keys}
             out["index"] = ii
             yield out
 

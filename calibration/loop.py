@@ -145,6 +145,16 @@ def evaluate_frames(backend: torch.nn.Module, cf: CaptureFile, indices: np.ndarr
 
 
 @torch.no_grad()
+def evaluate_simulation(fn: Callable, cf: CaptureFile, indices: np.ndarray, dataset_loader=None, batch_size: int = 500) -> float:
+    """Accuracy of ``fn`` (images → logits) on the inputs of ``indices``, streamed in batches."""
+    correct = 0
+    for s in range(0, len(indices), batch_size):
+        ii = indices[s:s + batch_size]
+        correct += int((fn(capture_inputs(cf, ii, dataset_loader)).argmax(1).numpy() == cf.labels[ii]).sum())
+    return correct / max(1, len(indices))
+
+
+@torch.no_grad()
 def evaluate_inputs(fn: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
     correct = 0
     for s in range(0, len(x), batch_size):
@@ -357,8 +367,17 @@ def calibrate(
     ``dataset_loader``: ``name → DatasetSplit`` (default :func:`neurohw.data.load_dataset`).
     """
     config = config or CalibrationConfig()
+    from neurohw.data import load_dataset
+
+    loader, cache = dataset_loader or load_dataset, {}
+
+    def cached(name):
+        if name not in cache:
+            cache[name] = loader(name)
+        return cache[name]
+
     with torch_threads(config.num_threads):
-        return _calibrate(om, captures, config, teacher, dataset_loader)
+        return _calibrate(om, captures, config, teacher, cached)
 
 
 def _calibrate(om, captures, config, teacher, dataset_loader) -> CalibrationResult:
@@ -386,22 +405,21 @@ def _calibrate(om, captures, config, teacher, dataset_loader) -> CalibrationResu
 
         # reference accuracies on the held-out rest
         t = time.perf_counter()
-        xh = capture_inputs(cf, split.held_out, dataset_loader)
-        yh = torch.from_numpy(cf.labels[split.held_out])
-        accs = {"simulation": evaluate_inputs(om.model, xh, yh),
+        accs = {"simulation": evaluate_simulation(om.model, cf, split.held_out, dataset_loader),
                 "uncalibrated": evaluate_frames(om.model.backend, cf, split.held_out)}
         timings["evaluate_s"] = time.perf_counter() - t
 
         # control: the same extra back-end training, in simulation (ideal features, no device)
         t = time.perf_counter()
-        xp, yp, _ = _twin_pool(cf, split.held_out, config, xh[:0], yh[:0], dataset_loader)
+        xp, yp, _ = _twin_pool(cf, split.held_out, config, torch.empty(0), torch.empty(0), dataset_loader)
         if len(xp):
             with torch.no_grad():
                 ideal_pool = torch.cat([om.model.frontend(xp[s:s + 500]) for s in range(0, len(xp), 500)])
             ctrl = copy.deepcopy(om.model.backend)
             train_backend(ctrl, steps=config.twin_steps, lr=config.twin_lr, batch_size=config.batch_size, seed=config.seed,
                           twin=(lambda idx, gen: ideal_pool[idx], yp), progress=config.progress, desc="control")
-            accs["simulation_extra"] = evaluate_inputs(lambda xb: ctrl(om.model.frontend(xb)), xh, yh)
+            accs["simulation_extra"] = evaluate_simulation(lambda xb: ctrl(om.model.frontend(xb)), cf, split.held_out,
+                                                           dataset_loader)
         timings["control_s"] = time.perf_counter() - t
 
         twin = _make_twin(om, cf, config)
@@ -412,7 +430,7 @@ def _calibrate(om, captures, config, teacher, dataset_loader) -> CalibrationResu
         rec = {k: recovery(v, accs["uncalibrated"], accs["simulation"]) for k, v in accs.items()
                if k not in ("simulation", "uncalibrated", "simulation_extra")}
 
-        plot_data = _plot_data(cf, split, twin)
+        plot_data = _plot_data(cf, split, twin, dataset_loader)
         curve = []
         if config.curve:
             t = time.perf_counter()
@@ -441,7 +459,7 @@ def sample_efficiency(om, cf: CaptureFile, config: CalibrationConfig, teacher, d
     held = splits[-1].held_out
     twin = _make_twin(om, cf, config)
     out = []
-    sim = evaluate_inputs(om.model, capture_inputs(cf, held, dataset_loader), torch.from_numpy(cf.labels[held]))
+    sim = evaluate_simulation(om.model, cf, held, dataset_loader)
     uncal = evaluate_frames(om.model.backend, cf, held)
     adapted = None
     for i, sp in enumerate(splits):
@@ -461,10 +479,10 @@ def sample_efficiency(om, cf: CaptureFile, config: CalibrationConfig, teacher, d
     return out
 
 
-def _plot_data(cf: CaptureFile, split: Split, twin) -> dict:
+def _plot_data(cf: CaptureFile, split: Split, twin, dataset_loader=None) -> dict:
     """A few held-out captures: measured frames, the refit twin's prediction, the ideal maps; PSFs."""
     idx = split.held_out[:3]
-    x = capture_inputs(cf, idx) if cf.has("inputs/images") or cf.dataset_name else None
+    x = capture_inputs(cf, idx, dataset_loader) if cf.has("inputs/images") or cf.dataset_name else None
     d = {"measured": capture_frames(cf, idx).numpy()}
     if x is not None:
         d["refit"] = twin.predict(x).numpy()

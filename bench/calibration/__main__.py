@@ -1,0 +1,265 @@
+"""``python -m bench.calibration [--quick]`` — calibration wall time and streaming peak memory.
+
+Part 1 (time). Builds a small MNIST hybrid optical model, captures the MNIST-5k test digits on
+a fabricated instance with the virtual lab, and times a 10 % calibration (refit, twin
+adaptation, four fine-tuning arms, no curve) with 1 torch thread. Anchors, run side by side in
+the same process: one pass of held-out inference streamed from the file, and the paper's
+baseline alone (CE-only fine-tuning of the back-end on the slice).
+
+Part 2 (memory). Writes a large capture file (the MNIST-5k captures repeated with fresh sensor-
+like noise, inputs as dataset indices) and runs, in a fresh subprocess each, (a) the strict
+reader's full validation scan, (b) a calibration with a 1 % slice streaming the held-out rest;
+it reports their peak resident memory against the file's size in float32 and float64. The
+naive anchor (``np.asarray(frames[:], float64)``) is measured on the small file only and
+extrapolated by bytes, never run on the large one.
+
+Figures go to ``reports/bench/calibration.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _rss_mib() -> float:
+    """Current resident set size of this process, MiB (Linux /proc; falls back to the peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # pragma: no cover - non-Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _PeakSampler:
+    """Samples the current RSS every 5 ms in a thread; ``peak`` is the largest value seen."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = _rss_mib()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_mib())
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss_mib())
+
+
+def _child(args) -> int:
+    """Subprocess body: one measured job; prints a JSON line with its peak RSS."""
+    import h5py  # noqa: F401  (imports are not part of the measured work)
+    import torch
+
+    import calibration.bundle  # noqa: F401
+    import calibration.captures  # noqa: F401
+    import calibration.loop  # noqa: F401
+    import optics  # noqa: F401
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    before = _rss_mib()
+    with _PeakSampler() as sampler:
+        info = _child_job(args)
+    print(json.dumps({"job": args.child, "peak_rss_mib": sampler.peak, "baseline_rss_mib": before,
+                      "wall_s": time.perf_counter() - t0, **info}))
+    return 0
+
+
+def _child_job(args) -> dict:
+    import torch
+
+    if args.child == "scan":
+        from calibration.captures import open_captures
+
+        open_captures(args.captures, scan=True).close()
+        info = {}
+    elif args.child == "naive":
+        import h5py
+
+        with h5py.File(args.captures, "r") as fh:
+            a = np.asarray(fh["measured/frames"][:], dtype=np.float64)
+        info = {"bytes": int(a.nbytes)}
+    elif args.child == "calibrate":
+        from calibration.bundle import load_optical_model
+        from calibration.loop import CalibrationConfig, calibrate
+
+        om = load_optical_model(args.model)
+        teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+        cfg = CalibrationConfig(fraction=args.fraction, curve=False, twin_steps=100, finetune_max_steps=100)
+        res = calibrate(om, args.captures, cfg, teacher=teacher)
+        info = {"accuracies": res.accuracies, "n_calib": res.split["n_calib"], "n_held_out": res.split["n_held_out"]}
+    else:
+        raise SystemExit(f"unknown child job {args.child}")
+    return info
+
+
+def _grow(r: dict) -> float:
+    """Peak RSS growth of a child job over its RSS after imports, MiB."""
+    return r["peak_rss_mib"] - r["baseline_rss_mib"]
+
+
+def _run_child(job: str, captures: Path, model: Path | None = None, fraction: float = 0.01) -> dict:
+    cmd = [sys.executable, "-m", "bench.calibration", "--child", job, "--captures", str(captures), "--fraction", str(fraction)]
+    if model:
+        cmd += ["--model", str(model)]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    if out.returncode != 0:
+        raise RuntimeError(f"child {job} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _write_large(src: Path, dst: Path, n: int, seed: int = 0) -> dict:
+    """Repeat the captures of ``src`` with fresh Gaussian noise (σ = the dark frames' std) up to ``n``."""
+    from calibration.captures import CaptureWriter, open_captures
+
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    with open_captures(src) as cf:
+        frames = cf.read("measured/frames")
+        sigma = float(cf.read_static("calibration/dark_frames").std())
+        m = cf.n
+        with CaptureWriter(dst, device_kind="optics", device_id=cf.device_id + "-large", num_classes=cf.num_classes,
+                           frame_unit="feature units", wavelengths_nm=cf.wavelengths_nm, dataset=cf.dataset_name,
+                           dataset_split=cf.dataset_split, attrs=cf.extra, compression=1) as wr:
+            block = 4096
+            for s in range(0, n, block):
+                k = min(block, n - s)
+                src_idx = np.arange(s, s + k) % m
+                f = frames[src_idx] + rng.normal(0, sigma, (k, *frames.shape[1:])).astype(np.float32)
+                wr.append({"measured/frames": f, "labels": cf.labels[src_idx], "timestamps": cf.timestamps[src_idx] + s,
+                           "measured/exposure_s": cf.exposure_s[src_idx], "measured/gain": cf.gain[src_idx],
+                           "inputs/dataset_index": cf.dataset_index[src_idx]})
+            wr.set_dark_frames(cf.read_static("calibration/dark_frames"), exposure_s=float(cf.exposure_s[0]), gain=float(cf.gain[0]))
+    c, h, w = frames.shape[1:]
+    return {"n_captures": n, "float32_gib": n * c * h * w * 4 / 2**30, "float64_gib": n * c * h * w * 8 / 2**30,
+            "file_gib": dst.stat().st_size / 2**30, "write_s": time.perf_counter() - t0}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.calibration")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--large", type=int, default=None, help="captures in the large file (default 160000; quick 4000)")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--captures", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--model", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--fraction", type=float, default=0.01, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return _child(args)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from calibration.bundle import build_optical_model, save_optical_model
+    from calibration.captures import open_captures
+    from calibration.lab import capture_virtual
+    from calibration.loop import CalibrationConfig, calibrate, capture_frames, evaluate_frames, train_backend
+    from calibration.split import calibration_split
+    from neurohw.data import load_mnist5k
+    from neurohw.io import atomic_write_json, provenance
+
+    quick = args.quick
+    n_large = args.large or (4000 if quick else 160_000)
+    split = load_mnist5k()
+    work = Path(tempfile.mkdtemp(prefix="bench_calibration_"))
+    try:
+        t = time.perf_counter()
+        om = build_optical_model(split.x_train[:1000 if quick else None], split.y_train[:1000 if quick else None],
+                                 epochs=1 if quick else 4, design_iterations=30 if quick else 100)
+        model_path = save_optical_model(work / "model.safetensors", om)
+        n_cap = 300 if quick else len(split.x_test)
+        cap = capture_virtual(om, split.x_test[:n_cap], split.y_test[:n_cap], work / "captures.h5", dataset="mnist5k",
+                              dataset_split="test", indices=np.arange(n_cap), device_seed=2024,
+                              exposure_images=split.x_train[:200], progress=False)
+        setup_s = time.perf_counter() - t
+        from neurohw.train import get_teacher
+
+        teacher = get_teacher("lenet5", epochs=1 if quick else 12, progress=False)
+
+        # --- part 1: time -------------------------------------------------------------
+        cfg = CalibrationConfig.quick(curve=False) if quick else CalibrationConfig(curve=False)
+        t = time.perf_counter()
+        res = calibrate(om, cap, cfg, teacher=teacher, dataset_loader=lambda name: split)
+        cal_s = time.perf_counter() - t
+        sp = calibration_split(open_captures(cap).labels, 0.1, 0)
+        with open_captures(cap) as cf:
+            t = time.perf_counter()
+            evaluate_frames(om.model.backend, cf, sp.held_out)
+            infer_s = time.perf_counter() - t
+            import copy
+
+            b = copy.deepcopy(om.model.backend)
+            fs, ys = capture_frames(cf, sp.calib), torch.from_numpy(cf.labels[sp.calib])
+            import math
+
+            steps = min(cfg.finetune_max_steps, max(cfg.finetune_epochs, cfg.finetune_epochs * math.ceil(len(fs) / cfg.batch_size)))
+            t = time.perf_counter()
+            train_backend(b, steps=steps, lr=cfg.finetune_lr, batch_size=cfg.batch_size, seed=0, slice_data=(fs, ys))
+            ce_s = time.perf_counter() - t
+
+        # --- part 2: memory -------------------------------------------------------------
+        large = work / "large.h5"
+        big = _write_large(cap, large, n_large)
+        naive_small = _run_child("naive", cap)
+        scan = _run_child("scan", large)
+        cal_large = _run_child("calibrate", large, model=model_path, fraction=0.01)
+        naive_bytes_large = big["float64_gib"] * 2**30
+
+        rows = [
+            ("10 % calibration, MNIST-5k captures", f"{cal_s:.1f} s", "target < 120 s on 2 cores"),
+            ("  anchor: held-out inference, streamed", f"{infer_s:.2f} s", f"calibration / anchor = {cal_s / infer_s:.0f}×"),
+            ("  anchor: paper CE-only fine-tune alone", f"{ce_s:.2f} s", f"calibration / anchor = {cal_s / ce_s:.1f}×"),
+            (f"large file: {n_large} captures", f"{big['file_gib']:.2f} GiB on disk",
+             f"{big['float32_gib']:.2f} GiB float32, {big['float64_gib']:.2f} GiB float64"),
+            ("  validation scan: peak RSS growth", f"{_grow(scan):.0f} MiB",
+             f"{_grow(scan) * 2**20 / naive_bytes_large:.4f} × float64 size (process total {scan['peak_rss_mib']:.0f} MiB); "
+             f"{scan['wall_s']:.1f} s"),
+            ("  1 % calibration: peak RSS growth", f"{_grow(cal_large):.0f} MiB",
+             f"{_grow(cal_large) * 2**20 / naive_bytes_large:.4f} × float64 size (process total "
+             f"{cal_large['peak_rss_mib']:.0f} MiB); {cal_large['wall_s']:.1f} s"),
+            ("  anchor: naive float64 load, small file", f"{_grow(naive_small):.0f} MiB",
+             f"for {naive_small['bytes'] / 2**20:.1f} MiB of frames ({n_cap} captures); scaled to the large file: "
+             f"{_grow(naive_small) * n_large / n_cap / 1024:.2f} GiB"),
+        ]
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        print(f"{'measure':<{w0}}  {'value':>{w1}}  note")
+        print("-" * (w0 + w1 + 40))
+        for a, b_, c in rows:
+            print(f"{a:<{w0}}  {b_:>{w1}}  {c}")
+        figures = {
+            "quick": quick, "setup_s": setup_s, "calibration_10pct_s": cal_s, "anchor_inference_s": infer_s,
+            "anchor_paper_ce_s": ce_s, "calibration_timings": res.timings, "accuracies_10pct": res.accuracies,
+            "large_file": big, "scan": scan, "calibrate_large": cal_large, "naive_small": naive_small,
+            "cpu_threads": torch.get_num_threads(), "os_cpu_count": os.cpu_count(),
+            "provenance": provenance(config={"quick": quick, "large": n_large}),
+        }
+        out = atomic_write_json(Path("reports/bench/calibration.json"), figures)
+        print(f"figures: {out}")
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
