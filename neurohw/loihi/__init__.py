@@ -6,9 +6,9 @@ Public API (stable; see docs/loihi.md):
   ``Shortcut``, ``DenseConn``, ``ConvConn``, ``matched_delay``, ``LoihiNetwork``, ``LoihiConfigError``;
 - :func:`simulate` (``neurohw.loihi.simulator``) → ``SimResult``;
 - :mod:`neurohw.loihi.netx_io` — ``write_netx``, ``read_netx``;
-- :mod:`neurohw.loihi.nir_io` — ``to_nir``, ``write_nir``;
-- :mod:`neurohw.loihi.quantize` — ``quantize_cuba``, ``quantize_dense``, ``quantize_conv``, ``QuantReport``;
-- :mod:`neurohw.loihi.report` — ``deployability``, ``energy_report``, ``full_report``;
+- :mod:`neurohw.loihi.nir_io` — ``to_nir``, ``write_nir``, ``read_nir_graph``;
+- :mod:`neurohw.loihi.quantize` — ``FloatLayer``, ``quantize_network``, ``quantize_cuba``, ``QuantReport``;
+- :mod:`neurohw.loihi.report` — ``deployability``, ``energy_report``, ``full_report``, ``format_report``;
 - :mod:`neurohw.loihi.lava_bridge` — ``run_in_lava``, ``run_netx_in_lava``, ``compare_with_lava``
   (imports Lava only when called);
 - :mod:`neurohw.loihi.random_nets` — seeded random networks for tests and benchmarks.
