@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", type=Path, required=True, help="folder for model.safetensors, model.json, metrics.json")
     t.add_argument("--quick", action="store_true", help="1,000/300 images and 1 epoch")
     t.add_argument("--deploy-backend", choices=["loihi", "integer"], default="loihi")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     t.set_defaults(func=_train)
 
     e = ssub.add_parser("export", help="export a trained BWSNN: netx HDF5 (Loihi/Lava) or NIR")
@@ -41,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--variants", default=None, help="comma-separated subset of variants")
     x.add_argument("--config", type=Path, default=None, help="JSON base config (BWSNNConfig fields) instead of the default")
     x.add_argument("--deploy-backend", choices=["loihi", "integer"], default="loihi")
+    x.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 is fastest on a busy 2-core machine; default: torch's choice)")
     x.set_defaults(func=_experiments)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -87,6 +90,10 @@ def _train(args) -> int:
     from snn.experiments import evaluate_both, save_model
     from snn.train import fit_snn
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg, extra = _parse_config(args.config, args.overrides, args.quick)
     split = load_mnist5k().subset(extra.get("n_train"), extra.get("n_test"))
     teacher = None
@@ -119,6 +126,10 @@ def _export(args) -> int:
 def _experiments(args) -> int:
     from snn.experiments import run_experiments
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     base = None
     if args.config is not None:
         base, _ = _parse_config(args.config, [], False)

@@ -12,7 +12,7 @@ from snn.model import BWSNNConfig
 def run(ctx) -> dict:
     from neurohw.data import load_mnist5k
     from snn.experiments import evaluate_both, save_model
-    from snn.train import fit_snn
+    from snn.train import fit_snn, torch_threads
 
     split = ctx.shared.get("mnist5k") or load_mnist5k()
     teacher = ctx.shared.get("teacher_lenet5")
@@ -22,12 +22,13 @@ def run(ctx) -> dict:
                           seed=ctx.seed)
     else:
         split = split.subset(4000, 1000)
-        cfg = BWSNNConfig(arch="mlp", channels=(128,), steps=4, epochs=3, multi_shortcut=True, kd=teacher is not None,
+        cfg = BWSNNConfig(arch="mlp", channels=(256,), steps=4, epochs=8, multi_shortcut=True, kd=teacher is not None,
                           seed=ctx.seed)
     t0 = time.perf_counter()
-    res = fit_snn(cfg, split.x_train, split.y_train, teacher=teacher, progress=False)
-    train_s = time.perf_counter() - t0
-    m = evaluate_both(res.model, split.x_test, split.y_test, backend="loihi")
+    with torch_threads(1):
+        res = fit_snn(cfg, split.x_train, split.y_train, teacher=teacher, progress=False)
+        train_s = time.perf_counter() - t0
+        m = evaluate_both(res.model, split.x_test, split.y_test, backend="loihi")
     save_model(ctx.path("snn/sei_bwsnn.safetensors"), res.model, extra=m)
     raster = _raster(res.model, split.x_test[:1], ctx.path("snn/raster.png"))
     figures = {"config": cfg.to_dict(), "train_s": round(train_s, 2), "kd": cfg.kd, **m, "raster": raster}

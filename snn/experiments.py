@@ -42,7 +42,7 @@ VARIANTS: dict[str, dict] = {
 }
 
 #: The table's base configuration (MLP: fits the 15-minute, 2-core budget; see docs/snn.md).
-DEFAULT_BASE = BWSNNConfig(arch="mlp", channels=(256,), steps=4, epochs=8, lr=2e-3)
+DEFAULT_BASE = BWSNNConfig(arch="mlp", channels=(256,), steps=4, epochs=15, lr=2e-3)
 QUICK_BASE = BWSNNConfig(arch="mlp", channels=(64,), steps=4, epochs=1, lr=2e-3)
 
 
@@ -131,8 +131,8 @@ def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = F
         acc = evaluate(teacher, split.test())["accuracy"]
         teacher_info = {"name": "lenet5", "accuracy": float(acc), "seed": 0, "epochs": t_epochs}
     runs: dict[str, list[dict]] = {}
-    for v in variants:
-        for seed in seed_list:
+    for seed in seed_list:  # seed-major: an interrupted table still has every variant
+        for v in variants:
             cfg = replace(base, seed=seed, **VARIANTS[v])
             tag = f"{v}-s{seed}"
             rec_path = out / "runs" / f"{tag}.json"
@@ -189,6 +189,12 @@ def _targets(summary: dict, teacher: dict | None) -> dict:
     if "sei_bwsnn" in summary and "bwsnn_ms" in summary:
         d = 100 * (mean("sei_bwsnn", "train_mode_accuracy") - mean("bwsnn_ms", "train_mode_accuracy"))
         out["kd_above_no_kd_with_shortcuts"] = f"{d:+.2f} points → {'met' if d > 0 else 'not met'}"
-    worst = max(abs(summary[v]["train_mode_accuracy"]["mean"] - summary[v]["deploy_mode_accuracy"]["mean"]) for v in summary)
-    out["deploy_within_0.3_of_train"] = f"largest gap {100 * worst:.2f} points → {'met' if 100 * worst <= 0.3 else 'not met'}"
+    gap = lambda v: abs(summary[v]["train_mode_accuracy"]["mean"] - summary[v]["deploy_mode_accuracy"]["mean"])
+    binary = [v for v in summary if VARIANTS[v]["binary"]]
+    if binary:
+        worst = max(gap(v) for v in binary)
+        out["deploy_within_0.3_of_train (binary variants, trained on the grid)"] = (
+            f"largest gap {100 * worst:.2f} points → {'met' if 100 * worst <= 0.3 else 'not met'}")
+    if "float_snn" in summary:
+        out["float_snn_quantisation_gap (float weights rounded to 8 bits at deployment)"] = f"{100 * gap('float_snn'):.2f} points"
     return out

@@ -54,10 +54,10 @@ class BWSNNConfig:
     batch_size: int = 64
     lr: float = 2e-3
     kd: bool = False                   #: distil from an ANN teacher
-    kd_lambda: float = 0.7             #: weight of the KD term
+    kd_lambda: float = 0.5             #: weight of the KD term
     kd_tau: float = 4.0                #: KD temperature
     hardening_epochs: int = 0          #: ∂B-style soft→hard weight schedule over the first epochs
-    augment_shift: int = 2             #: random image shifts of up to this many pixels (0 = off)
+    augment_shift: int = 0             #: random image shifts of up to this many pixels (0 = off)
     seed: int = 0
 
     def to_dict(self) -> dict:

@@ -1,0 +1,90 @@
+"""Command line (train, export, experiments), demo stage and benchmark, end to end in quick mode."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from neurohw.cli import main
+
+
+@pytest.mark.slow
+def test_train_then_export(tmp_path, capsys):
+    out = tmp_path / "run"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"arch": "mlp", "channels": [32], "multi_shortcut": True, "n_train": 400, "n_test": 200}))
+    assert main(["snn", "train", "--config", str(cfg), "--quick", "--out", str(out), "--set", "surrogate=\"triangle\""]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["prediction_agreement"] == 1.0
+    assert metrics["train_mode_accuracy"] == metrics["deploy_mode_accuracy"]
+    assert metrics["provenance"]["config"]["surrogate"] == "triangle"
+    assert "deploy-mode accuracy" in capsys.readouterr().out
+
+    from neurohw.loihi.netx_io import read_netx
+    from snn.deploy import to_loihi_network
+    from snn.experiments import load_model
+
+    assert main(["snn", "export", "--checkpoint", str(out / "model.safetensors"), "--to", "loihi", "--out", str(tmp_path / "m.h5")]) == 0
+    back = read_netx(tmp_path / "m.h5")
+    net = to_loihi_network(load_model(out / "model.safetensors"))
+    assert len(back.layers) == len(net.layers)
+    for a, b in zip(back.layers, net.layers):
+        # netx stores dense weights re-scaled by its weight-bit optimisation: compare W·2^weight_exp
+        eff = lambda l: np.asarray(l.weight, dtype=np.float64) * 2.0 ** getattr(l, "weight_exp", 0)
+        assert np.array_equal(eff(a), eff(b))
+        assert len(a.shortcuts) == len(b.shortcuts)
+    assert main(["snn", "export", "--checkpoint", str(out / "model.safetensors"), "--to", "nir", "--out", str(tmp_path / "m.nir")]) == 0
+    assert (tmp_path / "m.nir").stat().st_size > 0
+
+
+def test_bad_configs_name_the_problem(tmp_path):
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["snn", "train", "--config", str(tmp_path / "missing.json"), "--out", str(tmp_path)])
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"chanels": [3]}')
+    with pytest.raises(SystemExit, match="unknown field"):
+        main(["snn", "train", "--config", str(bad), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["snn", "train", "--set", "epochs", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_experiments_quick(tmp_path):
+    out = tmp_path / "exp"
+    assert main(["snn", "experiments", "--quick", "--seeds", "1", "--variants", "bwsnn,bwsnn_kd", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["summary"]) == {"bwsnn", "bwsnn_kd"}
+    for s in res["summary"].values():
+        assert s["prediction_agreement"]["mean"] == 1.0
+        assert 0.1 < s["train_mode_accuracy"]["mean"] <= 1.0
+    assert res["teacher"]["accuracy"] > 0.5
+    assert "| bwsnn_kd |" in (out / "table.md").read_text()
+    assert res["provenance"]["config"]["seeds"] == [0]
+    # a rerun resumes: finished runs are read back, not retrained
+    before = (out / "runs" / "bwsnn-s0.json").stat().st_mtime_ns
+    main(["snn", "experiments", "--quick", "--seeds", "1", "--variants", "bwsnn", "--out", str(out)])
+    assert (out / "runs" / "bwsnn-s0.json").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_demo_stage_quick(tmp_path):
+    from neurohw.demo import DemoContext
+    from snn.demo_stage import run
+
+    ctx = DemoContext(out=tmp_path, quick=True, seed=0)
+    fig = run(ctx)
+    assert fig["prediction_agreement"] == 1.0
+    assert fig["spikes_per_inference"] > 0
+    assert (tmp_path / "snn" / "raster.png").exists()
+    assert "SEI-BWSNN" in ctx.markdown[0]
+    json.dumps(fig)
+
+
+@pytest.mark.slow
+def test_bench_quick_runs(capsys):
+    from bench.snn.__main__ import main as bench_main
+
+    assert bench_main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio" in out and "snnTorch" in out
