@@ -174,3 +174,16 @@ def test_netx_weight_choice_is_lossless():
         assert np.array_equal(simulate(a, x, probe=[0]).current[0].numpy(), simulate(b, x, probe=[0]).current[0].numpy())
 
     check()
+
+
+def test_demo_network_uses_teacher_conv1():
+    pytest.importorskip("neurohw.models")
+    from neurohw.models import LeNet5
+    from neurohw.loihi.workflow import build_demo_network
+
+    teacher = LeNet5()
+    net, rep, layers = build_demo_network(teacher)
+    w = teacher.conv1.weight.detach().numpy()
+    q = net.layers[0].weight
+    big = np.abs(w) > 0.2 * np.abs(w).max()
+    assert np.array_equal(np.sign(q[big]), np.sign(w[big])) and "teacher" in layers[0].name
