@@ -374,8 +374,6 @@ def run_comparison(
 
             teacher = get_teacher("lenet5", epochs=teacher_epochs, progress=progress)
         teacher = teacher.to(dev).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(True)  # the NTK differentiates w.r.t. them (without an outer graph)
         teacher_acc = accuracy(teacher, split.x_test.to(dev), split.y_test.to(dev))
         # Kernels are keyed by the batch's content, so students with other NTK batches share the cache.
         cache = TeacherKernelCache(teacher, method=cfg.teacher_method, chunk_size=16)

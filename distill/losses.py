@@ -136,7 +136,12 @@ class TeacherKernelCache:
 
 
 def teacher_kernel(teacher: nn.Module, x: torch.Tensor, *, method: str = "exact", output: str = "kernel", **ntk_kwargs: Any) -> torch.Tensor:
-    """The teacher's NTK on ``x``, detached (no graph is kept)."""
+    """The teacher's NTK on ``x``, detached (no graph is kept).
+
+    Unless ``params=`` is given, the kernel is taken with respect to *all* the teacher's
+    parameters, also when they are frozen (``requires_grad=False``).
+    """
+    ntk_kwargs.setdefault("params", [n for n, _ in teacher.named_parameters()])
     with torch.no_grad():  # torch.func transforms still differentiate inside; no outer graph is kept
         k = empirical_ntk(teacher, x, method, output, **ntk_kwargs)
     return k.detach()

@@ -153,3 +153,13 @@ def test_teacher_and_student_may_see_different_inputs():
     loss, parts = dist(backend, feats, y, teacher_ntk_x=raw)
     ref = F.cross_entropy(backend(feats), y) + ntk_mse(empirical_ntk(backend, feats), empirical_ntk(teacher, raw).detach())
     assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=1e-10)
+
+
+def test_frozen_teacher_kernel_uses_all_its_parameters():
+    teacher = _net(0)
+    x = torch.randn(4, 8, dtype=torch.float64)
+    ref = empirical_ntk(teacher, x).detach()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    k = TeacherKernelCache(teacher)(x)
+    assert torch.allclose(k, ref, rtol=1e-12) and not any(p.requires_grad for p in teacher.parameters())
