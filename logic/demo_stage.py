@@ -1,8 +1,6 @@
 """Demo stage ``logic``: train a small dense LGN on MNIST-5k, harden it, check packed = hard, export C (and run it)."""
 from __future__ import annotations
 
-import time
-
 import torch
 
 

@@ -7,6 +7,8 @@
    from difflogic's published claim is ≥ 1 M images/s per core for the C export, and the
    packed evaluator within 10× of the C export.
 
+Times are CPU seconds of one thread (``time.process_time``; the C program uses
+``CLOCK_PROCESS_CPUTIME_ID``): figures per core that stay meaningful on a shared machine.
 Figures go to ``reports/bench/logic.json``. Nothing here asserts on time.
 """
 from __future__ import annotations
@@ -22,11 +24,12 @@ PUBLISHED_C_IMAGES_PER_S = 1e6  # difflogic's claim (> 1 M MNIST images/s per CP
 
 
 def _time(fn, repeats: int) -> float:
+    """CPU seconds per call of ``fn`` (one torch thread: CPU time = time on one core, robust to a busy machine)."""
     fn()  # warm-up
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(repeats):
         fn()
-    return (time.perf_counter() - t0) / repeats
+    return (time.process_time() - t0) / repeats
 
 
 def bench_training(quick: bool) -> dict:
@@ -98,7 +101,7 @@ def main(argv=None) -> int:
 
     tr = bench_training(args.quick)
     inf = bench_inference(args.quick)
-    print(f"logic benchmark{' (quick)' if args.quick else ''}, 1 thread")
+    print(f"logic benchmark{' (quick)' if args.quick else ''}, 1 thread, CPU time per core")
     title = "training step (dense LGN " + "x".join(map(str, tr["widths"])) + ", batch " + str(tr["batch"]) + ")"
     print(f"{title:<58}{'s/step':>12}")
     print(f"{'  fast affine-bilinear mixture':<58}{tr['fast_step_s']:>12.4f}")
