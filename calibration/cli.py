@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--grid", type=int, default=144, help="metasurface grid (cells per side)")
     b.add_argument("--design-iterations", type=int, default=100)
+    b.add_argument("--fabrication", choices=["prototype", "optics-default"], default="prototype",
+                   help="fabrication error magnitudes of the device the virtual lab will draw")
     b.add_argument("--out", type=Path, required=True, help="model bundle (.safetensors; a .json sidecar is written next to it)")
     b.set_defaults(func=_build_model)
 
@@ -76,13 +78,14 @@ def _load_split(name: str, split: str, limit: int | None):
 
 
 def _build_model(args) -> int:
-    from calibration.bundle import build_optical_model, save_optical_model
+    from calibration.bundle import build_optical_model, fabrication_preset, save_optical_model
     from neurohw.data import load_dataset
     from optics import accuracy
 
     ds = load_dataset(args.data)
     om = build_optical_model(ds.x_train, ds.y_train, epochs=args.epochs, seed=args.seed, grid=args.grid,
-                             design_iterations=args.design_iterations, progress=True)
+                             design_iterations=args.design_iterations, progress=True,
+                             fabrication=fabrication_preset(args.fabrication))
     acc = accuracy(om.model, ds.x_test, ds.y_test)
     save_optical_model(args.out, om, seed=args.seed, extra={"test_accuracy_simulation": acc, "data": args.data})
     print(f"model bundle {args.out}: simulation test accuracy {100 * acc:.2f} %, design mean NCC "

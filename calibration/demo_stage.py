@@ -24,11 +24,11 @@ def run(ctx) -> dict:
 def _optical_model(ctx, split):
     import optics
 
-    from calibration.bundle import OpticalModel, build_optical_model
+    from calibration.bundle import OpticalModel, build_optical_model, fabrication_preset
 
     model, design = ctx.shared.get("optics_hybrid_mnist"), ctx.shared.get("optics_design")
     if model is not None and design is not None:
-        return OpticalModel(model.eval(), design, optics.SensorConfig(), optics.FabricationParams(),
+        return OpticalModel(model.eval(), design, optics.SensorConfig(), fabrication_preset("prototype"),
                             meta={"source": "optics demo stage"}), "the optics stage's model"
     n = 1000 if ctx.quick else None
     om = build_optical_model(split.x_train[:n], split.y_train[:n], epochs=1 if ctx.quick else 4, seed=ctx.seed,
@@ -78,7 +78,7 @@ def _run(ctx) -> dict:
     ctx.section(
         "Calibration: virtual lab and 10 % calibration",
         f"""Model: {source}. The virtual lab showed {n_test} MNIST-5k test digits to a fabricated instance
-(hidden seed) and wrote `calibration/captures.h5` (schema in docs/captures.md). Calibration slice:
+(hidden seed; fabrication errors: the `prototype` preset of `calibration.bundle.fabrication_preset`) and wrote `calibration/captures.h5` (schema in docs/captures.md). Calibration slice:
 {result.split['n_calib']} captures; held-out rest: {result.split['n_held_out']}.
 
 | | held-out accuracy (%) | loss recovered (%) |

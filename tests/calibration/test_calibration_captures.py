@@ -81,6 +81,10 @@ def test_round_trip_optics(tmp_path):
         np.testing.assert_array_equal(cf.read("measured/frames", idx), data["measured/frames"][idx])
         got = np.concatenate([b["measured/frames"] for b in cf.iter_batches(["measured/frames"], batch_size=10)])
         np.testing.assert_array_equal(got, data["measured/frames"])
+        sparse = np.array([1, 3, 4, 8, 9, 12])  # increasing, gappy: one span read, rows picked
+        got = next(cf.iter_batches(["measured/frames", "labels"], batch_size=6, indices=sparse))
+        np.testing.assert_array_equal(got["measured/frames"], data["measured/frames"][sparse])
+        np.testing.assert_array_equal(got["labels"], data["labels"][sparse])
         order = np.array([36, 0, 2, 3, 4])
         got = [b for b in cf.iter_batches(["labels"], batch_size=2, indices=order)]
         np.testing.assert_array_equal(np.concatenate([b["index"] for b in got]), order)
