@@ -194,48 +194,76 @@ def cuba_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_sta
     bias = torch.as_tensor(p.bias(tuple(shape)).reshape(-1), dtype=torch.int64, device=dev)
     vth = int(p.vth) << VTH_SHIFT
     vmax = MAX_UV - 1
-    # int32 overflow is impossible while |a_in| < 2^23 (then |u|, |v| stay far below 2^31);
-    # otherwise emulate numpy's int32 wrap-around at every place Lava stores into int32.
     amax = int(a_in.abs().max().item()) if a_in.numel() else 0
     bmax = int(bias.abs().max().item()) if bias.numel() else 0
-    overflow = amax >= 2**23 or bmax >= 2**24
-    # The 24-bit current wrap can only trigger if |u| can exceed 2^23 − 1: |u| ≤ |a|·64·4096/(du+1).
+    # Bound on |u| without the 24-bit wrap (which never increases |u| beyond max(|u|, 2^23)):
+    # a geometric sum, |u| ≤ |a|·64·4096/(du+1).
     u_bound = (amax << ACT_SHIFT) * DECAY_UNITY / (int(p.du) + DS_OFFSET)
+    # int32 stores in Lava can only wrap if a_in << 6, u or v can leave int32; otherwise the
+    # recurrence runs in float64 (exact: all values are integers below 2^31 ≪ 2^53).
+    overflow = amax >= 2**25 or bmax >= 2**24 or u_bound + 2**25 >= 2**31
     need_wrap = overflow or u_bound >= MAX_UV - 1
     # The voltage clip can only trigger if |v| can reach 2^23 − 1: |v| ≤ (|u| + |bias|)·4096/dv.
-    v_bound = (min(u_bound, 2.0**31) + bmax) * DECAY_UNITY / max(int(p.dv), 1e-9)
+    v_bound = (u_bound + MAX_UV + bmax) * DECAY_UNITY / max(int(p.dv), 1e-9) if need_wrap else \
+        (u_bound + bmax) * DECAY_UNITY / max(int(p.dv), 1e-9)
     need_clip = overflow or v_bound >= vmax
     act = (a_in << ACT_SHIFT).transpose(0, 1).contiguous()  # (T, B, N): contiguous per step
-    if overflow:
-        act = wrap32(act)  # numpy left_shift on int32
-    u = torch.zeros(B, N, dtype=torch.int64, device=dev)
-    v = torch.zeros(B, N, dtype=torch.int64, device=dev)
     spikes = torch.empty(T, B, N, dtype=torch.bool, device=dev)
     vs = torch.empty(T, B, N, dtype=torch.int64, device=dev) if record_state else None
     us = torch.empty(T, B, N, dtype=torch.int64, device=dev) if record_state else None
-    for t in range(T):
-        if decay_u == 0:
-            u = act[t].clone()
-        else:  # truncation toward zero of u·decay / 4096
-            u = torch.div(u * decay_u, DECAY_UNITY, rounding_mode="trunc").add_(act[t])
-        if overflow:
-            u = wrap32(u)
-        if need_wrap:
-            u = wrap_current(u)
-        v = torch.div(v * decay_v, DECAY_UNITY, rounding_mode="trunc").add_(u).add_(bias)
-        if overflow:
-            v = wrap32(v)
-        if need_clip:
-            v.clamp_(-vmax, vmax)
-        s = torch.gt(v, vth, out=spikes[t])
-        v.masked_fill_(s, 0)
-        if record_state:
-            vs[t] = v
-            us[t] = u
+    if overflow:
+        _cuba_loop_int(act, bias, decay_u, decay_v, vth, need_wrap, need_clip, spikes, vs, us)
+    else:
+        _cuba_loop_float(act, bias, decay_u, decay_v, vth, need_wrap, need_clip, spikes, vs, us)
     spikes = spikes.transpose(0, 1)
     if record_state:
         vs, us = vs.transpose(0, 1), us.transpose(0, 1)
     return spikes, vs, us
+
+
+def _cuba_loop_int(act, bias, decay_u, decay_v, vth, need_wrap, need_clip, spikes, vs, us):
+    """int64 recurrence with numpy's int32 wrap-around at every int32 store (large inputs)."""
+    vmax = MAX_UV - 1
+    act = wrap32(act)  # numpy left_shift on int32
+    u = torch.zeros_like(act[0])
+    v = torch.zeros_like(act[0])
+    for t in range(act.shape[0]):
+        u = wrap32(torch.div(u * decay_u, DECAY_UNITY, rounding_mode="trunc") + act[t])
+        u = wrap_current(u)
+        v = wrap32(torch.div(v * decay_v, DECAY_UNITY, rounding_mode="trunc") + u + bias)
+        v.clamp_(-vmax, vmax)
+        s = torch.gt(v, vth, out=spikes[t])
+        v.masked_fill_(s, 0)
+        if vs is not None:
+            vs[t] = v
+            us[t] = u
+
+
+def _cuba_loop_float(act, bias, decay_u, decay_v, vth, need_wrap, need_clip, spikes, vs, us):
+    """The same recurrence in float64, exact because every value is an integer far below 2^53:
+    ``u · (d / 4096)`` equals ``u·d / 4096`` exactly (d/4096 is a dyadic fraction and
+    ``|u·d| < 2^53``), and ``trunc`` rounds toward zero like Lava. Faster than int64 division."""
+    vmax = float(MAX_UV - 1)
+    act = act.to(torch.float64)
+    bias = bias.to(torch.float64)
+    cu, cv = decay_u / DECAY_UNITY, decay_v / DECAY_UNITY
+    u = torch.zeros_like(act[0])
+    v = torch.zeros_like(act[0])
+    for t in range(act.shape[0]):
+        if decay_u == 0:
+            u = act[t].clone()
+        else:
+            u = torch.mul(u, cu).trunc_().add_(act[t])
+        if need_wrap:
+            u = wrap_current(u)
+        v = torch.mul(v, cv).trunc_().add_(u).add_(bias)
+        if need_clip:
+            v.clamp_(-vmax, vmax)
+        s = torch.gt(v, vth, out=spikes[t])
+        v.masked_fill_(s, 0.0)
+        if vs is not None:
+            vs[t] = v.to(torch.int64)
+            us[t] = u.to(torch.int64)
 
 
 def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), device=None,

@@ -68,6 +68,20 @@ def test_cuba_int32_overflow_paths_match_reference(p, a):
         assert int(u[0, t, 0]) == uu and int(v[0, t, 0]) == vv and bool(s[0, t, 0]) == ss
 
 
+@settings(max_examples=40, deadline=None)
+@given(p=params, level=st.integers(2**12, 2**24), steps=st.integers(5, 40), sign=st.sampled_from([1, -1]))
+def test_cuba_sustained_input_growth_matches_reference(p, level, steps, sign):
+    """A constant input makes u grow over many steps (slow current decay): the single 24-bit
+    wrap and int32 wrap-around must match step for step, whichever internal path runs."""
+    a = [sign * level] * steps
+    a_t = torch.tensor(a, dtype=torch.int64).reshape(1, -1, 1)
+    s, v, u = cuba_run(p, a_t, (1,), record_state=True)
+    uu = vv = 0
+    for t, at in enumerate(a):
+        uu, vv, ss = _ref_step(uu, vv, at, p)
+        assert int(u[0, t, 0]) == uu and int(v[0, t, 0]) == vv and bool(s[0, t, 0]) == ss
+
+
 def test_edge_rules():
     # strict threshold: v == vth << 6 does not spike
     p = CubaParams(du=4095, dv=4095, vth=1)
