@@ -1,4 +1,5 @@
 # The two commands: `make demo` and `make test`. Both set up .venv first when needed.
+# Tests run in two xdist workers with one BLAS/OpenMP thread each (the machine has 2 cores).
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
@@ -13,7 +14,7 @@ demo: setup
 
 test: setup
 	@bash tools/system_deps.sh
-	$(PY) -m pytest -n 2 --dist loadgroup -q -rs $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup -q -rs --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
