@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from snn.deploy import deploy_predict, integer_forward, lava_forward, loihi_forward, to_loihi_network
+from snn.encode import encode
 from snn.model import BWSNNConfig
 from snn.train import fit_snn, predict_snn
 
@@ -116,3 +117,16 @@ def test_netx_export_runs_in_lava_with_same_predictions(mlp_model, conv_model, d
         sim = loihi_forward(model, x)
         _assert_same(sim, lava)
         assert torch.equal(lava.predictions, predict_snn(model, x)[0])
+
+
+def test_learned_alpha_hardening_and_rate_code_deploy_exactly(data):
+    """Learned α, a ∂B-style hardening schedule and Bernoulli input still deploy exactly (hardness ends at 1)."""
+    cfg = BWSNNConfig(arch="mlp", channels=(32,), epochs=2, alpha="learned", hardening_epochs=2, surrogate="fast_sigmoid",
+                      multi_shortcut=True, steps=6)
+    m = fit_snn(cfg, data.x_train[:300], data.y_train[:300], progress=False).model
+    assert all(l.synapse.hardness == 1.0 for l in m.layers)
+    g = torch.Generator().manual_seed(5)
+    spikes = encode(data.x_test[:100], cfg.steps, "rate", g)  # spikes in: the model passes them through
+    sim = loihi_forward(m, spikes)
+    _assert_same(integer_forward(m, spikes), sim)
+    assert torch.equal(predict_snn(m, spikes)[0], sim.predictions)
