@@ -180,43 +180,13 @@ def loihi_forward(model: BWSNN, x: torch.Tensor, net=None, batch_size: int = 500
                         [torch.cat([p.spikes[k] for p in parts]) for k in range(readout)])
 
 
-def import_lava_runtime() -> None:
-    """Import Lava's runtime even when the multiprocessing context is already set.
-
-    Lava's ``message_infrastructure.multiprocessing`` calls ``mp.set_start_method('fork')``
-    without ``force`` at import, which raises once anything (tqdm's lock, for one) has fixed
-    the default context. When that context already is ``fork`` the call changes nothing, so
-    it is made with ``force=True``; any other context is an error.
-    """
-    import multiprocessing as mp
-    import sys
-
-    name = "lava.magma.runtime.message_infrastructure.multiprocessing"
-    if name in sys.modules:
-        return
-    current = mp.get_start_method(allow_none=True)
-    if current is None:
-        import importlib
-
-        importlib.import_module(name)
-        return
-    if current != "fork":
-        raise RuntimeError(f"Lava needs the 'fork' multiprocessing start method; this process uses {current!r}")
-    orig = mp.set_start_method
-    mp.set_start_method = lambda method, force=False: orig(method, force=True)
-    try:
-        import importlib
-
-        importlib.import_module(name)
-    finally:
-        mp.set_start_method = orig
-
-
 def lava_forward(model: BWSNN, x: torch.Tensor, netx_path=None) -> DeployResult:
     """Run in Lava (fixed_pt): through a netx file when ``netx_path`` is given, else Lava processes.
 
     Slow (Lava passes messages between processes): use a handful of samples.
     """
+    from neurohw.loihi.lava_bridge import import_lava_runtime
+
     import_lava_runtime()
     from neurohw.loihi.lava_bridge import run_in_lava, run_netx_in_lava
 

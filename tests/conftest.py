@@ -18,6 +18,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_lava)
 
 
+@pytest.fixture(autouse=True)
+def _lava_runtime_importable(request):
+    """Lava-marked tests may import Lava modules directly: make its runtime importable first.
+
+    (Lava fixes the multiprocessing start method at import; see
+    ``neurohw.loihi.lava_bridge.import_lava_runtime``.)
+    """
+    if HAVE_LAVA and request.node.get_closest_marker("lava") is not None:
+        from neurohw.loihi.lava_bridge import import_lava_runtime
+
+        import_lava_runtime()
+    yield
+
+
 @pytest.fixture(scope="session")
 def mnist5k():
     from neurohw.data import load_mnist5k

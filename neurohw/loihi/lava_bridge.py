@@ -25,12 +25,43 @@ from .network import ConvConn, DenseConn, LoihiNetwork
 RELAY_PARAMS = {"du": 4095, "dv": 4095, "vth": 0}
 
 
+def import_lava_runtime() -> None:
+    """Import Lava's multiprocessing runtime even when the start method is already fixed.
+
+    Lava's ``message_infrastructure.multiprocessing`` calls ``mp.set_start_method('fork')``
+    without ``force`` at import time, which raises "context has already been set" once anything
+    in the process (tqdm's lock, a DataLoader, another library) has fixed the default context.
+    When that context already is ``fork`` the call changes nothing, so it is made with
+    ``force=True``; any other start method is a real incompatibility and raises.
+    """
+    import importlib
+    import multiprocessing as mp
+    import sys
+
+    name = "lava.magma.runtime.message_infrastructure.multiprocessing"
+    if name in sys.modules:
+        return
+    current = mp.get_start_method(allow_none=True)
+    if current is None:
+        importlib.import_module(name)
+        return
+    if current != "fork":
+        raise RuntimeError(f"Lava needs the 'fork' multiprocessing start method; this process uses {current!r}")
+    original = mp.set_start_method
+    mp.set_start_method = lambda method, force=False: original(method, force=True)
+    try:
+        importlib.import_module(name)
+    finally:
+        mp.set_start_method = original
+
+
 def lava_available() -> bool:
     """True when lava-nc and lava-dl import."""
     import contextlib
     import io
 
     try:
+        import_lava_runtime()
         with contextlib.redirect_stdout(io.StringIO()):  # lava-dl prints a dataset-toolbox warning on import
             import lava.lib.dl.netx  # noqa: F401
             import lava.magma.core.run_configs  # noqa: F401
@@ -200,6 +231,7 @@ def run_in_lava(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = ()):
     spikes: (batch, steps, *input_shape) or (steps, *input_shape). Returns a ``SimResult``
     (spikes per layer, and voltage/current of probed layers) in neurohw's layout.
     """
+    import_lava_runtime()
     from lava.proc.io.source import RingBuffer as Source
 
     net.validate()
@@ -249,6 +281,7 @@ def run_netx_in_lava(path: str | Path, spikes, *, probe: Iterable[int] | str = (
     import contextlib
     import io
 
+    import_lava_runtime()
     with contextlib.redirect_stdout(io.StringIO()):  # lava-dl prints an unrelated dataset-toolbox warning
         from lava.lib.dl.netx import hdf5
     from lava.proc.io.source import RingBuffer as Source
