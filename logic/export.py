@@ -34,6 +34,9 @@ _C_EXPR = {
     8: "~({a} | {b})", 9: "~({a} ^ {b})", 10: "~{b}", 11: "{a} | ~{b}", 12: "~{a}", 13: "~{a} | {b}",
     14: "~({a} & {b})", 15: "~(uint64_t)0",
 }  # fmt: skip
+#: Gates per generated C function (see :func:`to_c`).
+C_CHUNK = 2000
+
 _V_EXPR = {**_C_EXPR, 0: "1'b0", 15: "1'b1"}
 
 
@@ -54,11 +57,22 @@ def to_c(net: Netlist, name: str = "nh_logic") -> str:
         "#include <stdint.h>",
         f"#define NI {ni}", f"#define NO {no}", f"#define NC {nc}", f"#define NG {grp}", f"#define NB {_count_bits(grp)}",
         "",
+    ]
+    # The gates go into functions of at most CHUNK statements sharing one value array: one
+    # huge function makes the compiler's optimisation passes super-linear (minutes at 60 k gates).
+    n_parts = max(1, -(-net.n_gates // C_CHUNK))
+    for part in range(n_parts):
+        lines.append(f"static void {name}_part{part}(const uint64_t *restrict x, uint64_t *restrict v) {{")
+        lo, hi = part * C_CHUNK, min(net.n_gates, (part + 1) * C_CHUNK)
+        for g in range(lo, hi):
+            lines.append(f"  v[{g}] = {_C_EXPR[int(net.op[g])].format(a=sig(int(net.a[g])), b=sig(int(net.b[g])))};")
+        lines.append("}")
+    lines += [
+        "",
         f"void {name}_eval(const uint64_t *restrict x, uint64_t *restrict y) {{",
-        f"  uint64_t v[{max(net.n_gates, 1)}];",
-    ]  # fmt: skip
-    for g, (op, a, b) in enumerate(zip(net.op.tolist(), net.a.tolist(), net.b.tolist())):
-        lines.append(f"  v[{g}] = {_C_EXPR[op].format(a=sig(a), b=sig(b))};")
+        f"  static __thread uint64_t v[{max(net.n_gates, 1)}];",
+        *(f"  {name}_part{part}(x, v);" for part in range(n_parts)),
+    ]
     for i, s in enumerate(net.outputs.tolist()):
         lines.append(f"  y[{i}] = {sig(s)};")
     lines += [
@@ -196,17 +210,24 @@ def find_cc() -> str | None:
     return None
 
 
-def _run(cmd: list[str], what: str, timeout: float = 600, cwd: str | None = None) -> str:
+def _run(cmd: list[str], what: str, timeout: float = 900, cwd: str | None = None) -> str:
+    """Run a tool; on failure or timeout raise :class:`ExportError` (the whole process group is killed on timeout)."""
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ExportError(f"{what}: {' '.join(cmd[:3])} … failed: {exc}") from exc
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True)
+    except OSError as exc:
+        raise ExportError(f"{what}: {cmd[0]} could not be started: {exc}") from exc
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        os.killpg(p.pid, 9)
+        p.communicate()
+        raise ExportError(f"{what}: timed out after {timeout} s") from exc
     if p.returncode != 0:
-        raise ExportError(f"{what} failed (exit {p.returncode}): {(p.stderr or p.stdout)[-2000:]}")
-    return p.stdout
+        raise ExportError(f"{what} failed (exit {p.returncode}): {(err or out)[-2000:]}")
+    return out
 
 
-def compile_c(src: str | Path, exe: str | Path, opt: str = "-O2", extra: tuple[str, ...] = ()) -> Path:
+def compile_c(src: str | Path, exe: str | Path, opt: str = "-O1", extra: tuple[str, ...] = ()) -> Path:
     """Compile a file written by :func:`write_c` with its ``main`` (``-DNH_MAIN``)."""
     cc = find_cc()
     if cc is None:
