@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from calibration.device_model import DeviceCorrection, RefitConfig, refit_device, torch_threads
 
