@@ -60,7 +60,7 @@ def _run(ctx) -> dict:
                     progress=False)
     t_capture = time.perf_counter() - t0
     if ctx.quick:
-        cfg = CalibrationConfig.quick(seed=ctx.seed, fractions=(0.05, 0.1, 0.2), twin_steps=60, twin_pool=800)
+        cfg = CalibrationConfig.quick(seed=ctx.seed, fractions=(0.1, 0.2), twin_steps=60, twin_pool=800)
     else:
         cfg = CalibrationConfig(seed=ctx.seed, twin_steps=200, twin_pool=2000, curve_refit_steps=30,
                                 refit=RefitConfig(steps_geometry=40, steps_joint=80, lr=0.02, lr_psf=0.01,
