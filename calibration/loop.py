@@ -331,7 +331,6 @@ def _calibrate_once(om, cf, split: Split, twin, config: CalibrationConfig, teach
     backends["after_refit"] = adapted
     timings["adapt_s"] = timings.get("adapt_s", 0) + time.perf_counter() - t
 
-    ntk = None
     for arm in arms:
         t = time.perf_counter()
         start = base if arm.startswith("paper") else adapted

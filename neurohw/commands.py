@@ -62,7 +62,7 @@ def _notebooks(args) -> int:
         print(f"running {path.name} ...", flush=True)
         try:
             NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
-            print(f"  ok")
+            print("  ok")
         except Exception as exc:  # report every notebook, fail at the end
             print(f"  FAILED: {exc}")
             status = 1

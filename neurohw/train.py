@@ -15,7 +15,6 @@ of an epoch is dropped when running distributed.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -28,7 +28,6 @@ import math
 from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 

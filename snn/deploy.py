@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from snn.grids import DECAY_UNITY, STATE_LIMIT, VTH_MAX, quantize_weight, weight_to_int
-from snn.layers import Shortcut, SpikingLayer, Synapse
+from snn.layers import Shortcut, Synapse
 from snn.model import BWSNN
 
 READOUT_DU, READOUT_DV, READOUT_VTH = 4095, 0, VTH_MAX

@@ -80,7 +80,6 @@ def to_nir_graph(model: BWSNN, dt: float = NIR_DT):
             edges.append((f"syn{i}", "output"))
             break
         p = layer.neuron
-        n = int(np.prod(shapes[i]))
         tau_syn = dt * 4096 / (p.du + 1)
         tau_mem = dt * 4096 / p.dv if p.dv else np.inf
         full = lambda v: np.full(shapes[i], v, dtype=np.float64)

@@ -8,7 +8,6 @@ when the file's network has ``input_message_bits > 0``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -135,15 +135,15 @@ def netx_optimize_weight_bits(weight: np.ndarray) -> NetxWeights:
         w = np.clip(w, -256, 254)
         mn = int(w.min())
     if mx < 0:
-        mode, signed = "inhibitory", 0
+        signed = 0
         scale = -256 / mn
     elif mn >= 0:
-        mode, signed = "excitatory", 0
+        signed = 0
         if mx == 0:
             raise ValueError("netx cannot load an all-zero weight matrix (log2 of an infinite scale)")
         scale = 255 / mx
     else:
-        mode, signed = "mixed", 1  # netx calls max == 0 with negative weights "mixed" too
+        signed = 1  # netx calls max == 0 with negative weights "mixed" too
         scale = min(127 / mx if mx > 0 else np.inf, -128 / mn)
     scale_bits = int(np.floor(np.log2(scale))) + signed
     n = 8

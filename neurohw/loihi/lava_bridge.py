@@ -14,7 +14,6 @@ neurohw's layout: spikes (batch, steps, *shape) with ``[:, t]`` = Lava's step ``
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterable, Sequence
 

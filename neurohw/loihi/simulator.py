@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .fixedpoint import (ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
                          effective_dense_weights, shift_exp, signed_clamp,
                          wrap32, wrap_current)
-from .network import Conn, ConvConn, CubaParams, DenseConn, LoihiConfigError, LoihiNetwork
+from .network import Conn, CubaParams, DenseConn, LoihiConfigError, LoihiNetwork
 
 
 @dataclass

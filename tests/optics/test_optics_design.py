@@ -17,15 +17,6 @@ from optics.sensor import SensorConfig
 SMALL = dict(grid=48, dx=586e-9, z=20e-6, wavelengths=(532e-9,))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Next to another pytest worker on 2 cores, one torch thread avoids OpenMP oversubscription."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def small_design():
     g = torch.Generator().manual_seed(3)

@@ -11,15 +11,6 @@ from optics.frontend import DeviceFrontEnd, KernelFrontEnd, TileLayout, merge_pa
 from optics.sensor import SensorConfig, SensorModel
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Next to another pytest worker on 2 cores, one torch thread avoids OpenMP oversubscription."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _images(n=4, size=28, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, 1, size, size, generator=g)

@@ -26,15 +26,6 @@ from optics.propagation import (
 WL = 532e-9
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Next to another pytest worker on 2 cores, one torch thread avoids OpenMP oversubscription."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _gaussian(n, dx, w0, dtype=torch.complex128):
     x = spatial_grid(n, dx, dtype=torch.float64)
     r2 = x.view(-1, 1) ** 2 + x.view(1, -1) ** 2
