@@ -12,18 +12,25 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python"
   exit 0
 fi
 
+is_python310() { "$1" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; }
+
 find_python310() {
-  if [ -n "${PYTHON310:-}" ] && [ -x "$PYTHON310" ]; then echo "$PYTHON310"; return; fi
-  if command -v python3.10 >/dev/null 2>&1; then command -v python3.10; return; fi
+  # Candidates in order; each must really run as CPython 3.10 with venv (a pyenv shim for a
+  # version that is not selected exists on PATH but fails, so every candidate is executed).
+  local cands=()
+  [ -n "${PYTHON310:-}" ] && cands+=("$PYTHON310")
   if command -v pyenv >/dev/null 2>&1; then
-    root=$(pyenv root)
-    for p in "$root"/versions/3.10*/bin/python3.10; do
-      [ -x "$p" ] && { echo "$p"; return; }
-    done
+    local root; root=$(pyenv root)
+    cands+=("$root"/versions/3.10*/bin/python3.10)
   fi
-  for p in "$HOME"/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do
-    [ -x "$p" ] && { echo "$p"; return; }
+  cands+=("$HOME"/.pyenv/versions/3.10*/bin/python3.10)
+  command -v python3.10 >/dev/null 2>&1 && cands+=("$(command -v python3.10)")
+  cands+=(/usr/bin/python3.10 /usr/local/bin/python3.10)
+  local p
+  for p in "${cands[@]}"; do
+    if [ -x "$p" ] && is_python310 "$p"; then echo "$p"; return 0; fi
   done
+  return 1
 }
 PY=$(find_python310 || true)
 if [ -z "$PY" ]; then
