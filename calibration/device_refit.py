@@ -18,6 +18,7 @@ refit device: the digital twin used to adapt the back-end).
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 import math
 from dataclasses import dataclass, field
 
@@ -41,27 +42,31 @@ class TwinRefit:
                 "final_loss": self.history[-1] if self.history else None, "steps": len(self.history), "params": self.params}
 
 
-class DeviceTwin:
-    """Interface (see the module docstring)."""
+class DeviceTwin(ABC):
+    """Interface (see the module docstring): a refittable digital twin of a measured device."""
 
-    def ideal(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def ideal(self, x: torch.Tensor) -> torch.Tensor:
+        """Noise-free feature maps of the nominal (designed) device for inputs ``x``."""
 
-    def refit(self, x: torch.Tensor, frames: torch.Tensor, config: RefitConfig, **kw) -> TwinRefit:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def refit(self, x: torch.Tensor, frames: torch.Tensor, config: RefitConfig, **kw) -> TwinRefit:
+        """Fit the twin's device parameters to measured ``frames`` of inputs ``x``."""
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Noise-free feature maps of the refit twin."""
 
-    def sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Noisy feature maps of the refit twin (its fitted noise model)."""
 
+    @abstractmethod
     def sampler(self, x: torch.Tensor, batch_size: int = 500):
         """A fast noisy sampler over a fixed image pool: ``fn(idx, generator) → frames``.
 
         The noiseless part is computed once for the whole pool; every call draws fresh noise.
         """
-        raise NotImplementedError  # pragma: no cover
 
 
 class OpticsTwin(DeviceTwin):
