@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from distill.losses import NTKDLossConfig, TeacherKernelCache, cka, kd_loss, ntk_normalised_distance, student_kernel_loss
 from distill.ntk import empirical_ntk
 from distill.students import build_student
+from neurohw.train import accuracy  # noqa: F401  (re-exported; one implementation in the hub)
 
 ARMS = ("ce", "kd", "ntkd")
 
@@ -118,16 +119,6 @@ def anchor_batches(x_train: torch.Tensor, n_anchors: int, size: int) -> list[tor
     return [x_train[perm[i * size : (i + 1) * size]] for i in range(n_anchors)]
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Top-1 accuracy in [0, 1] (eval mode, restored)."""
-    was = model.training
-    model.eval()
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-    model.train(was)
-    return correct / max(len(x), 1)
 
 
 def kernel_metrics(student: nn.Module, probe_x: torch.Tensor, k_teacher: torch.Tensor) -> tuple[dict, torch.Tensor]:

@@ -147,6 +147,18 @@ def _draw_tangents(
     return out
 
 
+def _reduce_full(full: torch.Tensor, output: str) -> torch.Tensor:
+    """The requested output from the full kernel ``full`` (N, N, O, O): itself, the logit trace
+    (N, N), its diagonal (N,) or its trace (scalar)."""
+    if output == "full":
+        return full
+    k = torch.einsum("ijcc->ij", full)
+    if output == "kernel":
+        return k
+    d = torch.diagonal(k)
+    return d if output == "diag" else d.sum()
+
+
 def _from_jv(jv: torch.Tensor, output: str) -> torch.Tensor:
     """Kernel from R sketched products ``jv`` (R, N, O), averaged over R."""
     r = jv.shape[0]
@@ -342,13 +354,7 @@ def _ntvp(f, params, x, output, chunk_size):
 
     cols = vmap(column, chunk_size=chunk_size)(basis)  # (N·O, N, O): cols[(j,b), i, a] = Θ[i,j,a,b]
     full = cols.reshape(n, o, n, o).permute(2, 0, 3, 1)  # [j, b, i, a] -> [i, j, a, b]
-    if output == "full":
-        return full
-    k = torch.einsum("ijcc->ij", full)
-    if output == "kernel":
-        return k
-    d = torch.diagonal(k)
-    return d if output == "diag" else d.sum()
+    return _reduce_full(full, output)
 
 
 def _sketch(f, params, x, output, chunk_size, tangents):
@@ -390,13 +396,7 @@ def explicit_ntk(model: nn.Module, x: torch.Tensor, *, params: ParamSpec = None,
             rows.append(torch.stack(grads))  # (O, P)
     jac = torch.stack(rows)  # (N, O, P)
     full = torch.einsum("iap,jbp->ijab", jac, jac)
-    if output == "full":
-        return full
-    k = torch.einsum("ijcc->ij", full)
-    if output == "kernel":
-        return k
-    d = torch.diagonal(k)
-    return d if output == "diag" else d.sum()
+    return _reduce_full(full, output)
 
 
 def n_parameters(model: nn.Module, params: ParamSpec = None) -> int:

@@ -93,6 +93,21 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, device: torch.device
     return {"accuracy": float((p == t).mean()) if len(t) else float("nan"), "loss": loss_sum / max(len(t), 1), "confusion": conf, "n": int(len(t))}
 
 
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy in [0, 1] of ``model`` on tensors ``x`` (N, ...), ``y`` (N,).
+
+    Runs in eval mode and restores the model's previous mode.
+    """
+    was = model.training
+    model.eval()
+    correct = 0
+    for s in range(0, len(x), batch_size):
+        correct += int((model(x[s : s + batch_size]).argmax(1) == y[s : s + batch_size]).sum())
+    model.train(was)
+    return correct / max(1, len(x))
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from optics.frontend import KernelFrontEnd
+from neurohw.train import accuracy  # noqa: F401  (re-exported; one implementation in the hub)
 
 __all__ = ["HybridModel", "HybridMNIST", "HybridPolychromatic", "train_hybrid", "accuracy"]
 
@@ -89,16 +90,6 @@ class HybridPolychromatic(HybridModel):
         self.config = dict(n_kernels=n_kernels, kernel_size=kernel_size, image_size=image_size, hidden=list(hidden), train_noise=train_noise)
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``model`` on tensors ``x`` (N, C, H, W), ``y`` (N,)."""
-    was = model.training
-    model.eval()
-    correct = 0
-    for s in range(0, len(x), batch_size):
-        correct += int((model(x[s : s + batch_size]).argmax(1) == y[s : s + batch_size]).sum())
-    model.train(was)
-    return correct / max(1, len(x))
 
 
 def train_hybrid(
