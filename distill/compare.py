@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from distill.losses import NTKDLossConfig, TeacherKernelCache, cka, kd_loss, ntk_normalised_distance, student_kernel_loss
 from distill.ntk import empirical_ntk
 from distill.students import build_student
+from neurohw.stats import mean_std
 from neurohw.train import accuracy  # noqa: F401  (re-exported; one implementation in the hub)
 
 ARMS = ("ce", "kd", "ntkd")
@@ -220,7 +221,7 @@ def summarise(runs: list[RunResult], arms: tuple[str, ...]) -> dict[str, dict[st
             acc = np.array([r.test_accuracy for r in rs]) * 100
             dist = np.array([r.history[-1]["kernel_distance"] for r in rs])
             ckas = np.array([r.history[-1]["kernel_cka"] for r in rs])
-            sd = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else 0.0)
+            sd = lambda a: mean_std(a)[1]  # noqa: E731
             summary[s][arm] = {
                 "accuracy_mean": float(acc.mean()), "accuracy_std": sd(acc), "accuracies": acc.tolist(),
                 "kernel_distance_mean": float(dist.mean()), "kernel_distance_std": sd(dist),
@@ -320,7 +321,7 @@ def plot_results(runs: list[RunResult], summary: dict, k_teacher_probe: torch.Te
                 d = np.array([[h[key] for h in r.history] for r in rs])
                 ax.plot(steps, d.mean(0), label=arm)
                 if len(rs) > 1:
-                    ax.fill_between(steps, d.mean(0) - d.std(0), d.mean(0) + d.std(0), alpha=0.2)
+                    ax.fill_between(steps, d.mean(0) - d.std(0, ddof=1), d.mean(0) + d.std(0, ddof=1), alpha=0.2)
         axes[0][col].set_title(f"student {s} vs teacher (probe kernels)")
         axes[0][col].set_ylabel("‖K_S/‖K_S‖ − K_T/‖K_T‖‖²")
         axes[1][col].set_ylabel("CKA(K_S, K_T)")

@@ -14,12 +14,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from logic.dbnets import DBMnistNet
 from logic.models import dense_lgn, logic_tree_net
 from logic.train import evaluate_dbnet, evaluate_logic, fit_dbnet, fit_logic
+from neurohw.stats import mean_std
 
 #: Full-mode settings (≈ a few minutes per seed on 2 CPU cores); quick mode shrinks them.
 FULL = {
@@ -69,11 +69,6 @@ def run_one(name: str, split, seed: int, cfg: dict, device="cpu", progress: bool
     return res
 
 
-def _mean_std(vals):
-    a = np.asarray([v for v in vals if v is not None], dtype=float)
-    return (float(a.mean()), float(a.std())) if a.size else (float("nan"), float("nan"))
-
-
 def summarise(rows: list[dict]) -> list[dict]:
     out = []
     for name in MODELS:
@@ -83,15 +78,15 @@ def summarise(rows: list[dict]) -> list[dict]:
         s = {"model": name, "seeds": [r["seed"] for r in rs]}
         if name == "db_mnist":
             for k in ("acc_soft_logits", "acc_soft_hardened", "acc_hard"):
-                s[k] = _mean_std([r[k] for r in rs])
+                s[k] = mean_std([r[k] for r in rs])
             s["bit_mismatches"] = int(sum(r["bit_mismatches"] for r in rs))
             s["soft_equals_hard_all"] = all(r["soft_equals_hard"] for r in rs)
             s["n_weights"] = rs[0]["n_weights"]
         else:
             for k in ("acc_float", "acc_hard", "acc_packed", "gates", "gates_raw"):
-                s[k] = _mean_std([r[k] for r in rs])
+                s[k] = mean_std([r[k] for r in rs])
             s["counts_equal_all"] = all(r["counts_equal"] for r in rs)
-        s["train_s"] = _mean_std([r["train_s"] for r in rs])
+        s["train_s"] = mean_std([r["train_s"] for r in rs])
         out.append(s)
     return out
 

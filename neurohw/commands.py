@@ -1,4 +1,4 @@
-"""Hub subcommands: ``neurohw demo``, ``neurohw train-teacher``, ``neurohw notebooks``."""
+"""Hub subcommands: ``neurohw demo``, ``train-teacher``, ``notebooks``, ``results``."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("names", nargs="*", help="notebook names (default: all in notebooks/)")
     n.set_defaults(func=_notebooks)
 
+    r = sub.add_parser("results", help="committed results (results/*.json) and the tables generated from them")
+    rs = r.add_subparsers(dest="results_command", metavar="ACTION")
+    rt = rs.add_parser("table", help="regenerate the tables between <!-- results:NAME --> markers in README.md/docs")
+    rt.add_argument("files", nargs="*", type=Path, help="Markdown files (default: README.md and docs/*.md)")
+    rt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs from its JSON")
+    rt.add_argument("--results", type=Path, default=None, help="results folder (default: results/ or $NEUROHW_RESULTS)")
+    rt.set_defaults(func=_results_table)
+    rw = rs.add_parser("show", help="print one result's table")
+    rw.add_argument("name")
+    rw.add_argument("--results", type=Path, default=None)
+    rw.set_defaults(func=_results_show)
+    r.set_defaults(func=lambda args: (r.print_help(), 2)[1])
+
 
 def _demo(args) -> int:
     from neurohw.demo import run_demo
@@ -43,6 +56,18 @@ def _train_teacher(args) -> int:
     from neurohw.train import train_teacher_cli
 
     return train_teacher_cli(args)
+
+
+def _results_table(args) -> int:
+    from neurohw.results import cli_table
+
+    return cli_table(args)
+
+
+def _results_show(args) -> int:
+    from neurohw.results import cli_show
+
+    return cli_show(args)
 
 
 def _notebooks(args) -> int:

@@ -32,6 +32,7 @@ import torch
 from optics.design import MetasurfaceDesign, extract_tiles, simulate_psf
 from optics.frontend import DeviceFrontEnd
 from optics.sensor import SensorConfig
+from neurohw.stats import mean_std
 
 __all__ = ["FabricationParams", "FabricationModel", "FabricatedFrontEnd", "correlated_field", "evaluate_instances"]
 
@@ -197,4 +198,4 @@ def evaluate_instances(
         accs.append(correct / len(x))
         truths.append(fe.truth)
     a = np.array(accs)
-    return {"accuracies": accs, "mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max()), "truth": truths}
+    return {"accuracies": accs, "mean": float(a.mean()), "std": mean_std(a)[1], "min": float(a.min()), "max": float(a.max()), "truth": truths}

@@ -21,13 +21,13 @@ interrupted table resumes where it stopped.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from neurohw.stats import mean_std
 from neurohw.io import atomic_write_json, atomic_write_text, load_into, provenance, save_checkpoint
 from snn.deploy import deploy_predict
 from snn.model import BWSNN, BWSNNConfig
@@ -78,12 +78,6 @@ def evaluate_both(model: BWSNN, x: torch.Tensor, y: torch.Tensor, backend: str =
         "spikes_per_inference": float(dep.spikes_per_inference.float().mean()),
         "spikes_per_inference_train_mode": float(spk_f.sum(1).float().mean()),
     }
-
-
-def _mean_std(vals: list[float]) -> tuple[float, float]:
-    m = sum(vals) / len(vals)
-    s = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-    return m, s
 
 
 def format_table(summary: dict, teacher: dict | None) -> str:
@@ -158,7 +152,7 @@ def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = F
     for v, recs in runs.items():
         summary[v] = {"n": len(recs)}
         for k in keys:
-            mu, sd = _mean_std([r[k] for r in recs])
+            mu, sd = mean_std([r[k] for r in recs])
             summary[v][k] = {"mean": mu, "std": sd, "values": [r[k] for r in recs]}
     checks = _targets(summary, teacher_info)
     results = {"provenance": provenance(seed=seed_list[0], config={"base": base.to_dict(), "seeds": seed_list, "quick": quick,
