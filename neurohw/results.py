@@ -218,8 +218,14 @@ def render_table(result: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
 def _doc_blocks(text: str) -> list[tuple[str, str, tuple[int, int]]]:
-    return [(m.group(1), m.group(2), m.span(2)) for m in _BLOCK.finditer(text)]
+    """(name, body, body span) of every marker pair outside fenced code blocks."""
+    fences = [m.span() for m in _FENCE.finditer(text)]
+    inside = lambda i: any(a <= i < b for a, b in fences)  # noqa: E731
+    return [(m.group(1), m.group(2), m.span(2)) for m in _BLOCK.finditer(text) if not inside(m.start())]
 
 
 def default_documents(root: str | os.PathLike | None = None) -> list[Path]:

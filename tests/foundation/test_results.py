@@ -92,6 +92,9 @@ def test_tables_generated_and_checked(tmp_path):
     doc.write_text("<!-- results:missing -->\n<!-- /results:missing -->\n")
     assert main(["results", "table", "--results", str(tmp_path), str(doc)]) == 2
     assert "missing.json: result file does not exist" in stale_blocks([doc], tmp_path)[0]
+    # markers inside a fenced code block (documentation examples) are not blocks
+    doc.write_text("```\n<!-- results:missing -->\n<!-- /results:missing -->\n```\n")
+    assert stale_blocks([doc], tmp_path) == []
 
 
 def test_render_needs_rows(tmp_path):
