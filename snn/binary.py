@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from snn.grids import WEIGHT_MAX, WEIGHT_SCALE, WEIGHT_STEP, _ste, quantize_weight
+from neurohw.loihi.fixedpoint import WEIGHT_MAX, WEIGHT_SCALE, WEIGHT_STEP, _ste, quantize_weight
 
 PRECISIONS = ("float", "int8", "binary")
 ALPHA_MODES = ("mean", "learned")

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snn.grids import DECAY_UNITY, STATE_LIMIT, VTH_MAX, quantize_weight, weight_to_int
+from neurohw.loihi.cuba import cuba_sequence, lava_keeps
+from neurohw.loihi.fixedpoint import ACT_SHIFT, VTH_MAX, VTH_SHIFT, quantize_weight, weight_to_int
 from snn.layers import Shortcut, Synapse
 from snn.model import BWSNN
 
@@ -104,26 +105,12 @@ def _synaptic_input(kind: str, w: torch.Tensor, s: torch.Tensor, stride: int, pa
     return torch.round(y).long().reshape(n, t, *y.shape[1:])
 
 
-def _tz_decay(x: torch.Tensor, keep: int) -> torch.Tensor:
-    """Lava's ``sign(x·keep)·(|x·keep| >> 12)`` in int64."""
-    p = x * keep
-    return torch.sign(p) * (p.abs() >> 12)
-
-
 def cuba_int(a_in: torch.Tensor, du: int, dv: int, vth: int) -> torch.Tensor:
-    """Lava fixed_pt CUBA LIF over time. a_in: int64 (N, T, ...) → bool spikes (N, T, ...)."""
-    u = torch.zeros_like(a_in[:, 0])
-    v = torch.zeros_like(a_in[:, 0])
-    lim = STATE_LIMIT
-    out = []
-    for t in range(a_in.shape[1]):
-        u = _tz_decay(u, DECAY_UNITY - (du + 1)) + (a_in[:, t] << 6)
-        u = torch.where(u > lim, u - 2 * lim, torch.where(u <= -lim, u + 2 * lim, u))
-        v = (_tz_decay(v, DECAY_UNITY - dv) + u).clamp(-(lim - 1), lim - 1)
-        s = v > (vth << 6)
-        v = torch.where(s, torch.zeros_like(v), v)
-        out.append(s)
-    return torch.stack(out, 1)
+    """Lava fixed_pt CUBA LIF over time. a_in: int64 (N, T, ...) → bool spikes (N, T, ...).
+
+    The ``"int"`` arithmetic of :func:`neurohw.loihi.cuba.cuba_sequence` on ``a_in << 6``."""
+    keep_u, keep_v = lava_keeps(du, dv)
+    return cuba_sequence(a_in << ACT_SHIFT, keep_u, keep_v, vth << VTH_SHIFT, arith="int", time_dim=1)
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snn.binary import ALPHA_MODES, PRECISIONS, channel_mean_abs, effective_weight
-from snn.grids import WEIGHT_SCALE, WEIGHT_STEP
+from neurohw.loihi.fixedpoint import WEIGHT_SCALE, WEIGHT_STEP
 from snn.neurons import CubaLIF
 
 

@@ -1,6 +1,6 @@
 """CUBA LIF neurons in float whose constants live on Loihi's grids.
 
-One step, float units (1.0 = 64 weight units = 4096 state units, see :mod:`snn.grids`)::
+One step, float units (1.0 = 64 weight units = 4096 state units, see :mod:`neurohw.loihi.fixedpoint`)::
 
     u ← u·(1 − (du+1)/4096) + x        # synaptic current; x = Σ w·s of this step
     v ← v·(1 − dv/4096) + u            # membrane voltage (uses the new u)
@@ -27,22 +27,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from snn.grids import DECAY_UNITY, STATE_LIMIT, STATE_SCALE, current_decay_to_du, snap_threshold, voltage_decay_to_dv
+from neurohw.loihi.cuba import cuba_sequence, lava_keeps
+from neurohw.loihi.fixedpoint import DECAY_UNITY, STATE_SCALE, current_decay_to_du, snap_threshold, voltage_decay_to_dv
 from snn.surrogate import get_surrogate
-
-_VMAX = (STATE_LIMIT - 1) / STATE_SCALE
-
-
-def _exact_decay(x: torch.Tensor, keep: int) -> torch.Tensor:
-    """``trunc(X·keep/4096)/4096`` with X = x·4096 in float64: Lava's ``tz(X·keep) >> 12``."""
-    X = x.detach().double() * STATE_SCALE
-    return (torch.trunc(X * keep / DECAY_UNITY) / STATE_SCALE).to(x.dtype)
-
-
-def _wrap24(x: torch.Tensor) -> torch.Tensor:
-    """Lava's current wrap: X > 2^23 → X − 2^24; X ≤ −2^23 → X + 2^24 (X = x·4096)."""
-    lim = STATE_LIMIT / STATE_SCALE
-    return torch.where(x > lim, x - 2 * lim, torch.where(x <= -lim, x + 2 * lim, x))
 
 
 def lif_sequence(
@@ -57,42 +44,16 @@ def lif_sequence(
 ):
     """Run CUBA LIF over time. ``x``: input current (N, T, ...) in float units.
 
-    Returns spikes (N, T, ...) in ``x.dtype`` (0/1), and with ``return_states`` also the
-    current and voltage after each step (post-reset voltage), both (N, T, ...).
+    The recurrence is :func:`neurohw.loihi.cuba.cuba_sequence` (``"rounded"`` arithmetic when
+    ``exact``, else ``"float"``). Returns spikes (N, T, ...) in ``x.dtype`` (0/1), and with
+    ``return_states`` also the current and voltage after each step (post-reset voltage),
+    both (N, T, ...).
     """
     if x.dim() < 2:
         raise ValueError(f"lif_sequence: input must be (N, T, ...), got shape {tuple(x.shape)}")
-    keep_u = DECAY_UNITY - (du + 1)
-    keep_v = DECAY_UNITY - dv
-    u = torch.zeros_like(x[:, 0])
-    v = torch.zeros_like(x[:, 0])
-    spikes, us, vs = [], [], []
-    for t in range(x.shape[1]):
-        if keep_u == 0:
-            u = x[:, t]
-        else:
-            u_dec = u * (keep_u / DECAY_UNITY)
-            if exact:
-                u_dec = u_dec + (_exact_decay(u, keep_u) - u_dec).detach()
-            u = u_dec + x[:, t]
-            if exact:
-                u = u + (_wrap24(u) - u).detach()
-        v_dec = v * (keep_v / DECAY_UNITY)
-        if exact and keep_v != DECAY_UNITY:
-            v_dec = v_dec + (_exact_decay(v, keep_v) - v_dec).detach()
-        v = v_dec + u
-        if exact:
-            v = v + (v.clamp(-_VMAX, _VMAX) - v).detach()
-        s = spike_fn(v - theta)
-        v = v * (1.0 - (s.detach() if detach_reset else s))
-        spikes.append(s)
-        if return_states:
-            us.append(u)
-            vs.append(v)
-    out = torch.stack(spikes, 1)
-    if return_states:
-        return out, torch.stack(us, 1), torch.stack(vs, 1)
-    return out
+    keep_u, keep_v = lava_keeps(du, dv)
+    return cuba_sequence(x, keep_u, keep_v, theta, arith="rounded" if exact else "float", unit=STATE_SCALE,
+                         spike_fn=spike_fn, detach_reset=detach_reset, time_dim=1, return_states=return_states)
 
 
 class CubaLIF(nn.Module):

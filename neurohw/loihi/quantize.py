@@ -212,6 +212,8 @@ def float_cuba_reference(layers: Sequence[FloatLayer], spikes: np.ndarray, stric
     import torch
     import torch.nn.functional as F
 
+    from .cuba import cuba_sequence
+
     x = torch.as_tensor(np.asarray(spikes), dtype=torch.float64)
     B, T = x.shape[:2]
     outs = []
@@ -229,15 +231,8 @@ def float_cuba_reference(layers: Sequence[FloatLayer], spikes: np.ndarray, stric
         a = a.reshape(B, T, -1)
         a = torch.cat([torch.zeros_like(a[:, :1]), a[:, :-1]], dim=1)
         bias = torch.zeros(a.shape[-1], dtype=torch.float64) if fl.bias is None else torch.as_tensor(np.broadcast_to(np.asarray(fl.bias, dtype=np.float64).reshape(-1, *([1] * (len(shape) - 1))) if len(shape) == 3 else np.asarray(fl.bias, dtype=np.float64), tuple(shape)).reshape(-1).copy())
-        u = torch.zeros(B, a.shape[-1], dtype=torch.float64)
-        v = torch.zeros_like(u)
-        s_all = torch.zeros(B, T, a.shape[-1], dtype=torch.bool)
-        for t in range(T):
-            u = (1 - fl.current_decay) * u + a[:, t]
-            v = (1 - fl.voltage_decay) * v + u + bias
-            s = v > fl.threshold if strict else v >= fl.threshold
-            v = torch.where(s, torch.zeros_like(v), v)
-            s_all[:, t] = s
+        s_all = cuba_sequence(a, 1 - fl.current_decay, 1 - fl.voltage_decay, fl.threshold, bias=bias,
+                              arith="float", strict=strict, time_dim=1)
         x = s_all.reshape(B, T, *shape).to(torch.float64)
         outs.append(s_all.reshape(B, T, *shape).numpy())
     return outs

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cuba import cuba_sequence
 from .fixedpoint import (ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
                          effective_dense_weights, shift_exp, signed_clamp,
                          wrap32, wrap_current)
@@ -207,63 +208,17 @@ def cuba_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_sta
     v_bound = (u_bound + MAX_UV + bmax) * DECAY_UNITY / max(int(p.dv), 1e-9) if need_wrap else \
         (u_bound + bmax) * DECAY_UNITY / max(int(p.dv), 1e-9)
     need_clip = overflow or v_bound >= vmax
-    act = (a_in << ACT_SHIFT).transpose(0, 1).contiguous()  # (T, B, N): contiguous per step
-    spikes = torch.empty(T, B, N, dtype=torch.bool, device=dev)
-    vs = torch.empty(T, B, N, dtype=torch.int64, device=dev) if record_state else None
-    us = torch.empty(T, B, N, dtype=torch.int64, device=dev) if record_state else None
-    if overflow:
-        _cuba_loop_int(act, bias, decay_u, decay_v, vth, need_wrap, need_clip, spikes, vs, us)
-    else:
-        _cuba_loop_float(act, bias, decay_u, decay_v, vth, need_wrap, need_clip, spikes, vs, us)
-    spikes = spikes.transpose(0, 1)
-    if record_state:
-        vs, us = vs.transpose(0, 1), us.transpose(0, 1)
-    return spikes, vs, us
-
-
-def _cuba_loop_int(act, bias, decay_u, decay_v, vth, need_wrap, need_clip, spikes, vs, us):
-    """int64 recurrence with numpy's int32 wrap-around at every int32 store (large inputs)."""
-    vmax = MAX_UV - 1
-    act = wrap32(act)  # numpy left_shift on int32
-    u = torch.zeros_like(act[0])
-    v = torch.zeros_like(act[0])
-    for t in range(act.shape[0]):
-        u = wrap32(torch.div(u * decay_u, DECAY_UNITY, rounding_mode="trunc") + act[t])
-        u = wrap_current(u)
-        v = wrap32(torch.div(v * decay_v, DECAY_UNITY, rounding_mode="trunc") + u + bias)
-        v.clamp_(-vmax, vmax)
-        s = torch.gt(v, vth, out=spikes[t])
-        v.masked_fill_(s, 0)
-        if vs is not None:
-            vs[t] = v
-            us[t] = u
-
-
-def _cuba_loop_float(act, bias, decay_u, decay_v, vth, need_wrap, need_clip, spikes, vs, us):
-    """The same recurrence in float64, exact because every value is an integer far below 2^53:
-    ``u · (d / 4096)`` equals ``u·d / 4096`` exactly (d/4096 is a dyadic fraction and
-    ``|u·d| < 2^53``), and ``trunc`` rounds toward zero like Lava. Faster than int64 division."""
-    vmax = float(MAX_UV - 1)
-    act = act.to(torch.float64)
-    bias = bias.to(torch.float64)
-    cu, cv = decay_u / DECAY_UNITY, decay_v / DECAY_UNITY
-    u = torch.zeros_like(act[0])
-    v = torch.zeros_like(act[0])
-    for t in range(act.shape[0]):
-        if decay_u == 0:
-            u = act[t].clone()
-        else:
-            u = torch.mul(u, cu).trunc_().add_(act[t])
-        if need_wrap:
-            u = wrap_current(u)
-        v = torch.mul(v, cv).trunc_().add_(u).add_(bias)
-        if need_clip:
-            v.clamp_(-vmax, vmax)
-        s = torch.gt(v, vth, out=spikes[t])
-        v.masked_fill_(s, 0.0)
-        if vs is not None:
-            vs[t] = v.to(torch.int64)
-            us[t] = u.to(torch.int64)
+    act = (a_in << ACT_SHIFT).transpose(0, 1)  # (T, B, N)
+    keep_u, keep_v = decay_u / DECAY_UNITY, decay_v / DECAY_UNITY
+    if overflow:  # int64 with numpy's int32 wrap at every int32 store
+        out = cuba_sequence(wrap32(act), keep_u, keep_v, vth, bias=bias, arith="int", return_states=record_state)
+    else:  # exact in float64: every value is an integer far below 2^53, u·(d/4096) is exact
+        out = cuba_sequence(act.to(torch.float64), keep_u, keep_v, float(vth), bias=bias.to(torch.float64),
+                            arith="rounded", wrap=need_wrap, clip=need_clip, return_states=record_state)
+    if not record_state:
+        return out.transpose(0, 1), None, None
+    spikes, us, vs = out
+    return spikes.transpose(0, 1), vs.transpose(0, 1).to(torch.int64), us.transpose(0, 1).to(torch.int64)
 
 
 def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), device=None,

@@ -191,3 +191,37 @@ def test_sign_modes():
     assert clip_weights(np.array([-256, 5]), "inhibitory").tolist() == [-255, 0]
     # mixed 8-bit weights are even after truncation
     assert truncate_weights(np.array([-255, 255, 3]), "mixed", 8).tolist() == [-256, 254, 2]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), du=st.integers(0, 4095), dv=st.integers(0, 4095),
+       vth=st.integers(0, 3000), scale=st.sampled_from([30, 3000, 2**17]))
+def test_one_recurrence_three_arithmetics(seed, du, dv, vth, scale):
+    """neurohw.loihi.cuba: the rounded float arithmetic (float64 hardware units, and float32 in
+    snn's 1/4096 units) equals the int arithmetic spike for spike and state for state; the
+    plain float arithmetic uses the same recurrence without rounding."""
+    from neurohw.loihi.cuba import cuba_sequence, lava_keeps
+
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randint(-scale, scale + 1, (12, 3, 5), generator=g) << 6  # (T, B, N)
+    bias = torch.randint(-4096, 4096, (5,), generator=g) << 3
+    ku, kv = lava_keeps(du, dv)
+    s_i, u_i, v_i = cuba_sequence(a, ku, kv, vth << 6, bias=bias, arith="int", return_states=True)
+    s_r, u_r, v_r = cuba_sequence(a.double(), ku, kv, float(vth << 6), bias=bias.double(), arith="rounded",
+                                  return_states=True)
+    assert torch.equal(s_i, s_r) and torch.equal(u_i, u_r.long()) and torch.equal(v_i, v_r.long())
+    if scale < 2**17:  # float32 holds the 24-bit states exactly
+        s_f, u_f, _ = cuba_sequence(a.float() / 4096, ku, kv, (vth << 6) / 4096, bias=bias.float() / 4096,
+                                    arith="rounded", unit=4096, return_states=True)
+        assert torch.equal(s_i, s_f) and torch.equal(u_i, (u_f.double() * 4096).long())
+    s_p = cuba_sequence(a.double(), ku, kv, float(vth << 6), bias=bias.double(), arith="float")
+    assert s_p.shape == s_i.shape and s_p.dtype == torch.bool
+
+
+def test_recurrence_rejects_bad_arguments():
+    from neurohw.loihi.cuba import cuba_sequence
+
+    with pytest.raises(ValueError, match="arith"):
+        cuba_sequence(torch.zeros(3, 2), 0.5, 0.5, 1.0, arith="fixed")
+    with pytest.raises(ValueError, match="1/4096"):
+        cuba_sequence(torch.zeros(3, 2, dtype=torch.long), 0.3, 0.5, 1, arith="int")

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from snn.deploy import cuba_int
-from snn.grids import (current_decay_to_du, quantize_weight, snap_threshold, threshold_to_int, voltage_decay_to_dv,
+from neurohw.loihi.fixedpoint import (current_decay_to_du, quantize_weight, snap_threshold, threshold_to_int, voltage_decay_to_dv,
                        weight_to_int)
 from snn.neurons import CubaLIF, lif_sequence
 from snn.surrogate import get_surrogate

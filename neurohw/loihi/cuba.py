@@ -1,0 +1,139 @@
+"""The one CUBA LIF recurrence of neurohw, in three arithmetics.
+
+Per step ``t`` (``x`` the synaptic input of that step, all in one unit)::
+
+    u ← decay_u(u) + x                 # synaptic current
+    v ← decay_v(v) + u + bias          # membrane voltage (uses the new u)
+    s = v > θ                          # strict, as on Loihi (``strict=False``: v ≥ θ)
+    v ← 0 where s                      # u is kept; no refractory period
+
+``decay(x) = x · keep`` with ``keep`` the retained fraction per step (Lava: ``keep_u =
+(4096 − du − 1)/4096``, ``keep_v = (4096 − dv)/4096``). The arithmetics:
+
+* ``"float"`` — plain float (lava-dl / snnTorch style), differentiable.
+* ``"rounded"`` — float whose forward pass is Lava's fixed-point rounding: each decay is
+  truncated toward zero on the state grid, the current wraps at 24 bits, the voltage saturates
+  at ±(2^23 − 1); when the input requires grad, the backward pass is straight-through the
+  smooth decays. ``unit`` is the number of hardware state units in 1.0 of the input (4096 for
+  snn's float units, 1 for hardware units). The rounding is computed in float64, which is exact
+  for all 24-bit states.
+* ``"int"`` — int64 with numpy's int32 wrap-around at every store, bit-identical to Lava's
+  ``PyLifModelBitAcc`` for any input (hardware units, ``keep·4096`` must be an integer).
+
+Used by :mod:`snn.neurons` (float / rounded, training), :mod:`snn.deploy` (int),
+:mod:`neurohw.loihi.simulator` (rounded in float64 when no int32 store can wrap, else int) and
+:func:`neurohw.loihi.quantize.float_cuba_reference` (float).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .fixedpoint import DECAY_UNITY, MAX_UV, wrap32, wrap_current
+
+ARITHMETICS = ("float", "rounded", "int")
+
+
+def _trunc_decay(x: torch.Tensor, keep: float, unit: float) -> torch.Tensor:
+    """``trunc(X·keep)/unit`` with ``X = x·unit`` in float64 (Lava's ``sign·(|X·k| >> 12)``)."""
+    if x.dtype == torch.float64 and unit == 1:
+        return torch.mul(x, keep).trunc_()
+    X = x.detach().double() * unit
+    return (torch.trunc(X * keep) / unit).to(x.dtype)
+
+
+def _ste(smooth: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """Forward ``exact``, gradient of ``smooth`` (when it needs one)."""
+    return smooth + (exact - smooth).detach() if smooth.requires_grad else exact
+
+
+def _decay(x: torch.Tensor, keep: float, rounded: bool, unit: float) -> torch.Tensor:
+    """``x·keep``; rounded: truncated on the state grid (straight-through when x needs grad)."""
+    if not rounded:
+        return x * keep
+    exact = _trunc_decay(x, keep, unit)
+    return _ste(x * keep, exact) if x.requires_grad else exact
+
+
+def cuba_sequence(
+    x: torch.Tensor,
+    keep_u: float,
+    keep_v: float,
+    theta: float,
+    *,
+    bias: torch.Tensor | float | None = None,
+    arith: str = "rounded",
+    unit: float = 1.0,
+    spike_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    strict: bool = True,
+    detach_reset: bool = True,
+    wrap: bool = True,
+    clip: bool = True,
+    time_dim: int = 0,
+    return_states: bool = False,
+):
+    """Run the recurrence over ``x``'s axis ``time_dim``; see the module docstring.
+
+    x: synaptic input per step in the state unit (any shape with a time axis; int64 for
+    ``arith="int"``). keep_u, keep_v: retained fractions (``"int"``: multiples of 1/4096).
+    theta: threshold in the same unit. bias: added to v every step (broadcast to one step).
+    spike_fn: surrogate spike function of ``v − θ`` (float arithmetics; spikes are then in
+    ``x.dtype``, reset multiplies by ``1 − s``); None: bool spikes ``v > θ`` (or ``≥``).
+    wrap / clip: apply the 24-bit current wrap / voltage saturation (rounded and int only;
+    callers may skip them when bounds prove them no-ops).
+    Returns spikes shaped like x, and with ``return_states`` also (u, v) after each step
+    (voltage after reset).
+    """
+    if arith not in ARITHMETICS:
+        raise ValueError(f"arith must be one of {ARITHMETICS}, got {arith!r}")
+    steps = x.unbind(time_dim)
+    if not steps:
+        raise ValueError("cuba_sequence: the input has no time steps")
+    if arith == "int":
+        ku, kv = round(keep_u * DECAY_UNITY), round(keep_v * DECAY_UNITY)
+        if ku != keep_u * DECAY_UNITY or kv != keep_v * DECAY_UNITY:
+            raise ValueError("integer CUBA needs decays that are multiples of 1/4096")
+    lim = MAX_UV / unit
+    vmax = (MAX_UV - 1) / unit
+    rounded = arith == "rounded"
+    u = torch.zeros_like(steps[0])
+    v = torch.zeros_like(steps[0])
+    spikes, us, vs = [], [], []
+    for xt in steps:
+        if arith == "int":
+            u = wrap32(torch.div(u * ku, DECAY_UNITY, rounding_mode="trunc") + xt)
+            if wrap:
+                u = wrap_current(u)
+            v = torch.div(v * kv, DECAY_UNITY, rounding_mode="trunc") + u
+            v = wrap32(v + bias if bias is not None else v)
+            if clip:
+                v = v.clamp(-(MAX_UV - 1), MAX_UV - 1)
+        else:
+            u = xt if keep_u == 0 else _decay(u, keep_u, rounded, unit) + xt
+            if rounded and wrap:
+                u = _ste(u, wrap_current(u * unit) / unit if unit != 1 else wrap_current(u))
+            v = (v if keep_v == 1 else _decay(v, keep_v, rounded, unit)) + u
+            if bias is not None:
+                v = v + bias
+            if rounded and clip:
+                v = _ste(v, v.clamp(-vmax, vmax))
+        if spike_fn is None:
+            s = v > theta if strict else v >= theta
+            v = v.masked_fill(s, 0)
+        else:
+            s = spike_fn(v - theta)
+            v = v * (1.0 - (s.detach() if detach_reset else s))
+        spikes.append(s)
+        if return_states:
+            us.append(u)
+            vs.append(v)
+    out = torch.stack(spikes, time_dim)
+    if return_states:
+        return out, torch.stack(us, time_dim), torch.stack(vs, time_dim)
+    return out
+
+
+def lava_keeps(du: int, dv: int) -> tuple[float, float]:
+    """Lava's retained fractions for 12-bit ``du``/``dv``: ``(4096 − du − 1)/4096, (4096 − dv)/4096``."""
+    return (DECAY_UNITY - int(du) - 1) / DECAY_UNITY, (DECAY_UNITY - int(dv)) / DECAY_UNITY
