@@ -33,6 +33,7 @@ import numpy as np
 
 from neurohw.io import atomic_path, provenance
 
+from . import h5fields
 from .fixedpoint import effective_dense_weights, netx_optimize_weight_bits
 from .network import (ConvConn, ConvLayer, CubaParams, DenseConn, DenseLayer, LoihiConfigError,
                       LoihiNetwork, Shortcut)
@@ -181,68 +182,22 @@ def write_netx(net: LoihiNetwork, path: str | Path, *, seed: int | None = None) 
 
 
 # ----------------------------------------------------------------------------- reading
-def _get(where: str, g: h5py.Group, key: str, *, required: bool = True):
-    if key not in g:
-        if required:
-            raise LoihiConfigError(where, key, "missing dataset")
-        return None
-    obj = g[key]
-    if not isinstance(obj, h5py.Dataset):
-        raise LoihiConfigError(where, key, "must be a dataset, found a group")
-    return obj[()]
-
-
-def _text(where: str, g: h5py.Group, key: str) -> str:
-    v = _get(where, g, key)
-    if isinstance(v, np.ndarray):
-        if v.size == 0:
-            raise LoihiConfigError(where, key, "empty")
-        v = v.reshape(-1)[0]
-    if isinstance(v, bytes):
-        return v.decode("ascii", errors="replace")
-    if isinstance(v, str):
-        return v
-    raise LoihiConfigError(where, key, f"must be a string, got {type(v).__name__}")
-
-
-def _int(where: str, g: h5py.Group, key: str, default=None) -> int:
-    v = _get(where, g, key, required=default is None)
-    if v is None:
-        return default
-    arr = np.asarray(v)
-    if arr.size != 1 or arr.dtype.kind not in "iuf" or not np.isfinite(arr).all():
-        raise LoihiConfigError(where, key, f"must be one number, got {arr!r}")
-    return int(arr.reshape(-1)[0])
+_get = h5fields.get
+_text = h5fields.text
+_int = h5fields.integer
+_int_array = h5fields.int_array
 
 
 def _pair_field(where: str, g: h5py.Group, key: str, default: int) -> tuple[int, int]:
-    v = _get(where, g, key, required=False)
-    if v is None:
-        return default, default
-    arr = np.asarray(v).astype(np.int64).reshape(-1)
-    if arr.size == 1:
-        return int(arr[0]), int(arr[0])
-    if arr.size != 2:
-        raise LoihiConfigError(where, key, f"must be one or two integers, got {arr.tolist()}")
-    return int(arr[0]), int(arr[1])
-
-
-def _int_array(where: str, g: h5py.Group, key: str, ndim: int | None = None) -> np.ndarray:
-    v = _get(where, g, key)
-    arr = np.asarray(v)
-    if arr.dtype.kind not in "iuf":
-        raise LoihiConfigError(where, key, f"must be numeric, got dtype {arr.dtype}")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise LoihiConfigError(where, key, "contains NaN or infinity")
-    if ndim is not None and arr.ndim != ndim:
-        raise LoihiConfigError(where, key, f"must have {ndim} dimensions, got shape {arr.shape}")
-    return arr.astype(int)  # netx reads with .astype(int): floats are truncated
+    return h5fields.pair(where, g, key, default, minimum=1 if key in ("stride", "dilation") else 0)
 
 
 def _read_neuron(where: str, g: h5py.Group, shape, bias) -> CubaParams:
     if "neuron" not in g:
         raise LoihiConfigError(where, "neuron", "missing; netx's default (non-leaky integrator, vThMant 2^17) is outside Lava's LIF ranges")
     n = g["neuron"]
+    if not isinstance(n, h5py.Group):
+        raise LoihiConfigError(where, "neuron", "must be a group of neuron parameters, found a dataset")
     nw = f"{where} neuron"
     kind = _text(nw, n, "type")
     if kind not in ("CUBA", "LOIHI"):
@@ -255,7 +210,14 @@ def _read_neuron(where: str, g: h5py.Group, shape, bias) -> CubaParams:
     if bias is None:
         mant = 0
     else:
-        b = np.asarray(bias).astype(np.int64)
+        b = bias
+        if b.ndim == 0 and len(shape) == 3:
+            raise LoihiConfigError(where, "bias", "a conv bias must be per channel (C,) or per neuron (W, H, C), "
+                                   "got a scalar (netx 0.6 crashes on it)")
+        if len(shape) == 1 and b.size not in (1, shape[0]):
+            raise LoihiConfigError(where, "bias", f"has {b.size} values for {shape[0]} neurons")
+        if len(shape) == 1:
+            b = b.reshape(-1) if b.size == shape[0] else b.reshape(())
         if b.ndim == 0 or len(shape) == 1:
             mant = b
         elif b.ndim == 1 and b.shape[0] == shape[0]:
@@ -309,7 +271,7 @@ def read_netx(path: str | Path) -> LoihiNetwork:
                 if "neuron" in g:
                     raise LoihiConfigError(where, "neuron", "input layers with neurons (netx Input blocks) are not supported")
                 if "shape" in g:
-                    input_shape = tuple(int(s) for s in np.asarray(_get(where, g, "shape")).reshape(-1))
+                    input_shape = h5fields.shape(where, g)
                 prev_shape = input_shape
                 continue
             if kind == "flatten":
@@ -319,8 +281,8 @@ def read_netx(path: str | Path) -> LoihiNetwork:
                 if "delay" in g:
                     raise LoihiConfigError(where, "delay", "synaptic delays (DelayDense) are not supported")
                 w = _int_array(where, g, "weight")
-                shape = (int(np.prod(np.asarray(_get(where, g, "shape")))),)
-                if w.ndim == 1:
+                shape = (math.prod(h5fields.shape(where, g)),)
+                if w.ndim == 1 and w.size and w.size % shape[0] == 0:
                     w = w.reshape(shape[0], -1)
                 if w.ndim != 2 or w.shape[0] != shape[0]:
                     raise LoihiConfigError(where, "weight", f"shape {w.shape} does not match layer shape {shape}")
@@ -329,11 +291,14 @@ def read_netx(path: str | Path) -> LoihiNetwork:
                     prev_shape = input_shape
                 if layers and len(prev_shape) == 3 and not flatten:
                     raise LoihiConfigError(where, "type", "a dense layer after a conv layer needs a 'flatten' layer before it")
+                if w.size and w.min() < 0 < w.max() and (w.min() < -256 or w.max() > 254):
+                    raise LoihiConfigError(where, "weight", f"mixed-sign weights {w.min()}..{w.max()} are outside netx's range "
+                                           "−256..254 (netx would clip them with only a printed warning)")
                 try:
                     nw = netx_optimize_weight_bits(w)
                 except ValueError as exc:
                     raise LoihiConfigError(where, "weight", str(exc)) from None
-                bias = _get(where, g, "bias", required=False)
+                bias = _int_array(where, g, "bias", required=False)
                 neuron = _read_neuron(where, g, shape, bias)
                 file_shapes.append(shape)
                 layers.append(DenseLayer(nw.weight, neuron, weight_exp=nw.weight_exp, num_weight_bits=nw.num_weight_bits))
@@ -344,10 +309,8 @@ def read_netx(path: str | Path) -> LoihiNetwork:
                 if prev_shape is None or len(prev_shape) != 3:
                     raise LoihiConfigError(where, "shape", "a conv layer needs a (C, H, W) input shape (give the input layer a 'shape')")
                 conn = _read_conv_conn(where, g)
-                shape = tuple(int(s) for s in np.asarray(_get(where, g, "shape")).reshape(-1))
-                if len(shape) != 3:
-                    raise LoihiConfigError(where, "shape", f"must be (C, H, W), got {shape}")
-                bias = _get(where, g, "bias", required=False)
+                shape = h5fields.shape(where, g, ndims=(3,))
+                bias = _int_array(where, g, "bias", required=False)
                 neuron = _read_neuron(where, g, shape, bias)
                 file_shapes.append(shape)
                 layers.append(ConvLayer(conn.weight, neuron, conn.stride, conn.padding, conn.dilation, conn.groups))
@@ -361,21 +324,27 @@ def read_netx(path: str | Path) -> LoihiNetwork:
         name = path.stem
         if isinstance(ext, h5py.Group):
             input_bits = _int(f"{label}: neurohw", ext, "input_message_bits", 0)
-            if "layer_names" in ext:
-                names = [x.decode() if isinstance(x, bytes) else str(x) for x in ext["layer_names"][()]]
+            names = _get(f"{label}: neurohw", ext, "layer_names", required=False)
+            if names is not None:
+                names = [x.decode("utf-8", errors="replace") if isinstance(x, bytes) else str(x) for x in np.asarray(names).reshape(-1)]
                 if len(names) == len(layers):
                     for layer, nm in zip(layers, names):
                         layer.name = nm
-            for j in sorted(ext.get("shortcut", {}), key=int):
-                g = ext["shortcut"][j]
+            scg = ext.get("shortcut", {})
+            if not isinstance(scg, (h5py.Group, dict)):
+                raise LoihiConfigError(f"{label}: neurohw", "shortcut", "must be a group of shortcut groups, found a dataset")
+            keys = list(scg)
+            if any(not k.isdigit() for k in keys):
+                raise LoihiConfigError(f"{label}: neurohw", "shortcut", f"members must be numbered 0, 1, …; found {keys}")
+            for j in sorted(keys, key=int):
+                g = scg[j]
                 where = f"{label}: neurohw/shortcut/{j}"
                 target = _int(where, g, "target")
                 if not 0 <= target < len(layers):
                     raise LoihiConfigError(where, "target", f"{target} is not a layer index 0..{len(layers) - 1}")
                 kind = _text(where, g, "type")
                 if kind == "dense":
-                    mode = _get(where, g, "signMode", required=False)
-                    mode = (mode.decode() if isinstance(mode, bytes) else mode) or None
+                    mode = _text(where, g, "signMode", required=False) or None
                     conn = DenseConn(_int_array(where, g, "weight", ndim=2), _int(where, g, "weightExp", 0),
                                      _int(where, g, "numWeightBits", 8), mode)
                 elif kind == "conv":
