@@ -18,12 +18,12 @@ only its public classes. Loading never unpickles anything.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from neurohw.io import CheckpointError, load_checkpoint, save_checkpoint
+from optics.hardware import OpticalHardware
 
 FORMAT = "neurohw-optical-hybrid"
 FORMAT_VERSION = 1
@@ -49,26 +49,8 @@ def fabrication_preset(name: str = "prototype"):
     raise ValueError(f"unknown fabrication preset {name!r}: optics-default, prototype")
 
 
-@dataclass
-class OpticalModel:
-    """A trained hybrid model with its designed metasurface, nominal sensor and fabrication errors."""
-
-    model: "torch.nn.Module"  # optics.HybridModel (KernelFrontEnd + backend)
-    design: object  # optics.MetasurfaceDesign
-    sensor: object  # optics.SensorConfig (nominal camera settings before exposure)
-    fabrication: object  # optics.FabricationParams
-    meta: dict = field(default_factory=dict)
-
-    def device_frontend(self):
-        """The nominal device model (designed tiles, identity device parameters, nominal sensor)."""
-        from optics import SensorConfig
-
-        return self.design.device_frontend(SensorConfig(**self.sensor.to_dict()))
-
-    def fabrication_model(self):
-        from optics import FabricationModel, SensorConfig
-
-        return FabricationModel(self.design, self.fabrication, sensor=SensorConfig(**self.sensor.to_dict()))
+#: The bundle's in-memory form is the optics backend's hardware model (``optics.hardware``).
+OpticalModel = OpticalHardware
 
 
 def save_optical_model(path: str | os.PathLike, om: OpticalModel, *, seed: int | None = None, extra: dict | None = None,
@@ -160,14 +142,12 @@ def build_optical_model(
     fabrication errors default to :func:`fabrication_preset` ``"prototype"``.
     """
     import optics
+    from neurohw.backend import get_backend
 
     torch.manual_seed(seed)
     if model is None:
         model = optics.HybridMNIST()
         optics.train_hybrid(model, x_train, y_train, epochs=epochs, seed=seed, progress=progress)
-    model.eval()
-    design = optics.design_metasurface(model.frontend.psf_tiles().detach(), model.frontend.layout(),
-                                       optics.OpticsConfig(grid=grid), iterations=design_iterations, seed=seed,
-                                       progress=progress)
-    return OpticalModel(model, design, optics.SensorConfig(), fabrication or fabrication_preset("prototype"),
-                        meta={"epochs": epochs, "seed": seed, "grid": grid, "design_iterations": design_iterations})
+    return get_backend("optics").harden(model, optics=optics.OpticsConfig(grid=grid), iterations=design_iterations,
+                                        seed=seed, fabrication=fabrication or fabrication_preset("prototype"),
+                                        progress=progress, meta={"epochs": epochs, "grid": grid})

@@ -58,17 +58,11 @@ def resolve_students(text: str) -> tuple[str, ...]:
     """``auto`` → the optical student if available else ``cnn``, plus ``bwsnn`` if available."""
     if text != "auto":
         return _names(text)
-    from distill.students import StudentUnavailable, build_student
+    from distill.students import student_names
 
-    def ok(name: str) -> bool:
-        try:
-            build_student(name)
-            return True
-        except StudentUnavailable:
-            return False
-
-    chosen = ["optical" if ok("optical") else "cnn"]
-    if ok("bwsnn"):
+    names = student_names()
+    chosen = ["optical" if "optical" in names else "cnn"]
+    if "bwsnn" in names:
         chosen.append("bwsnn")
     return tuple(chosen)
 

@@ -11,13 +11,9 @@ from distill.compare import CompareConfig, quick_config, run_comparison
 
 
 def _student() -> str:
-    from distill.students import StudentUnavailable, build_student
+    from distill.students import student_names
 
-    try:
-        build_student("optical")
-        return "optical"
-    except StudentUnavailable:
-        return "cnn"
+    return "optical" if "optical" in student_names() else "cnn"
 
 
 def run(ctx) -> dict:

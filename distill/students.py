@@ -9,13 +9,14 @@
   meta-optic can realise), sensor-style 2×2 average pooling, then 2 FC layers (≈ 0.05 M
   parameters, as NTKD's MNIST meta-optic student).
 
-Backend students are looked up lazily (``importlib``) so that ``distill`` never imports a
-backend at module level: register one more entry in :data:`STUDENTS` with a factory that
-imports inside. A factory raises :class:`StudentUnavailable` when its package is absent.
+Backend students (``"bwsnn"`` from the Loihi backend, ``"optical"`` from the optics backend)
+come from the backend registry (:mod:`neurohw.backend`, each backend's ``students`` and
+``build_student``), looked up only when asked for, so that ``distill`` never imports a backend
+at module level. A registered backend that cannot build the student for the given shape
+raises :class:`StudentUnavailable`.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import torch
@@ -87,46 +88,37 @@ def _linear_constrained(num_classes: int, input_shape: tuple[int, ...]) -> nn.Mo
     return LinearConstrainedStudent(num_classes, input_shape[0], input_shape[-1])
 
 
-def _lazy(module: str, attr: str, what: str) -> Callable[[int, tuple[int, ...]], nn.Module]:
-    """A factory importing ``module.attr(num_classes=..., input_shape=...)`` only when called."""
-
-    def factory(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            raise StudentUnavailable(f"{what}: package {module!r} is not available ({exc})") from exc
-        fn = getattr(mod, attr, None)
-        if fn is None:
-            raise StudentUnavailable(f"{what}: {module}.{attr} does not exist in this checkout")
-        return fn(num_classes=num_classes, input_shape=input_shape)
-
-    return factory
-
-
-#: name → factory(num_classes, input_shape) -> nn.Module (logits (N, num_classes)).
+#: name → factory(num_classes, input_shape) -> nn.Module (logits (N, num_classes)); backend-free students.
 STUDENTS: dict[str, Callable[[int, tuple[int, ...]], nn.Module]] = {
     "cnn": _cnn,
     "linear_constrained": _linear_constrained,
-    "optical": _lazy("distill.backend_students", "optical_student", "optical MNIST student"),
-    "bwsnn": _lazy("distill.backend_students", "bwsnn_student", "BWSNN student"),
 }
+
+def student_names() -> list[str]:
+    """Every student name: the built-in ones, then those the registered backends build."""
+    from neurohw.backend import backends
+
+    return list(STUDENTS) + [s for b in backends().values() for s in b.students if s not in STUDENTS]
+
+
+def _backend_student(name: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    from neurohw.backend import BackendError, backends
+
+    for b in backends().values():
+        if name in b.students:
+            try:
+                return b.build_student(name, num_classes, input_shape)
+            except BackendError as exc:
+                raise StudentUnavailable(str(exc)) from exc
+    raise StudentUnavailable(f"student {name!r}: no registered backend builds it")
 
 
 def build_student(name: str, num_classes: int = 10, input_shape: tuple[int, ...] = (1, 28, 28), seed: int = 0) -> nn.Module:
     """A freshly initialised student (weights seeded by ``seed``)."""
-    if name not in STUDENTS:
-        raise ValueError(f"unknown student {name!r}; known: {sorted(STUDENTS)}")
+    known = student_names()
+    if name not in known:
+        raise ValueError(f"unknown student {name!r}; known in this checkout: {sorted(known)}")
     torch.manual_seed(seed)
-    return STUDENTS[name](num_classes, tuple(input_shape))
-
-
-def available_students() -> list[str]:
-    """Students that can be built in this checkout (backend packages present)."""
-    ok = []
-    for name in STUDENTS:
-        try:
-            build_student(name)
-        except StudentUnavailable:
-            continue
-        ok.append(name)
-    return ok
+    if name in STUDENTS:
+        return STUDENTS[name](num_classes, tuple(input_shape))
+    return _backend_student(name, num_classes, tuple(input_shape))

@@ -1,38 +1,30 @@
 """The ``neurohw`` command line.
 
-Each backend registers its own subcommands from a ``cli`` module with a
-``register(subparsers)`` function (see ``SUBCOMMAND_MODULES``); a backend that is not
-part of this checkout is simply absent from ``neurohw --help``.
+Subcommands come from modules with a ``register(subparsers)`` function: the hub's own
+(:data:`HUB_MODULES`) and each registered backend's ``cli_modules``
+(:mod:`neurohw.backend`); a backend that is not part of this checkout is simply absent
+from ``neurohw --help``.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import Sequence
 
-#: Modules that add subcommands. Each defines ``register(subparsers) -> None`` and sets
-#: ``func`` on the parsers it adds (``args.func(args)`` returns the exit status).
-SUBCOMMAND_MODULES = (
-    "neurohw.commands",
-    "neurohw.loihi.cli",
-    "snn.cli",
-    "optics.cli",
-    "distill.cli",
-    "calibration.cli",
-    "logic.cli",
-)
+from neurohw.backend import backends, import_optional
+
+#: Subcommand modules that belong to no hardware backend: first the hub's, then the
+#: cross-backend workflows (after the backends' own). Each defines
+#: ``register(subparsers) -> None`` and sets ``func`` on the parsers it adds
+#: (``args.func(args)`` returns the exit status).
+HUB_MODULES = ("neurohw.commands",)
+WORKFLOW_MODULES = ("distill.cli", "calibration.cli")
 
 
-def _import_optional(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        # Absent only when the missing module is the one we asked for (or its package);
-        # an ImportError from inside the module is a real bug and propagates.
-        if exc.name and name.startswith(exc.name):
-            return None
-        raise
+def subcommand_modules() -> tuple[str, ...]:
+    """Every module that adds subcommands: the hub's, each backend's ``cli_modules``, the workflows'."""
+    per_backend = tuple(m for b in backends().values() for m in b.cli_modules)
+    return HUB_MODULES + per_backend + WORKFLOW_MODULES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"neurohw {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
-        mod = _import_optional(name)
+    for name in subcommand_modules():
+        mod = import_optional(name)
         if mod is not None:
             mod.register(sub)
     return parser

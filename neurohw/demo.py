@@ -1,31 +1,32 @@
 """``neurohw demo``: the main job, as a list of stages that each write part of one report.
 
 A stage is a function ``run(ctx: DemoContext) -> dict`` living in its package
-(``STAGES`` names them). It trains/evaluates what it needs, saves its plots into
+(:func:`demo_stages` lists them: the teachers, each registered backend's ``demo_stages`` —
+:mod:`neurohw.backend` — then the cross-backend workflows). It trains/evaluates what it needs, saves its plots into
 ``ctx.out``, appends Markdown with :meth:`DemoContext.section`, and returns the figures
 that go into ``results.json``. Stages can hand objects to later ones through
 ``ctx.shared`` (e.g. the trained LeNet-5 teacher under ``"teacher_lenet5"``).
 """
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from neurohw.backend import backends, import_optional
 from neurohw.io import atomic_write_json, atomic_write_text, provenance
 
-#: (stage name, "module:function"). Stages whose module is absent from the checkout are skipped.
-STAGES: tuple[tuple[str, str], ...] = (
-    ("teachers", "neurohw.demo_teachers:run"),
-    ("loihi", "neurohw.loihi.demo_stage:run"),
-    ("snn", "snn.demo_stage:run"),
-    ("optics", "optics.demo_stage:run"),
-    ("distill", "distill.demo_stage:run"),
-    ("calibration", "calibration.demo_stage:run"),
-    ("logic", "logic.demo_stage:run"),
-)
+#: (stage name, "module:function") of the stages that belong to no backend: what runs before
+#: the backends' stages (the teachers they distil from) and after (workflows that use them).
+FIRST_STAGES: tuple[tuple[str, str], ...] = (("teachers", "neurohw.demo_teachers:run"),)
+LAST_STAGES: tuple[tuple[str, str], ...] = (("distill", "distill.demo_stage:run"),
+                                            ("calibration", "calibration.demo_stage:run"))
+
+
+def demo_stages() -> tuple[tuple[str, str], ...]:
+    """All demo stages in run order; stages whose module is absent from the checkout are skipped at run time."""
+    return FIRST_STAGES + tuple(s for b in backends().values() for s in b.demo_stages) + LAST_STAGES
 
 
 @dataclass
@@ -51,13 +52,8 @@ class DemoContext:
 
 def _load_stage(spec: str) -> Callable[[DemoContext], dict] | None:
     mod_name, func_name = spec.split(":")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and mod_name.startswith(exc.name):
-            return None
-        raise
-    return getattr(mod, func_name)
+    mod = import_optional(mod_name)
+    return None if mod is None else getattr(mod, func_name)
 
 
 def run_demo(out: Path, quick: bool = False, seed: int = 0, stages: list[str] | None = None) -> dict:
@@ -65,13 +61,14 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, stages: list[str] | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(out=out, quick=quick, seed=seed)
-    known = {name for name, _ in STAGES}
+    all_stages = demo_stages()
+    known = {name for name, _ in all_stages}
     if stages:
         unknown = set(stages) - known
         if unknown:
             raise SystemExit(f"unknown demo stage(s) {sorted(unknown)}; known: {sorted(known)}")
     results: dict[str, Any] = {"provenance": provenance(seed=seed, config={"quick": quick, "stages": stages})}
-    for name, spec in STAGES:
+    for name, spec in all_stages:
         if stages and name not in stages:
             continue
         fn = _load_stage(spec)

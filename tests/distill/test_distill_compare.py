@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from distill.compare import ARMS, CompareConfig, anchor_batches, probe_batch, quick_config, run_comparison
-from distill.students import STUDENTS, LinearConstrainedStudent, StudentUnavailable, build_student
+from distill.students import LinearConstrainedStudent, StudentUnavailable, build_student, student_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,9 @@ def test_unknown_and_backend_students():
         except StudentUnavailable:
             continue
         assert m(torch.rand(2, 1, 28, 28)).shape == (2, 10)
-    assert {"cnn", "linear_constrained", "optical", "bwsnn"} <= set(STUDENTS)
+    assert {"cnn", "linear_constrained", "optical", "bwsnn"} <= set(student_names())
+    with pytest.raises(StudentUnavailable, match="HybridMNIST takes"):
+        build_student("optical", input_shape=(3, 32, 32))
 
 
 def test_distill_imports_no_backend():

@@ -1,0 +1,131 @@
+"""The logic-gate backend's four faces (see :mod:`neurohw.backend`).
+
+* ``harden(student)``: a trained :class:`logic.models.LogicNet` → :class:`LogicHardware` (the
+  simplified gate netlist and the thermometer input encoding).
+* ``predict(x)``: images (N, *input_shape) → int64 class counts (N, classes) from the packed
+  bit-sliced evaluator (= the hardened float model's counts, = the C export's).
+* ``export(hw, path, "c" | "verilog" | "netlist")``.
+* ``report(hw, x)``: gates by kind, depth, packed words, images/s measured (on ``x``, else on
+  seeded random input bits), estimated LUTs.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from logic.netlist import Netlist
+from neurohw.backend import Backend, BackendError, Constant, Report, register
+
+
+@dataclass
+class LogicHardware:
+    """A gate netlist and its input encoding: thermometer with ``levels`` thresholds on images ``input_shape``."""
+
+    netlist: Netlist
+    levels: int
+    input_shape: tuple[int, ...]
+    _evaluator: object = field(default=None, repr=False, compare=False)
+
+    backend = "logic"  # registry name (a class attribute, not a field)
+
+    def encode_bits(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (N, *input_shape) in [0, 1] → netlist input bits (N, n_inputs) bool."""
+        from neurohw.data.encoders import thermometer_encode
+
+        if tuple(x.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(f"LogicHardware: expected inputs (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        return thermometer_encode(x, self.levels).flatten(1) != 0
+
+    def evaluator(self):
+        if self._evaluator is None:
+            from logic.packed import PackedEvaluator
+
+            self._evaluator = PackedEvaluator(self.netlist)
+        return self._evaluator
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.evaluator().class_counts(self.encode_bits(x))
+
+
+class LogicBackend(Backend):
+    name = "logic"
+    formats = ("c", "verilog", "netlist")
+    student = "logic.LogicNet (dense LGN or LogicTreeNet with thermometer inputs)"
+    cli_modules = ("logic.cli",)
+    demo_stages = (("logic", "logic.demo_stage:run"),)
+
+    def harden(self, student, *, simplified: bool = True) -> LogicHardware:
+        enc = getattr(student, "encoder", None)
+        if not hasattr(student, "to_netlist") or not hasattr(enc, "levels"):
+            raise BackendError(f"logic.harden: {type(student).__name__} is not a LogicNet with a thermometer encoder")
+        return LogicHardware(student.to_netlist(simplified=simplified), int(enc.levels), tuple(student.input_shape))
+
+    def export(self, hw: LogicHardware, path, format: str, name: str = "nh_logic") -> Path:
+        self.check_format(format)
+        if format == "netlist":
+            return hw.netlist.save(path)
+        from logic.export import write_c, write_verilog
+
+        return (write_c if format == "c" else write_verilog)(hw.netlist, path, name=name)
+
+    def report(self, hw: LogicHardware, x: torch.Tensor | None = None, repeats: int = 3) -> Report:
+        net = hw.netlist
+        kinds = net.counts_by_kind()
+        if x is not None:
+            bits, source = hw.encode_bits(x), f"{len(x)} given images"
+        else:
+            n = 4096
+            bits = torch.rand(n, net.n_inputs, generator=torch.Generator().manual_seed(0)) < 0.5
+            source = f"{n} seeded random input vectors"
+        ev = hw.evaluator()
+        times = []
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            ev.class_counts(bits)
+            times.append(time.perf_counter() - t0)
+        ips = len(bits) / min(times)
+        words_in = net.n_inputs
+        logic_luts = kinds["two_input"] + kinds["not"]
+        figures = {"gates": net.gate_count(), "gates_by_kind": kinds, "depth": net.depth, "inputs": net.n_inputs,
+                   "outputs": int(net.outputs.size), "classes": net.num_classes, "group_size": net.group_size,
+                   "packed_words_per_64_images": {"inputs": words_in, "outputs": int(net.outputs.size),
+                                                  "working_set": net.n_signals},
+                   "images_per_s": ips, "images_per_s_runs_s": times, "measured_on": source,
+                   "torch_threads": torch.get_num_threads(), "load_average": list(os.getloadavg()),
+                   "estimated_luts": logic_luts, "histogram": net.histogram().tolist()}
+        summary = [("gates (non-constant)", f"{net.gate_count():,}"),
+                   ("two-input / NOT / wire / constant", f"{kinds['two_input']:,} / {kinds['not']:,} / "
+                                                        f"{kinds['pass_through']:,} / {kinds['constant']:,}"),
+                   ("logic depth", str(net.depth)),
+                   ("packed words per 64 images (in / out / working set)",
+                    f"{words_in:,} / {net.outputs.size:,} / {net.n_signals:,} × uint64"),
+                   ("images/s, packed evaluator (best of runs)", f"{ips:,.0f} on {source}, {torch.get_num_threads()} thread(s)"),
+                   ("estimated LUTs (gate logic)", f"{logic_luts:,}")]
+        constants = {"lut_per_gate": Constant(1.0, "LUT per two-input or NOT gate (upper bound)",
+                                              "assumption: one k≥2-input LUT per gate; LUT6 packing merges gates, "
+                                              "wires and constants cost none; the popcount is not included")}
+        notes = [f"images/s: best of {len(times)} timed runs on a shared machine (load average "
+                 f"{figures['load_average'][0]:.2f}); the compiled C export is faster (python -m bench.logic)"]
+        hist = figures["histogram"]
+
+        def plot_gates(path):
+            from neurohw.plotting import plt, save
+
+            fig, ax = plt.subplots(figsize=(6, 3))
+            ax.bar(range(16), hist, color="k")
+            ax.set_xlabel("gate id (0..15)")
+            ax.set_ylabel("gates")
+            ax.set_title("gate histogram")
+            save(fig, path)
+            plt.close(fig)
+
+        return Report("logic", "Logic report: gate netlist", summary, figures=figures, constants=constants, notes=notes,
+                      plots={"logic_gates": plot_gates})
+
+
+register(LogicBackend())
