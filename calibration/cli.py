@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from neurohw import argtypes as at
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     lab = sub.add_parser("lab", help="the virtual lab: build an optical model, capture a dataset on a fabricated device")
@@ -12,10 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     b = labsub.add_parser("build-model", help="train a HybridMNIST and design its metasurface; write a model bundle")
     b.add_argument("--data", default="mnist5k", help="training data (mnist5k)")
-    b.add_argument("--epochs", type=int, default=6)
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--grid", type=int, default=144, help="metasurface grid (cells per side)")
-    b.add_argument("--design-iterations", type=int, default=100)
+    b.add_argument("--epochs", type=at.count, default=6)
+    b.add_argument("--seed", type=at.seed, default=0)
+    b.add_argument("--grid", type=at.count, default=144, help="metasurface grid (cells per side)")
+    b.add_argument("--design-iterations", type=at.count, default=100)
     b.add_argument("--fabrication", choices=["prototype", "optics-default"], default="prototype",
                    help="fabrication error magnitudes of the device the virtual lab will draw")
     b.add_argument("--out", type=Path, required=True, help="model bundle (.safetensors; a .json sidecar is written next to it)")
@@ -26,11 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--data", default="mnist5k", help="dataset to show (mnist5k, digits8x8, .npz/.h5)")
     c.add_argument("--split", choices=["test", "train", "all"], default="test",
                    help="which split to show (default test: images the model never trained on)")
-    c.add_argument("--limit", type=int, default=None, help="show only the first N images")
+    c.add_argument("--limit", type=at.count, default=None, help="show only the first N images")
     c.add_argument("--out", type=Path, required=True, help="capture file (.h5)")
-    c.add_argument("--device-seed", type=int, default=None,
+    c.add_argument("--device-seed", type=at.seed, default=None,
                    help="fabrication seed (default: random); never written to the file")
-    c.add_argument("--dark-frames", type=int, default=16)
+    c.add_argument("--dark-frames", type=at.count, default=16)
     c.add_argument("--no-psf", action="store_true", help="skip the laser PSF captures")
     c.set_defaults(func=_capture)
     lab.set_defaults(func=lambda args: (lab.print_help(), 2)[1])
@@ -38,21 +40,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     k = sub.add_parser("calibrate", help="calibrate a hybrid optical model from device captures; write a checkpoint and a report")
     k.add_argument("model", type=Path, help="model bundle (never modified)")
     k.add_argument("--captures", type=Path, required=True, help="capture file (HDF5, docs/captures.md)")
-    k.add_argument("--fraction", type=float, default=0.1, help="calibration slice, fraction of the captures (default 0.1)")
+    k.add_argument("--fraction", type=at.fraction, default=0.1, help="calibration slice, fraction of the captures (default 0.1)")
     k.add_argument("--out", type=Path, required=True, help="output folder: calibrated.safetensors, report.md, results.json, plots")
-    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--seed", type=at.seed, default=0)
     k.add_argument("--device-model", choices=["optics", "generic"], default="optics",
                    help="optics: refit the optics DeviceFrontEnd; generic: DeviceCorrection on the simulated maps")
     k.add_argument("--teacher", default="lenet5", help="NTK teacher (a neurohw teacher name; trained and cached on first use)")
     k.add_argument("--teacher-checkpoint", type=Path, default=None,
                    help="load the teacher's weights from this safetensors checkpoint instead of the cache")
     k.add_argument("--ntk-loss", choices=["mse", "normalised", "cka"], default="normalised")
-    k.add_argument("--ntk-beta", type=float, default=1.0)
-    k.add_argument("--fractions", default=None, help="comma-separated fractions for the sample-efficiency curve")
+    k.add_argument("--ntk-beta", type=at.nonneg, default=1.0)
+    k.add_argument("--fractions", type=at.fraction_list, default=None, help="comma-separated fractions for the sample-efficiency curve")
     k.add_argument("--no-curve", action="store_true", help="skip the sample-efficiency curve")
     k.add_argument("--save-arm", default="refit_ntk", help="which back-end goes into the checkpoint (default refit_ntk)")
     k.add_argument("--quick", action="store_true", help="few steps (smoke test)")
-    k.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    at.add_threads(k, 1)
     k.set_defaults(func=_calibrate)
 
 
@@ -114,31 +116,25 @@ def _capture(args) -> int:
 
 def _calibrate(args) -> int:
     from calibration.bundle import load_optical_model
-    from calibration.captures import CaptureFormatError
     from calibration.loop import CalibrationConfig, calibrate
     from calibration.output import save_calibrated
     from calibration.report import write_report
-    from neurohw.io import CheckpointError
 
     kw = dict(fraction=args.fraction, seed=args.seed, device_model=args.device_model, teacher=args.teacher,
               ntk_loss=args.ntk_loss, ntk_beta=args.ntk_beta, curve=not args.no_curve, save_arm=args.save_arm,
               num_threads=args.threads, progress=True)
     if args.fractions:
-        kw["fractions"] = tuple(float(f) for f in args.fractions.split(","))
+        kw["fractions"] = args.fractions
     cfg = CalibrationConfig.quick(**kw) if args.quick else CalibrationConfig(**kw)
-    try:
-        om = load_optical_model(args.model)
-        teacher = None
-        if args.teacher_checkpoint:
-            from neurohw.io import load_into
-            from neurohw.models import build_teacher
+    om = load_optical_model(args.model)
+    teacher = None
+    if args.teacher_checkpoint:
+        from neurohw.io import load_into
+        from neurohw.models import build_teacher
 
-            teacher = build_teacher(args.teacher, num_classes=10, in_channels=1)
-            load_into(teacher, args.teacher_checkpoint)
-        result = calibrate(om, args.captures, cfg, teacher=teacher)
-    except (CaptureFormatError, CheckpointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        teacher = build_teacher(args.teacher, num_classes=10, in_channels=1)
+        load_into(teacher, args.teacher_checkpoint)
+    result = calibrate(om, args.captures, cfg, teacher=teacher)
     ckpt = save_calibrated(args.out / "calibrated.safetensors", om, result, cfg, source=args.model)
     paths = write_report(result, args.out, seed=args.seed, extra={"checkpoint": str(ckpt), "model": str(args.model),
                                                                    "captures": str(args.captures)})

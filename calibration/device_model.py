@@ -24,7 +24,6 @@ device's rates can use it with the spatial parts switched off).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -32,6 +31,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from neurohw.runtime import torch_threads  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -236,18 +237,6 @@ def _integer_shift_search(ideal: torch.Tensor, measured: torch.Tensor, radius: i
     return best
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Temporarily set torch's intra-op thread count (``None``: leave it)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def refit_device(

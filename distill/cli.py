@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(t) for t in text.split(",") if t.strip())
+from neurohw import argtypes as at
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -22,34 +20,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--students", default="auto",
                    help="comma-separated students (cnn, linear_constrained, optical, bwsnn) or 'auto' "
                         "(optical if the optics backend is present else cnn, plus bwsnn if snn is present)")
-    c.add_argument("--arms", default="ce,kd,ntkd")
-    c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    c.add_argument("--epochs", type=int, default=None)
-    c.add_argument("--batch-size", type=int, default=None)
-    c.add_argument("--lr", type=float, default=None)
-    c.add_argument("--n-train", type=int, default=None, help="use the first N training images")
-    c.add_argument("--kd-weight", type=float, default=None, help="γ of the KD arm")
-    c.add_argument("--temperature", type=float, default=None)
-    c.add_argument("--ntk-weight", type=float, default=None, help="β of the NTKD arm")
-    c.add_argument("--ntkd-kd-weight", type=float, default=None, help="γ added to the NTKD arm (default 0)")
+    c.add_argument("--arms", type=at.names, default=("ce", "kd", "ntkd"), help="comma-separated arms (default ce,kd,ntkd)")
+    c.add_argument("--seeds", type=at.int_list, default=None, help="comma-separated seeds (default 0,1,2)")
+    c.add_argument("--epochs", type=at.count, default=None)
+    c.add_argument("--batch-size", type=at.count, default=None)
+    c.add_argument("--lr", type=at.positive, default=None)
+    c.add_argument("--n-train", type=at.count, default=None, help="use the first N training images")
+    c.add_argument("--kd-weight", type=at.nonneg, default=None, help="γ of the KD arm")
+    c.add_argument("--temperature", type=at.positive, default=None)
+    c.add_argument("--ntk-weight", type=at.nonneg, default=None, help="β of the NTKD arm")
+    c.add_argument("--ntkd-kd-weight", type=at.nonneg, default=None, help="γ added to the NTKD arm (default 0)")
     c.add_argument("--ntk-loss", choices=["mse", "normalised", "cka"], default=None)
     c.add_argument("--ntk-method", choices=["exact", "ntvp", "sketch"], default=None, help="student kernel estimator")
-    c.add_argument("--n-projections", type=int, default=None, help="R of the sketch")
+    c.add_argument("--n-projections", type=at.count, default=None, help="R of the sketch")
     c.add_argument("--debias", action="store_true", help="debiased sketch MSE (two independent halves)")
-    c.add_argument("--ntk-batch", type=int, default=None)
-    c.add_argument("--ntk-anchors", type=int, default=None, help="number of fixed NTK batches (teacher kernels cached)")
-    c.add_argument("--teacher-epochs", type=int, default=None, help="LeNet-5 teacher epochs (cached by neurohw.train.get_teacher)")
-    c.add_argument("--device", default="cpu")
-    c.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
+    c.add_argument("--ntk-batch", type=at.count, default=None)
+    c.add_argument("--ntk-anchors", type=at.count, default=None, help="number of fixed NTK batches (teacher kernels cached)")
+    c.add_argument("--teacher-epochs", type=at.count, default=None, help="LeNet-5 teacher epochs (cached by neurohw.train.get_teacher)")
+    at.add_device(c, "cpu")
+    at.add_threads(c, 1)
     c.add_argument("--quick", action="store_true", help="seconds-scale smoke run (tiny data, 1 epoch, 2 seeds)")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_compare)
 
     k = dsub.add_parser("ntk", help="time and compare the NTK estimators of the LeNet-5 teacher on a batch")
-    k.add_argument("--n", type=int, default=16, help="batch size")
-    k.add_argument("--n-projections", type=int, default=64)
-    k.add_argument("--teacher-epochs", type=int, default=12)
-    k.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
+    k.add_argument("--n", type=at.count, default=16, help="batch size")
+    k.add_argument("--n-projections", type=at.count, default=64)
+    k.add_argument("--teacher-epochs", type=at.count, default=12)
+    at.add_threads(k, 1)
     k.set_defaults(func=_ntk)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -83,13 +81,11 @@ def _compare(args) -> int:
             over[f] = v
     if args.debias:
         over["debias"] = True
-    over.update(students=resolve_students(args.students), arms=_names(args.arms), device=args.device,
+    over.update(students=resolve_students(args.students), arms=tuple(args.arms), device=args.device,
                 threads=args.threads or None)
-    if args.seeds:
-        over["seeds"] = _ints(args.seeds)
+    if args.seeds is not None:
+        over["seeds"] = args.seeds
     if args.quick:
-        if "seeds" in over and args.seeds == "0,1,2":
-            over.pop("seeds")
         cfg = quick_config(**over)
     else:
         cfg = CompareConfig(**over)
@@ -109,8 +105,6 @@ def _ntk(args) -> int:
     from neurohw.data import load_mnist5k
     from neurohw.train import get_teacher
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     teacher = get_teacher("lenet5", epochs=args.teacher_epochs)
     x = load_mnist5k().x_test[: args.n]
     ref = None

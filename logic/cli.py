@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from neurohw import argtypes as at
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("logic", help="differentiable logic-gate networks: train, export (C/Verilog), experiments")
@@ -12,11 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = lsub.add_parser("train", help="train a dense LGN or a LogicTreeNet on MNIST-5k, harden and evaluate")
     t.add_argument("--model", choices=["dense", "tree"], default="dense")
     t.add_argument("--init", choices=["gaussian", "residual"], default=None, help="default: gaussian (dense), residual (tree)")
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=at.count, default=None)
+    t.add_argument("--lr", type=at.positive, default=None)
+    t.add_argument("--seed", type=at.seed, default=0)
     t.add_argument("--quick", action="store_true", help="small model and data (smoke run)")
-    t.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
+    at.add_threads(t, 1)
     t.add_argument("--out", type=Path, required=True, help="folder: model.safetensors (+ .json), netlist.npz, metrics.json")
     t.set_defaults(func=_train)
 
@@ -31,10 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_export)
 
     x = lsub.add_parser("experiments", help="dense LGN, LogicTreeNet (residual/Gaussian init) and ∂B net on MNIST-5k")
-    x.add_argument("--seeds", type=int, default=3)
+    x.add_argument("--seeds", type=at.count, default=3)
     x.add_argument("--out", type=Path, default=Path("reports/logic_experiments"))
     x.add_argument("--quick", action="store_true")
-    x.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
+    at.add_threads(x, 1)
     x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist")
     x.set_defaults(func=_experiments)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -48,10 +50,6 @@ def _train(args) -> int:
     from neurohw.io import atomic_write_json, provenance
     from neurohw.seeding import seed_everything
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = QUICK if args.quick else FULL
     seed_everything(args.seed)
     split = load_mnist5k().subset(cfg["n_train"], cfg["n_test"])

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import torch
 
+from neurohw.runtime import torch_threads
+
 
 def run(ctx) -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small ops: one thread is faster than two oversubscribed ones
-    try:
+    with torch_threads(1):  # small ops: one thread is faster than two oversubscribed ones
         return _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(ctx) -> dict:

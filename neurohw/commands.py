@@ -4,26 +4,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from neurohw import argtypes as at
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job on built-in data and write a report folder")
     p.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder (default reports/demo)")
     p.add_argument("--quick", action="store_true", help="few epochs/steps: a smoke run in about a minute")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at.seed, default=0)
     p.add_argument("--stages", default=None, help="comma-separated subset of stages to run (default: all available)")
     p.set_defaults(func=_demo)
 
     t = sub.add_parser("train-teacher", help="train a teacher (lenet5, alexnet_small, resnet8) with checkpoint/resume")
     t.add_argument("model", choices=["lenet5", "alexnet_small", "resnet8"])
     t.add_argument("--data", default="mnist5k", help="dataset name (mnist5k, digits8x8, or a path to .npz/.h5)")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=at.count, default=10)
+    t.add_argument("--batch-size", type=at.count, default=64)
+    t.add_argument("--lr", type=at.positive, default=1e-3)
+    t.add_argument("--seed", type=at.seed, default=0)
     t.add_argument("--out", type=Path, required=True, help="folder for checkpoints and metrics")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    t.add_argument("--limit", type=int, default=None, help="train on the first N training examples only (quick runs)")
-    t.add_argument("--augment-shift", type=int, default=0, help="random translation of up to N pixels")
+    t.add_argument("--limit", type=at.count, default=None, help="train on the first N training examples only (quick runs)")
+    t.add_argument("--augment-shift", type=at.nonneg_int, default=0, help="random translation of up to N pixels")
     t.set_defaults(func=_train_teacher)
 
     n = sub.add_parser("notebooks", help="execute the workflow notebooks (needs nbclient)")

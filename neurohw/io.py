@@ -35,7 +35,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
+    try:  # mkstemp makes 0600; a finished file gets the mode open() would give it (0666 less the umask)
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -44,6 +47,43 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(path: str | os.PathLike, kind: str = "file", where: str | None = None) -> Path:
+    """Fail now, before any work, if ``path`` cannot be written later.
+
+    ``kind`` is ``"file"`` (``path`` is a file to create or replace) or ``"dir"`` (a folder
+    to create or write into). The nearest existing ancestor must be a writable folder; an
+    existing ``path`` must be of the right kind. Raises :class:`~neurohw.errors.UsageError`
+    naming ``where`` (default: the path).
+    """
+    from neurohw.errors import UsageError
+
+    path = Path(path)
+    where = where or str(path)
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            raise UsageError(where, f"{path} is a folder, expected a file name")
+        if kind == "dir" and not path.is_dir():
+            raise UsageError(where, f"{path} exists and is not a folder")
+        target = path if kind == "dir" else path.parent
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise UsageError(where, f"folder {target} is not writable")
+        return path
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(where, f"{parent} is not a folder, so {path} cannot be created")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(where, f"folder {parent} is not writable, so {path} cannot be created")
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -100,9 +140,13 @@ def provenance(seed: int | None = None, config: Mapping[str, Any] | None = None)
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
-    """The JSON sidecar that goes with a safetensors checkpoint: ``model.safetensors`` → ``model.json``."""
+    """The JSON sidecar that goes with a safetensors checkpoint: ``model.safetensors`` → ``model.json``.
+
+    Never the checkpoint itself: weights named ``model.json`` get ``model.json.sidecar.json``.
+    """
     p = Path(path)
-    return p.with_suffix(".json")
+    side = p.with_suffix(".json")
+    return p.with_name(p.name + ".sidecar.json") if side == p else side
 
 
 def save_checkpoint(

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from neurohw import argtypes as at
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,41 +13,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = osub.add_parser("design", help="train the MNIST hybrid in kernel mode, design its metasurface, evaluate kernel/device/wave modes")
     d.add_argument("--out", type=Path, required=True, help="folder for model.safetensors, design.safetensors, plots, summary.json")
-    d.add_argument("--epochs", type=int, default=4)
-    d.add_argument("--n-train", type=int, default=None, help="training images (default all 4000)")
-    d.add_argument("--n-test", type=int, default=None)
-    d.add_argument("--grid", type=int, default=144, help="metasurface cells per side (paper: 1600)")
-    d.add_argument("--dx", type=float, default=586e-9, help="cell pitch, metres")
-    d.add_argument("--z", type=float, default=60e-6, help="metasurface to sensor distance, metres (paper: 2.4e-3)")
-    d.add_argument("--pixel-cells", type=int, default=1, help="sensor pixel size in cells (paper config: 8)")
-    d.add_argument("--iterations", type=int, default=100, help="design iterations (paper: 300)")
-    d.add_argument("--instances", type=int, default=0, help="also evaluate this many fabricated instances")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
+    d.add_argument("--epochs", type=at.count, default=4)
+    d.add_argument("--n-train", type=at.count, default=None, help="training images (default all 4000)")
+    d.add_argument("--n-test", type=at.count, default=None)
+    d.add_argument("--grid", type=at.count, default=144, help="metasurface cells per side (paper: 1600)")
+    d.add_argument("--dx", type=at.positive, default=586e-9, help="cell pitch, metres")
+    d.add_argument("--z", type=at.positive, default=60e-6, help="metasurface to sensor distance, metres (paper: 2.4e-3)")
+    d.add_argument("--pixel-cells", type=at.count, default=1, help="sensor pixel size in cells (paper config: 8)")
+    d.add_argument("--iterations", type=at.count, default=100, help="design iterations (paper: 300)")
+    d.add_argument("--instances", type=at.nonneg_int, default=0, help="also evaluate this many fabricated instances")
+    d.add_argument("--seed", type=at.seed, default=0)
+    at.add_threads(d, help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
     d.set_defaults(func=_design)
 
     f = osub.add_parser("fabricate", help="Monte Carlo: draw fabricated instances of a design and evaluate the model on them")
     f.add_argument("--design", type=Path, required=True, help="folder written by `neurohw optics design`")
     f.add_argument("--out", type=Path, default=None, help="output folder (default: the design folder)")
-    f.add_argument("-n", "--instances", type=int, default=20)
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--n-test", type=int, default=None)
-    f.add_argument("--width-bias", type=float, default=None, help="systematic pillar width bias, metres")
-    f.add_argument("--width-sigma", type=float, default=None, help="random width error std, metres")
-    f.add_argument("--height-sigma", type=float, default=None, help="random height error std, metres")
-    f.add_argument("--corr-length", type=float, default=None, help="correlation length of the random errors, metres")
-    f.add_argument("--misalign-sigma", type=float, default=None, help="lateral misalignment std, metres")
-    f.add_argument("--rotation-sigma", type=float, default=None, help="rotation std, radians")
-    f.add_argument("--focal-sigma", type=float, default=None, help="focal distance error std, metres")
-    f.add_argument("--brightness-sigma", type=float, default=None, help="relative brightness std")
-    f.add_argument("--levels", type=int, default=None, help="quantise fabricated radii to this many levels")
-    f.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    f.add_argument("-n", "--instances", type=at.count, default=20)
+    f.add_argument("--seed", type=at.seed, default=0)
+    f.add_argument("--n-test", type=at.count, default=None)
+    f.add_argument("--width-bias", type=at.finite, default=None, help="systematic pillar width bias, metres")
+    f.add_argument("--width-sigma", type=at.nonneg, default=None, help="random width error std, metres")
+    f.add_argument("--height-sigma", type=at.nonneg, default=None, help="random height error std, metres")
+    f.add_argument("--corr-length", type=at.nonneg, default=None, help="correlation length of the random errors, metres")
+    f.add_argument("--misalign-sigma", type=at.nonneg, default=None, help="lateral misalignment std, metres")
+    f.add_argument("--rotation-sigma", type=at.nonneg, default=None, help="rotation std, radians")
+    f.add_argument("--focal-sigma", type=at.nonneg, default=None, help="focal distance error std, metres")
+    f.add_argument("--brightness-sigma", type=at.nonneg, default=None, help="relative brightness std")
+    f.add_argument("--levels", type=at.count, default=None, help="quantise fabricated radii to this many levels")
+    at.add_threads(f)
     f.set_defaults(func=_fabricate)
 
     e = osub.add_parser("export-layout", help="write the metasurface as GDSII (pillars) + HDF5/PNG radius maps; reads the GDS back")
     e.add_argument("--design", type=Path, required=True, help="folder written by `neurohw optics design` (or a design .safetensors)")
     e.add_argument("--out", type=Path, default=None, help="output folder (default: the design folder)")
-    e.add_argument("--layer", type=int, default=1)
+    e.add_argument("--layer", type=at.nonneg_int, default=1, help="GDS layer number")
     e.set_defaults(func=_export)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -55,15 +56,7 @@ def _design_path(p: Path) -> Path:
     return p if p.suffix == ".safetensors" else p / "design.safetensors"
 
 
-def _set_threads(args) -> None:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(int(args.threads))
-
-
 def _design(args) -> int:
-    _set_threads(args)
     from neurohw.data import load_mnist5k
     from neurohw.io import atomic_write_json, provenance, save_checkpoint
     from optics.design import OpticsConfig
@@ -106,8 +99,6 @@ def _fabricate(args) -> int:
 
     import matplotlib.pyplot as plt
 
-    _set_threads(args)
-
     from neurohw.data import load_mnist5k
     from neurohw.io import atomic_write_json, provenance
     from optics.fabrication import FabricationModel, FabricationParams, evaluate_instances
@@ -116,12 +107,8 @@ def _fabricate(args) -> int:
     from optics.plots import plot_accuracy_distribution
 
     out = args.out or args.design
-    try:
-        design = load_design(_design_path(args.design))
-        model = _load_model(args.design)
-    except (ValueError, OSError) as exc:  # CheckpointError is a ValueError
-        print(f"neurohw optics fabricate: {exc}", file=sys.stderr)
-        return 2
+    design = load_design(_design_path(args.design))
+    model = _load_model(args.design)
     over = {
         k: getattr(args, k)
         for k in ("width_bias", "width_sigma", "height_sigma", "corr_length", "misalign_sigma", "rotation_sigma", "focal_sigma", "brightness_sigma", "levels")
@@ -140,20 +127,16 @@ def _fabricate(args) -> int:
 
 
 def _export(args) -> int:
+    from neurohw.errors import UsageError
     from neurohw.io import atomic_write_json
     from optics.layout import export_gds, plot_radius_map, read_gds_pillars, save_radius_map
     from optics.pipeline import load_design
 
     dpath = _design_path(args.design)
     out = Path(args.out or dpath.parent)
-    try:
-        d = load_design(dpath)
-    except (ValueError, OSError) as exc:
-        print(f"neurohw optics export-layout: {exc}", file=sys.stderr)
-        return 2
+    d = load_design(dpath)
     if d.element != "pillars":
-        print(f"{dpath}: a {d.element} design has no pillars to export as GDS")
-        return 2
+        raise UsageError(str(dpath), f"a {d.element} design has no pillars to export as GDS")
     c = d.constraints
     info = export_gds(out / "metasurface.gds", d.radii, d.config.dx, c.period, min_radius=c.r_min - 1e-12, layer=args.layer)
     save_radius_map(out / "radius_map.h5", d.radii, d.config.dx, c.period, c.height, d.config.wavelengths, config=d.config.to_dict())

@@ -6,29 +6,15 @@ and accuracy-distribution plots into the report folder.
 """
 from __future__ import annotations
 
-import contextlib
-
-import torch
-
+from neurohw.runtime import torch_threads
 from optics.design import OpticsConfig
 from optics.pipeline import run_mnist_pipeline
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    """Run with ``n`` torch threads, restoring the previous count afterwards. The optical stage's
-    operations are small (7×7 convolutions, 288² FFTs): on a shared 2-core machine one thread
-    was 2.3× faster than two (40 s vs 92 s for the full stage), OpenMP overhead dominating."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def run(ctx) -> dict:
-    with _torch_threads(1):
+    # The optical stage's operations are small (7×7 convolutions, 288² FFTs): on a shared
+    # 2-core machine one thread was 2.3× faster than two (40 s vs 92 s for the full stage).
+    with torch_threads(1):
         return _run(ctx)
 
 

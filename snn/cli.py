@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from neurohw import argtypes as at
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("snn", help="binary-weight spiking networks: train, export, experiments")
@@ -25,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", type=Path, required=True, help="folder for model.safetensors, model.json, metrics.json")
     t.add_argument("--quick", action="store_true", help="1,000/300 images and 1 epoch")
     t.add_argument("--deploy-backend", choices=["loihi", "integer"], default="loihi")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    at.add_threads(t)
     t.set_defaults(func=_train)
 
     e = ssub.add_parser("export", help="export a trained BWSNN: netx HDF5 (Loihi/Lava) or NIR")
@@ -35,19 +37,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_export)
 
     x = ssub.add_parser("experiments", help="the ablation table (float SNN, BWSNN, +shortcuts, +KD, SEI-BWSNN) over seeds")
-    x.add_argument("--seeds", type=int, default=3)
+    x.add_argument("--seeds", type=at.count, default=3)
     x.add_argument("--out", type=Path, required=True)
     x.add_argument("--quick", action="store_true", help="small MLP, 1 epoch, 1,000/300 images")
     x.add_argument("--variants", default=None, help="comma-separated subset of variants")
     x.add_argument("--config", type=Path, default=None, help="JSON base config (BWSNNConfig fields) instead of the default")
     x.add_argument("--deploy-backend", choices=["loihi", "integer"], default="loihi")
-    x.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (1 is fastest on a busy 2-core machine; default: torch's choice)")
+    at.add_threads(x, help="torch CPU threads (1 is fastest on a busy 2-core machine; default: torch's choice)")
     x.set_defaults(func=_experiments)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _parse_config(path: Path | None, overrides: list[str], quick: bool):
+    from neurohw.errors import UsageError
     from snn.model import BWSNNConfig
 
     raw: dict = {}
@@ -55,14 +57,14 @@ def _parse_config(path: Path | None, overrides: list[str], quick: bool):
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise SystemExit(f"{path}: config file does not exist")
+            raise UsageError(str(path), "config file does not exist") from None
         except json.JSONDecodeError as exc:
-            raise SystemExit(f"{path}: not valid JSON ({exc})")
+            raise UsageError(str(path), f"not valid JSON ({exc})") from None
         if not isinstance(raw, dict):
-            raise SystemExit(f"{path}: the config must be a JSON object")
+            raise UsageError(str(path), "the config must be a JSON object")
     for item in overrides:
         if "=" not in item:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+            raise UsageError(f"--set {item!r}", "expected KEY=VALUE")
         k, v = item.split("=", 1)
         try:
             raw[k] = json.loads(v)
@@ -79,7 +81,7 @@ def _parse_config(path: Path | None, overrides: list[str], quick: bool):
     try:
         cfg = BWSNNConfig.from_dict(raw)
     except (TypeError, ValueError) as exc:
-        raise SystemExit(f"{path or '--set'}: {exc}")
+        raise UsageError(str(path or "--set"), str(exc)) from None
     return cfg, extra
 
 
@@ -89,10 +91,6 @@ def _train(args) -> int:
     from snn.experiments import evaluate_both, save_model
     from snn.train import fit_snn
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg, extra = _parse_config(args.config, args.overrides, args.quick)
     split = load_mnist5k().subset(extra.get("n_train"), extra.get("n_test"))
     teacher = None
@@ -125,10 +123,6 @@ def _export(args) -> int:
 def _experiments(args) -> int:
     from snn.experiments import run_experiments
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     base = None
     if args.config is not None:
         base, _ = _parse_config(args.config, [], False)

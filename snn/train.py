@@ -7,7 +7,6 @@ latent binary weights are clipped to [−1, 1] after every step (the clipped STE
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -16,25 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from neurohw.runtime import torch_threads  # noqa: F401  (re-exported)
 from neurohw.seeding import seed_everything
 from snn.layers import Synapse
 from snn.model import BWSNN, BWSNNConfig
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run a block with ``torch.set_num_threads(n)`` (None: unchanged), restoring the old value.
-
-    The BWSNN's tensors are small: on a busy 2-core machine one thread is several times
-    faster than two contending ones (measured: ~8 s vs. ~40 s per MLP epoch).
-    """
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def kd_loss(student_logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor | None,

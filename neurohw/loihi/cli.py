@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from neurohw import argtypes as at
+
 import numpy as np
 
 
@@ -23,25 +25,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--input", type=Path, required=True, help="spikes .npy: (steps, *input) or (batch, steps, *input)")
     sim.add_argument("--out", type=Path, required=True, help="output .npy: last layer spikes (batch, steps, *shape), uint8")
     sim.add_argument("--all-layers", type=Path, default=None, help="also write every layer's spikes to this .npz")
-    sim.add_argument("--device", default=None, help="torch device (default cpu)")
+    at.add_device(sim, "cpu")
     sim.set_defaults(func=_simulate)
 
     cmp_ = s.add_parser("compare", help="run a netx file in neurohw and in Lava (fixed_pt); print 'identical' or the first divergence")
     cmp_.add_argument("net", type=Path)
-    cmp_.add_argument("--steps", type=int, default=50)
-    cmp_.add_argument("--samples", type=int, default=1)
-    cmp_.add_argument("--seed", type=int, default=0)
-    cmp_.add_argument("--rate", type=float, default=0.2, help="spike probability of the random input")
+    cmp_.add_argument("--steps", type=at.count, default=50)
+    cmp_.add_argument("--samples", type=at.count, default=1)
+    cmp_.add_argument("--seed", type=at.seed, default=0)
+    cmp_.add_argument("--rate", type=at.rate, default=0.2, help="spike probability of the random input")
     cmp_.add_argument("--input", type=Path, default=None, help="spikes .npy instead of random input")
     cmp_.set_defaults(func=_compare)
 
     rep = s.add_parser("report", help="deployability on Loihi 1/2 cores and an energy estimate")
     rep.add_argument("net", type=Path)
     rep.add_argument("--input", type=Path, default=None, help="spikes .npy (default: random input)")
-    rep.add_argument("--steps", type=int, default=32)
-    rep.add_argument("--samples", type=int, default=4)
-    rep.add_argument("--rate", type=float, default=0.1)
-    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--steps", type=at.count, default=32)
+    rep.add_argument("--samples", type=at.count, default=4)
+    rep.add_argument("--rate", type=at.rate, default=0.1)
+    rep.add_argument("--seed", type=at.seed, default=0)
     rep.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     rep.set_defaults(func=_report)
 
@@ -60,24 +62,15 @@ def _load_input(path: Path) -> np.ndarray:
     return x
 
 
-def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return 2
-
-
 def _simulate(args) -> int:
     from neurohw.io import atomic_path
 
     from .netx_io import read_netx
-    from .network import LoihiConfigError
     from .simulator import simulate
 
-    try:
-        net = read_netx(args.net)
-        x = _load_input(args.input)
-        res = simulate(net, x, device=args.device)
-    except LoihiConfigError as exc:
-        return _fail(exc)
+    net = read_netx(args.net)
+    x = _load_input(args.input)
+    res = simulate(net, x, device=args.device)
     out = res.output.cpu().numpy().astype(np.uint8)
     with atomic_path(args.out, suffix=".npy") as tmp:
         with open(tmp, "wb") as fh:
@@ -95,17 +88,13 @@ def _simulate(args) -> int:
 def _compare(args) -> int:
     from .lava_bridge import compare_with_lava, lava_available
     from .netx_io import read_netx
-    from .network import LoihiConfigError
     from .random_nets import random_spikes
 
-    try:
-        net = read_netx(args.net)
-        if args.input is not None:
-            x = _load_input(args.input)
-        else:
-            x = random_spikes(args.seed, args.steps, net.input_shape, batch=args.samples, rate=args.rate)
-    except LoihiConfigError as exc:
-        return _fail(exc)
+    net = read_netx(args.net)
+    if args.input is not None:
+        x = _load_input(args.input)
+    else:
+        x = random_spikes(args.seed, args.steps, net.input_shape, batch=args.samples, rate=args.rate)
     if not lava_available():
         print("error: Lava (lava-nc 0.10, lava-dl 0.6, Python 3.10) is not installed", file=sys.stderr)
         return 3
@@ -135,15 +124,11 @@ def _report(args) -> int:
     from neurohw.io import atomic_write_json, provenance
 
     from .netx_io import read_netx
-    from .network import LoihiConfigError
     from .report import format_report, full_report
 
-    try:
-        net = read_netx(args.net)
-        x = _load_input(args.input) if args.input is not None else None
-        rep = full_report(net, x, steps=args.steps, rate=args.rate, seed=args.seed, samples=args.samples)
-    except LoihiConfigError as exc:
-        return _fail(exc)
+    net = read_netx(args.net)
+    x = _load_input(args.input) if args.input is not None else None
+    rep = full_report(net, x, steps=args.steps, rate=args.rate, seed=args.seed, samples=args.samples)
     print(format_report(rep))
     if args.json:
         rep["provenance"] = provenance(seed=args.seed, config={"net": str(args.net), "steps": args.steps, "rate": args.rate})

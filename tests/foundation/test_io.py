@@ -41,3 +41,50 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
             raise RuntimeError("crash mid-write")
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp file left behind
+
+
+def test_atomic_files_get_the_umask_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_json(tmp_path / "r.json", {"a": 1})
+        assert (p.stat().st_mode & 0o777) == 0o644
+        os.umask(0o077)
+        p2 = atomic_write_json(tmp_path / "r2.json", {"a": 1})
+        assert (p2.stat().st_mode & 0o777) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_sidecar_never_overwrites_weights(tmp_path):
+    from neurohw.io import sidecar_path
+
+    p = save_checkpoint(tmp_path / "model.json", {"w": torch.arange(3.0)})
+    assert sidecar_path(p) != p and sidecar_path(p).exists()
+    tensors, meta = load_checkpoint(p)
+    assert torch.equal(tensors["w"], torch.arange(3.0)) and "w" in meta["tensors"]
+
+
+def test_check_writable(tmp_path):
+    import os
+
+    from neurohw.errors import UsageError
+    from neurohw.io import check_writable
+
+    check_writable(tmp_path / "a" / "b" / "c.json")
+    check_writable(tmp_path / "new", kind="dir")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UsageError, match="not a folder"):
+        check_writable(tmp_path / "f" / "x.json")
+    with pytest.raises(UsageError, match="is a folder"):
+        check_writable(tmp_path, kind="file")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    try:
+        if not os.access(ro, os.W_OK):  # root can write anyway
+            with pytest.raises(UsageError, match="not writable"):
+                check_writable(ro / "x.json", where="--out")
+    finally:
+        os.chmod(ro, 0o755)

@@ -36,13 +36,16 @@ def test_cli_train_then_export(tmp_path):
         assert torch.equal(export.run_c_counts(exe, model.encode_bits(x), 10), model.hard_counts(x))
 
 
-def test_cli_errors(tmp_path):
+def test_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["logic", "export", "--format", "c", "--out", str(tmp_path / "x.c")])  # no source given
     from neurohw.io import CheckpointError
 
-    with pytest.raises(CheckpointError, match="does not exist"):
-        main(["logic", "export", "--checkpoint", str(tmp_path / "none.safetensors"), "--format", "c", "--out", str(tmp_path / "x.c")])
+    argv = ["logic", "export", "--checkpoint", str(tmp_path / "none.safetensors"), "--format", "c", "--out", str(tmp_path / "x.c")]
+    assert main(argv) == 2
+    assert "none.safetensors: checkpoint file does not exist" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="does not exist"):  # --debug: the exception itself
+        main(["--debug", *argv])
 
 
 @pytest.mark.slow
