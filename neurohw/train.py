@@ -280,9 +280,10 @@ def get_teacher(
     """A trained teacher, loaded from the cache or trained (and cached) on first use.
 
     Trained with Adam (lr 2e-3, cosine schedule), batch 64, random shifts of up to 2 pixels.
-    The cache key is (name, dataset, epochs, seed); the file is
-    ``<cache>/teachers/<name>-<dataset>-e<epochs>-s<seed>.safetensors``. Returns the model in
-    eval mode on ``device`` (CPU by default).
+    Trained on the train split only (validation monitored each epoch; test read once, at
+    the end). The cache key is (name, dataset, train size, epochs, seed); the file is
+    ``<cache>/teachers/<name>-<dataset>-n<train size>-e<epochs>-s<seed>.safetensors``. Returns
+    the model in eval mode on ``device`` (CPU by default).
     """
     from neurohw.data import load_dataset
     from neurohw.io import load_into
@@ -291,14 +292,16 @@ def get_teacher(
     split = load_dataset(dataset)
     seed_everything(seed)
     model = build_teacher(name, num_classes=split.num_classes, in_channels=split.input_shape[0])
-    path = Path(cache_dir or default_cache_dir()) / "teachers" / f"{name}-{dataset}-e{epochs}-s{seed}.safetensors"
+    stem = f"{name}-{dataset}-n{len(split.x_train)}-e{epochs}-s{seed}"
+    path = Path(cache_dir or default_cache_dir()) / "teachers" / f"{stem}.safetensors"
     if path.exists():
         load_into(model, path)
     else:
-        res = fit(model, split.train(), split.test(), epochs=epochs, lr=2e-3, seed=seed, device="cpu",
+        res = fit(model, split.train(), split.val(), epochs=epochs, lr=2e-3, seed=seed, device="cpu",
                   progress=progress, augment_shift=2)
         save_checkpoint(path, model, seed=seed, config={"name": name, "dataset": dataset, "epochs": epochs},
-                        extra={"history": res.history, "test_accuracy": res.final["accuracy"]})
+                        extra={"history": res.history, "val_accuracy": res.final["accuracy"],
+                               "test_accuracy": evaluate(model, split.test())["accuracy"]})
     dev = torch.device(device) if device else torch.device("cpu")
     return model.to(dev).eval()
 
@@ -313,14 +316,14 @@ def train_teacher_cli(args) -> int:
         split = split.subset(args.limit)
     seed_everything(args.seed)  # the initial weights depend only on the seed (same on every rank)
     model = build_teacher(args.model, num_classes=split.num_classes, in_channels=split.input_shape[0])
-    res = fit(
-        model, split.train(), split.test(), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    res = fit(  # validation is monitored each epoch; the test split is read once, below
+        model, split.train(), split.val(), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, out=args.out, resume=args.resume, augment_shift=args.augment_shift,
         config={"model": args.model, "data": args.data, "limit": args.limit},
     )
     ws, rank = _dist_info()
     if rank == 0:
-        ev = res.final
+        ev = evaluate(model, split.test())
         save_checkpoint(Path(args.out) / "model.safetensors", model, seed=args.seed,
                         config={"model": args.model, "data": args.data, "epochs": args.epochs, "world_size": ws},
                         extra={"test_accuracy": ev["accuracy"]})

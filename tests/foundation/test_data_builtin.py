@@ -8,25 +8,39 @@ from hypothesis import given, settings, strategies as st
 from neurohw.data import direct_current, latency_encode, load_digits8x8, load_mnist5k, rate_encode, thermometer_encode
 
 
+def _disjoint(*parts):
+    seen = set()
+    for xs in parts:
+        h = {hash(x.numpy().tobytes()) for x in xs}
+        if h & seen:
+            return False
+        seen |= h
+    return True
+
+
 def test_mnist5k_split(mnist5k):
     s = mnist5k
-    assert s.x_train.shape == (4000, 1, 28, 28) and s.x_test.shape == (1000, 1, 28, 28)
+    assert s.x_train.shape == (3500, 1, 28, 28) and s.x_val.shape == (500, 1, 28, 28)
+    assert s.x_test.shape == (1000, 1, 28, 28)
     assert s.x_train.dtype == torch.float32 and 0 <= float(s.x_train.min()) and float(s.x_train.max()) <= 1
     assert torch.bincount(s.y_test).tolist() == [100] * 10
-    assert torch.bincount(s.y_train).tolist() == [400] * 10
-    # disjoint: no test image equals a train image by content hash
-    tr = {hash(x.numpy().tobytes()) for x in s.x_train}
-    assert not any(hash(x.numpy().tobytes()) in tr for x in s.x_test)
+    assert torch.bincount(s.y_val).tolist() == [50] * 10
+    assert torch.bincount(s.y_train).tolist() == [350] * 10
+    # disjoint: no image is in two of train / validation / test (content hash)
+    assert _disjoint(s.x_train, s.x_val, s.x_test)
     # deterministic across calls
     again = load_mnist5k()
     assert torch.equal(again.y_test, s.y_test) and torch.equal(again.x_train[:50], s.x_train[:50])
+    assert torch.equal(again.x_val, s.x_val)
+    sub = s.subset(100, 50, 20)
+    assert (len(sub.x_train), len(sub.x_test), len(sub.x_val)) == (100, 50, 20) and len(sub.val()) == 20
     # prefixes are class-balanced enough to use as small subsets
     assert torch.bincount(s.y_train[:500], minlength=10).min() >= 30
 
 
 def test_digits8x8():
     s = load_digits8x8()
-    assert s.x_train.shape[1:] == (1, 8, 8) and len(s.x_train) + len(s.x_test) == 1797
+    assert s.x_train.shape[1:] == (1, 8, 8) and len(s.x_train) + len(s.x_val) + len(s.x_test) == 1797
     assert float(s.x_train.max()) == 1.0
 
 
