@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--netlist", type=Path, help="netlist.npz written by `neurohw logic train`")
     e.add_argument("--format", choices=["c", "verilog"], required=True)
     e.add_argument("--out", type=Path, required=True, help="output file (.c / .v)")
-    e.add_argument("--name", default="nh_logic", help="C function prefix / Verilog module name")
+    e.add_argument("--name", type=_identifier, default="nh_logic",
+                   help="C function prefix / Verilog module name: a C and Verilog identifier, no keyword")
     e.add_argument("--no-simplify", action="store_true", help="export every gate as built (no counting-rule simplification)")
     e.set_defaults(func=_export)
 
@@ -40,6 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist")
     x.set_defaults(func=_experiments)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _identifier(text: str) -> str:
+    """argparse type: an export name that is safe to paste into C and Verilog (else exit 2 before any work)."""
+    from logic.identifiers import IdentifierError, check_identifier
+
+    try:
+        return check_identifier(text, what="name")
+    except IdentifierError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _train(args) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from logic.identifiers import check_identifier
 from logic.netlist import Netlist
 from logic.packed import pack_bits
 
@@ -50,6 +51,7 @@ def _count_bits(group: int) -> int:
 
 def to_c(net: Netlist, name: str = "nh_logic") -> str:
     """C source for ``net`` (see the module docstring for the interface)."""
+    check_identifier(name, "name")
     ni, no, nc, grp = net.n_inputs, net.outputs.size, net.num_classes, net.group_size
     sig = lambda s: f"x[{s}]" if s < ni else f"v[{s - ni}]"  # noqa: E731
     lines = [
@@ -138,6 +140,7 @@ def to_verilog(net: Netlist, name: str = "nh_logic") -> str:
     Every gate is its own scalar ``wire`` (simulators and synthesis tools handle scalar nets
     far better than thousands of single-bit drivers of one vector).
     """
+    check_identifier(name, "name")
     ni, no, nc, grp = net.n_inputs, net.outputs.size, net.num_classes, net.group_size
     cw = _count_bits(grp)
     sig = lambda s: f"x[{s}]" if s < ni else f"g{s - ni}"  # noqa: E731

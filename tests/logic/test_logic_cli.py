@@ -88,3 +88,38 @@ def test_bench_quick(tmp_path):
     assert "naive 16-gate sum" in p.stdout and "packed PyTorch evaluator" in p.stdout
     res = json.loads(out.read_text())
     assert res["training"]["fast_step_s"] > 0 and res["inference"]["packed_images_per_s"] > 0
+
+
+@pytest.mark.parametrize("name", ["x; } int evil() { return 1; } void y(", "module", "1abc", "int", "endmodule", "__x", "",
+                                  "a-b", "x" * 65])
+@pytest.mark.parametrize("fmt", ["c", "verilog"])
+def test_export_refuses_unsafe_names(tmp_path, capsys, name, fmt):
+    """An export name that is no C/Verilog identifier or is a keyword: exit 2, a clear message, nothing written."""
+    from logic.identifiers import IdentifierError
+    from logic.netlist import NetlistBuilder
+
+    b = NetlistBuilder(2)
+    net = b.build([int(b.add(6, 0, 1))])
+    src = net.save(tmp_path / "n.npz")
+    out = tmp_path / "n.out"
+    out.write_text("sentinel")
+    argv = ["logic", "export", "--netlist", str(src), "--format", fmt, "--out", str(out), "--name", name]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--name" in err and ("identifier" in err or "keyword" in err or "reserved" in err or "longer" in err)
+    assert out.read_text() == "sentinel"
+    with pytest.raises(IdentifierError):
+        (export.to_c if fmt == "c" else export.to_verilog)(net, name=name)
+
+
+def test_export_accepts_plain_names(tmp_path):
+    from logic.netlist import NetlistBuilder
+
+    b = NetlistBuilder(2)
+    net = b.build([int(b.add(6, 0, 1))])
+    src = net.save(tmp_path / "n.npz")
+    assert main(["logic", "export", "--netlist", str(src), "--format", "verilog", "--out", str(tmp_path / "n.v"),
+                 "--name", "my_net2"]) == 0
+    assert "module my_net2 (" in (tmp_path / "n.v").read_text()
