@@ -76,3 +76,30 @@ def random_spikes(seed: int, steps: int, shape, batch: int | None = None, rate: 
     rng = np.random.default_rng(seed)
     full = ((batch,) if batch else ()) + (steps,) + tuple(shape)
     return (rng.random(full) < rate).astype(np.uint8)
+
+
+def random_block_net(seed: int, input_shape=(2, 8, 8)) -> LoihiNetwork:
+    """Every lowered block netx refuses, in one seeded network:
+    conv(0) → conv(1) → conv on concat(0, 1) (2) with a residual from 1 → average pool (3) →
+    sum pool (4) → dense on concat(input, 3, 4) (5). netx-safe weights and biases."""
+    from .blocks import add_residual, append_concat, avg_pool_layer
+    from .network import pool_layer
+
+    rng = np.random.default_rng(seed)
+    c = input_shape[0]
+
+    def neuron(vth=(40, 200)):
+        return random_cuba(rng, 1, per_neuron_bias=False, vth_range=vth, netx_safe=True)
+
+    net = LoihiNetwork(tuple(input_shape), [
+        ConvLayer(rng.integers(-60, 61, size=(4, c, 3, 3)), neuron(), padding=1),
+        ConvLayer(rng.integers(-60, 61, size=(4, 4, 3, 3)), neuron(), padding=1),
+    ], name=f"random_blocks_{seed}")
+    append_concat(net, [0, 1], rng.integers(-50, 51, size=(4, 8, 3, 3)), neuron(), kind="conv", padding=(1, 1))
+    add_residual(net, 2, 1, int(rng.integers(20, 80)))
+    net.layers.append(avg_pool_layer(4, 2, 4 * int(rng.integers(10, 30)), neuron((10, 60))))
+    net.layers.append(pool_layer(4, 2, int(rng.integers(10, 40)), neuron((10, 40)), stride=1))
+    n = sum(int(np.prod(s)) for s in (input_shape, net._shapes()[3], net._shapes()[4]))
+    append_concat(net, [-1, 3, 4], rng.integers(-100, 101, size=(10, n)) * 2, random_cuba(rng, 10, netx_safe=True))
+    net.__post_init__()
+    return net
