@@ -33,8 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-simplify", action="store_true", help="export every gate as built (no counting-rule simplification)")
     e.set_defaults(func=_export)
 
-    x = lsub.add_parser("experiments", help="dense LGN, LogicTreeNet (residual/Gaussian init) and ∂B net on MNIST-5k")
+    x = lsub.add_parser("experiments", help="dense LGN, LogicTreeNet (residual/Gaussian init) and ∂B net; writes results/logic-<data>.json")
     x.add_argument("--seeds", type=at.count, default=3)
+    x.add_argument("--data", choices=["mnist5k", "fashion-mnist"], default="mnist5k")
+    x.add_argument("--n-train", type=at.count, default=None, help="train on the first N training images (default all)")
+    x.add_argument("--results", type=Path, default=None,
+                   help="results folder (default: the repository's results/; --quick: OUT/results)")
     x.add_argument("--out", type=Path, default=Path("reports/logic_experiments"))
     x.add_argument("--quick", action="store_true")
     at.add_threads(x, 1)
@@ -105,6 +109,7 @@ def _experiments(args) -> int:
     from logic.experiments import MODELS, run_experiments
 
     models = tuple(args.models.split(",")) if args.models else MODELS
-    run_experiments(args.out, seeds=args.seeds, quick=args.quick, models=models, threads=args.threads or None)
-    print(f"wrote {args.out}/table.md and results.json")
+    res = run_experiments(args.out, seeds=args.seeds, quick=args.quick, models=models, threads=args.threads or None,
+                          dataset=args.data, n_train=args.n_train, results=args.results)
+    print(f"wrote {res['result_file']}, {args.out}/table.md and results.json")
     return 0

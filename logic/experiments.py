@@ -1,4 +1,4 @@
-"""The logic backend's experiments on MNIST-5k: one command, a Markdown table and a JSON file.
+"""The logic backend's experiments (MNIST-5k or Fashion-MNIST): one command, a table, committed JSON.
 
 Models (each over ``seeds`` seeds): a dense LGN, a small LogicTreeNet with residual
 initialisation, the same with Gaussian initialisation, and Wright's ∂B MNIST net. For the
@@ -7,26 +7,35 @@ whether the packed class counts equal the hardened float model's on every test i
 gate counts (raw and under the documented counting rule, ``logic.netlist``). For the ∂B
 net: soft vs hard accuracy and the bit mismatch count (hard-equivalence on real data).
 
-``neurohw logic experiments --seeds 3 --out DIR [--quick]``.
+Every run is evaluated on the validation split (``val_acc_hard``, what any choice between
+configurations looks at) and once on the test split, whose per-image correctness is kept so the
+table's 95 % CI includes test-sampling error (:mod:`neurohw.stats`). Each finished run is
+stored as ``results/logic-<dataset>/<model>-s<seed>.json`` (resumed on a rerun with the same
+configuration) and the table as ``results/logic-<dataset>.json`` (:mod:`neurohw.results`).
+
+``neurohw logic experiments --seeds 3 [--data fashion-mnist] [--n-train N] [--quick]``.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from logic.dbnets import DBMnistNet
 from logic.models import dense_lgn, logic_tree_net
 from logic.train import evaluate_dbnet, evaluate_logic, fit_dbnet, fit_logic
-from neurohw.stats import mean_std
+from neurohw.results import RunStore, save_result
+from neurohw.stats import bootstrap_ci, mean_std, pack_correct, unpack_correct
 
 #: Full-mode settings (≈ a few minutes per seed on 2 CPU cores); quick mode shrinks them.
+#: ``n_train``/``n_test`` None: the whole split (MNIST-5k 3,500 / 1,000; Fashion-MNIST 54,000 / 10,000).
 FULL = {
-    "n_train": 4000, "n_test": 1000,
+    "n_train": None, "n_test": None,
     "dense": dict(levels=2, widths=(4000, 4000, 4000), tau=10.0, epochs=8, lr=0.05, batch_size=128),
     "tree": dict(levels=3, k=8, dense=(1000, 500), tau=10.0, epochs=4, lr=0.1, batch_size=128),
-    "db": dict(epochs=2, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20),
+    "db": dict(epochs=4, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20),
 }  # fmt: skip
 QUICK = {
     "n_train": 400, "n_test": 200,
@@ -35,7 +44,8 @@ QUICK = {
     "db": dict(epochs=1, lr=0.05, batch_size=64, tau=20.0, width1=20, group=16, width2=10),
 }  # fmt: skip
 
-MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist")
+MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist", "db_mnist_ste")
+DB_MODELS = ("db_mnist", "db_mnist_ste")  #: ∂B net trained on soft sums / on hardened counts (straight-through)
 
 
 def _lgn(name: str, cfg: dict, seed: int):
@@ -47,25 +57,49 @@ def _lgn(name: str, cfg: dict, seed: int):
     return logic_tree_net(levels=c["levels"], k=c["k"], dense=c["dense"], tau=c["tau"], init=init, seed=seed), c
 
 
+@torch.no_grad()
+def hard_predictions(model, x: torch.Tensor, batch_size: int = 500, device="cpu") -> torch.Tensor:
+    """Class predictions (N,) of the hardened net (the deployed one): LGN class counts or ∂B bucket counts."""
+    out = []
+    for s in range(0, len(x), batch_size):
+        xb = x[s : s + batch_size].to(device)
+        if isinstance(model, DBMnistNet):
+            out.append(model.hard_logits(model.encode(xb)).argmax(-1).cpu())
+        else:
+            out.append(model.hard_counts(xb).argmax(-1).cpu())
+    return torch.cat(out)
+
+
 def run_one(name: str, split, seed: int, cfg: dict, device="cpu", progress: bool = True) -> dict:
-    """Train and evaluate one model for one seed; returns the figures."""
+    """Train one model for one seed; evaluate on validation and (once) on test; returns the figures.
+
+    ``correct``: the test images the hardened net classifies correctly, packed
+    (:func:`neurohw.stats.pack_correct`).
+    """
     from neurohw.seeding import seed_everything
 
     seed_everything(seed)
     t0 = time.perf_counter()
-    if name == "db_mnist":
+    if name in DB_MODELS:
         c = cfg["db"]
         model = DBMnistNet(width1=c["width1"], group=c["group"], width2=c["width2"], seed=seed)
         tr = fit_dbnet(model, split.x_train, split.y_train, epochs=c["epochs"], lr=c["lr"], batch_size=c["batch_size"],
-                       tau=c["tau"], seed=seed, device=device, progress=progress)
+                       tau=c["tau"], seed=seed, device=device, progress=progress, ste=name == "db_mnist_ste")
         res = evaluate_dbnet(model, split.x_test, split.y_test, device=device)
     else:
         model, c = _lgn(name, cfg, seed)
         tr = fit_logic(model, split.x_train, split.y_train, epochs=c["epochs"], lr=c["lr"], batch_size=c["batch_size"],
                        seed=seed, device=device, progress=progress)
         res = evaluate_logic(model, split.x_test, split.y_test, device=device)
+    val_pred = hard_predictions(model, split.x_val, device=device)
+    test_correct = (hard_predictions(model, split.x_test, device=device) == split.y_test).numpy()
+    if abs(float(test_correct.mean()) - res["acc_hard"]) > 1e-6:  # the evaluator averages in float32
+        raise RuntimeError(f"{name}: hard predictions disagree with the evaluator ({test_correct.mean()} vs {res['acc_hard']})")
+    res.pop("gates_by_kind", None)
     res.update(model=name, seed=seed, train_s=round(tr.train_s, 2), wall_s=round(time.perf_counter() - t0, 2),
-               final_loss=tr.history[-1]["loss"] if tr.history else None)
+               final_loss=tr.history[-1]["loss"] if tr.history else None,
+               val_acc_hard=float((val_pred == split.y_val).float().mean()),
+               n_test=len(test_correct), correct=pack_correct(test_correct))
     return res
 
 
@@ -75,8 +109,10 @@ def summarise(rows: list[dict]) -> list[dict]:
         rs = [r for r in rows if r["model"] == name]
         if not rs:
             continue
-        s = {"model": name, "seeds": [r["seed"] for r in rs]}
-        if name == "db_mnist":
+        s = {"model": name, "seeds": [r["seed"] for r in rs], "val_acc_hard": mean_std([r.get("val_acc_hard") for r in rs])}
+        if all("correct" in r for r in rs):
+            s["acc_hard_ci95"] = list(bootstrap_ci(np.stack([unpack_correct(r["correct"], r["n_test"]) for r in rs])))
+        if name in DB_MODELS:
             for k in ("acc_soft_logits", "acc_soft_hardened", "acc_hard"):
                 s[k] = mean_std([r[k] for r in rs])
             s["bit_mismatches"] = int(sum(r["bit_mismatches"] for r in rs))
@@ -91,70 +127,104 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-def markdown_table(summary: list[dict], cfg: dict, quick: bool) -> str:
-    pct = lambda ms: f"{100 * ms[0]:.2f} ± {100 * ms[1]:.2f}"  # noqa: E731
-    lines = [
-        "# Logic backend experiments on MNIST-5k" + (" (quick mode: smoke-test sizes)" if quick else ""),
-        "",
-        f"Train {cfg['n_train']} / test {cfg['n_test']} images; mean ± std over seeds. Gate counts: raw = every "
-        "gate as built (OR-pool gates included); counted = after the documented simplification "
-        "(constants, pass-throughs, duplicates and dead gates removed; NOT counted as a gate).",
-        "",
-        "| model | seeds | float acc % | hard acc % | packed acc % | packed counts = hard | gates counted | gates raw | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+def _stat(ms, ci=None, scale=100.0, digits=2) -> dict:
+    return {"mean": ms[0], "std": ms[1], **({"ci95": ci} if ci else {}), "scale": scale, "digits": digits}
+
+
+def table_figures(summary: list[dict], cfg: dict, split_sizes: dict, dataset: str, quick: bool) -> dict:
+    """The table (``figures`` of the result file): one row per model, test accuracy with its 95 % CI."""
+    rows = []
     for s in summary:
-        if s["model"] == "db_mnist":
-            continue
-        lines.append(
-            f"| {s['model']} | {len(s['seeds'])} | {pct(s['acc_float'])} | {pct(s['acc_hard'])} | {pct(s['acc_packed'])} | "
-            f"{'yes' if s['counts_equal_all'] else 'NO'} | {s['gates'][0]:,.0f} ± {s['gates'][1]:,.0f} | "
-            f"{s['gates_raw'][0]:,.0f} | {s['train_s'][0]:.1f} |"
-        )
-    for s in summary:
-        if s["model"] != "db_mnist":
-            continue
-        lines += [
-            "",
-            "| ∂B MNIST net | seeds | soft-logit acc % | soft hardened acc % | hard acc % | bit mismatches | soft = hard | 1-bit weights | train s |",
-            "|---|---|---|---|---|---|---|---|---|",
-            f"| db_mnist | {len(s['seeds'])} | {pct(s['acc_soft_logits'])} | {pct(s['acc_soft_hardened'])} | "
-            f"{pct(s['acc_hard'])} | {s['bit_mismatches']} | {'yes' if s['soft_equals_hard_all'] else 'NO'} | "
-            f"{s['n_weights']:,} | {s['train_s'][0]:.1f} |",
-        ]
-    lines.append("")
-    return "\n".join(lines)
+        db = s["model"] in DB_MODELS
+        rows.append({
+            "model": s["model"],
+            "seeds": len(s["seeds"]),
+            "val hard %": _stat(s["val_acc_hard"]),
+            "test float (∂B: soft-logit) %": _stat(s["acc_soft_logits"] if db else s["acc_float"]),
+            "test hard % [95 % CI]": _stat(s["acc_hard"], s.get("acc_hard_ci95")),
+            "deployed = trained": s["soft_equals_hard_all"] if db else s["counts_equal_all"],
+            "gates counted": None if db else _stat(s["gates"], scale=1.0, digits=0),
+            "gates raw (∂B: 1-bit weights)": s["n_weights"] if db else int(round(s["gates_raw"][0])),
+            "train s": round(s["train_s"][0], 1),
+        })
+    return {
+        "caption": (f"Logic nets on {dataset}{' (quick mode: smoke-test sizes)' if quick else ''}: train "
+                    f"{split_sizes['train']:,} / validation {split_sizes['val']:,} / test {split_sizes['test']:,} "
+                    "images; mean ± std over seeds (ddof 1) and the 95 % CI of the hard accuracy (seeds and test "
+                    "images resampled). Deployed = trained: packed netlist's class counts equal the hardened "
+                    "model's on every test image (LGN), or harden(soft bits) = hard bits everywhere (∂B). "
+                    "Gates counted after the documented simplification; raw = as built."),
+        "columns": list(rows[0]),
+        "rows": rows,
+        "summary": summary,
+    }
 
 
-def run_experiments(out: str | Path, seeds: int = 3, quick: bool = False, models=MODELS, device="cpu",
-                    progress: bool = True, threads: int | None = 1) -> dict:
-    """Run every model × seed, write ``results.json`` and ``table.md`` into ``out``; returns the JSON dict.
+def run_experiments(out: str | Path | None = None, seeds: int = 3, quick: bool = False, models=MODELS, device="cpu",
+                    progress: bool = True, threads: int | None = 1, dataset: str = "mnist5k",
+                    n_train: int | None = None, results: str | Path | None = None, name: str | None = None,
+                    command: str | None = None) -> dict:
+    """Run every model × seed; write ``results/<name>.json`` (+ ``results.json``/``table.md`` into ``out``).
 
-    ``threads``: torch intra-op threads (default 1: the ops are small and a shared machine
-    punishes oversubscription; None keeps torch's default).
+    ``dataset``: ``mnist5k`` or ``fashion-mnist``; ``n_train``: train on the first N images
+    (validation and test stay whole). ``results``: the results folder (default the
+    repository's ``results/``; quick mode defaults to ``out/results``). ``name``: the result
+    name (default ``logic-<dataset>[-n<N>]``, ``-quick`` appended in quick mode). Finished runs
+    are reused from ``results/<name>/``. ``threads``: torch intra-op threads (default 1).
+    Returns the result dict.
     """
     if threads:
         torch.set_num_threads(int(threads))
-    from neurohw.data import load_mnist5k
+    from neurohw.data import load_dataset
     from neurohw.io import atomic_write_json, atomic_write_text, provenance
+    from neurohw.results import load_result, render_table
 
-    cfg = QUICK if quick else FULL
+    cfg = dict(QUICK if quick else FULL)
+    if n_train:
+        cfg["n_train"] = int(n_train)
     unknown = set(models) - set(MODELS)
     if unknown:
         raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {list(MODELS)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    split = load_mnist5k().subset(cfg["n_train"], cfg["n_test"])
+    name = name or f"logic-{dataset}" + (f"-n{n_train}" if n_train else "") + ("-quick" if quick else "")
+    if results is None and quick:
+        results = Path(out or ".") / "results"
+    store = RunStore(name, results)
+    split = load_dataset(dataset).subset(cfg["n_train"], cfg["n_test"], cfg.get("n_val"))
+    sizes = {"train": len(split.x_train), "val": len(split.x_val), "test": len(split.x_test)}
     rows = []
-    result = {"provenance": provenance(seed=list(range(seeds)), config={"quick": quick, **cfg, "models": list(models)})}
-    for name in models:
+    t_start = time.perf_counter()
+    for m in models:
+        group = "db" if m in DB_MODELS else ("dense" if m == "dense_lgn" else "tree")
         for seed in range(seeds):
-            print(f"[logic experiments] {name} seed {seed} ...", flush=True)
-            rows.append(run_one(name, split, seed, cfg, device=device, progress=progress))
-            result.update(runs=rows, summary=summarise(rows))
-            atomic_write_json(out / "results.json", result)  # partial results survive an interruption
-    table = markdown_table(result["summary"], cfg, quick)
-    atomic_write_text(out / "table.md", table)
+            key = f"{m}-s{seed}"
+            rcfg = {"dataset": dataset, "model": m, "seed": seed, "sizes": sizes, "model_config": cfg[group]}
+            rec = store.get(key, rcfg)
+            if rec is None:
+                print(f"[logic experiments] {dataset} {m} seed {seed} ...", flush=True)
+                rec = run_one(m, split, seed, cfg, device=device, progress=progress)
+                store.put(key, rec, rcfg)
+            else:
+                print(f"[logic experiments] {dataset} {m} seed {seed}: reusing {store.path(key).name}", flush=True)
+            rows.append(rec)
+            print(f"[logic experiments] {m} s{seed}: val hard {100 * rec['val_acc_hard']:.2f} %, test hard "
+                  f"{100 * rec['acc_hard']:.2f} % ({rec['train_s']:.0f} s train)", flush=True)
+    summary = summarise(rows)
+    figures = table_figures(summary, cfg, sizes, dataset, quick)
+    command = command or ("neurohw logic experiments --seeds {} --data {}".format(seeds, dataset)
+                          + (f" --n-train {n_train}" if n_train else "") + (" --quick" if quick else "")
+                          + (f" --models {','.join(models)}" if tuple(models) != MODELS else ""))
+    path = save_result(name, figures, config={"quick": quick, **cfg, "models": list(models), "sizes": sizes},
+                       seeds=list(range(seeds)), per_seed={r["model"] + f"-s{r['seed']}": {
+                           k: r.get(k) for k in ("acc_hard", "val_acc_hard", "acc_float", "acc_soft_logits", "gates")}
+                           for r in rows},
+                       command=command, wall_time_s=time.perf_counter() - t_start, results=results)
+    table = render_table(load_result(path))
+    result = {"provenance": provenance(seed=list(range(seeds)), config={"quick": quick, **cfg, "models": list(models)}),
+              "runs": [{k: v for k, v in r.items() if k != "correct"} for r in rows], "summary": summary,
+              "result_file": str(path)}
+    if out is not None:
+        out = Path(out)
+        atomic_write_json(out / "results.json", result)
+        atomic_write_text(out / "table.md", table)
     print(table)
     return result
-

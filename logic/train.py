@@ -95,11 +95,14 @@ def evaluate_logic(model: LogicNet, x: torch.Tensor, y: torch.Tensor, *, batch_s
 
 def fit_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 5, batch_size: int = 64,
               lr: float = 0.01, tau: float | None = None, seed: int = 0, device: str | torch.device = "cpu",
-              progress: bool = True) -> TrainResult:
+              progress: bool = True, ste: bool = False) -> TrainResult:
     """Train a ∂B net with Adam on cross-entropy of ``bucket sums / τ``; weights clamped to [0, 1] after each step.
 
     ``x``: (N, ...) images in [0, 1] (encoded with ``model.encode``). ``τ`` defaults to
-    ``sqrt(bucket size)`` (logits are sums of thousands of soft bits).
+    ``sqrt(bucket size)`` (logits are sums of thousands of soft bits). ``ste``: the loss sees
+    the *hardened* output bits (forward ``harden(soft)``, gradient of the soft bits — a
+    straight-through estimator), so it trains the bucket counts that the deployed net computes
+    instead of the real-valued soft sums.
     """
     device = torch.device(device)
     model.to(device).train()
@@ -113,7 +116,13 @@ def fit_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, epochs: in
         tot, n = 0.0, 0
         for idx in _batches(len(x), batch_size, gen):
             xb, yb = model.encode(x[idx].to(device)), y[idx].to(device)
-            loss = F.cross_entropy(model(xb) / tau, yb)
+            if ste:
+                sb = model.bits(xb)
+                sb = sb + (harden(sb).to(sb.dtype) - sb).detach()
+                logits = sb.view(len(idx), model.num_classes, -1).sum(-1)
+            else:
+                logits = model(xb)
+            loss = F.cross_entropy(logits / tau, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -49,7 +49,7 @@ def test_cli_errors(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_experiments_quick(tmp_path):
+def test_experiments_quick(tmp_path, capsys):
     assert main(["logic", "experiments", "--quick", "--seeds", "1", "--out", str(tmp_path),
                  "--models", "dense_lgn,tree_residual,db_mnist"]) == 0
     res = json.loads((tmp_path / "results.json").read_text())
@@ -63,6 +63,17 @@ def test_experiments_quick(tmp_path):
             assert s["gates"][0] <= s["gates_raw"][0]
     assert "| dense_lgn | 1 |" in table and "db_mnist" in table
     assert res["provenance"]["config"]["quick"] is True
+    # the committed-result file: per-run JSON (resumable) and the table with a CI from per-image correctness
+    from neurohw.results import load_result
+
+    r = load_result("logic-mnist5k-quick", tmp_path / "results")
+    row = next(x for x in r["figures"]["rows"] if x["model"] == "dense_lgn")
+    lo, hi = row["test hard % [95 % CI]"]["ci95"]
+    assert lo <= row["test hard % [95 % CI]"]["mean"] <= hi and hi - lo > 0.02  # 200 test images: ≥ ±2 points
+    assert (tmp_path / "results" / "logic-mnist5k-quick" / "dense_lgn-s0.json").exists()
+    capsys.readouterr()
+    assert main(["logic", "experiments", "--quick", "--seeds", "1", "--out", str(tmp_path), "--models", "dense_lgn"]) == 0
+    assert "dense_lgn seed 0: reusing dense_lgn-s0.json" in capsys.readouterr().out  # resumed, not retrained
 
 
 @pytest.mark.slow
