@@ -13,14 +13,17 @@ it reports their peak resident memory against the file's size in float32 and flo
 naive anchor (``np.asarray(frames[:], float64)``) is measured on the small file only and
 extrapolated by bytes, never run on the large one.
 
-Figures go to ``reports/bench/calibration.json``.
+Part 1's three sides are timed in interleaved rounds (``bench.harness``; 3 rounds, 1 in
+quick mode; no warm-up: every side is a whole job). Part 2's peaks are the child process's
+resident high-water mark, reset after its imports, above its size then (glibc with a fixed
+mmap threshold so freed memory is returned, ``bench.harness.memory_env``).
+
+Figures go to ``results/bench/calibration.json``.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,41 +33,12 @@ from pathlib import Path
 import numpy as np
 
 
-def _rss_mib() -> float:
-    """Current resident set size of this process, MiB (Linux /proc; falls back to the peak)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:  # pragma: no cover - non-Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-class _PeakSampler:
-    """Samples the current RSS every 5 ms in a thread; ``peak`` is the largest value seen."""
-
-    def __init__(self):
-        import threading
-
-        self.peak = _rss_mib()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss_mib())
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, _rss_mib())
-
-
 def _child(args) -> int:
-    """Subprocess body: one measured job; prints a JSON line with its peak RSS."""
+    """Subprocess body: one measured job; prints a JSON line with its peak RSS.
+
+    The peak is the process's resident high-water mark, reset after the imports
+    (``bench.harness.peak_rss_growth``), so it covers the job alone.
+    """
     import h5py  # noqa: F401  (imports are not part of the measured work)
     import torch
 
@@ -72,13 +46,16 @@ def _child(args) -> int:
     import calibration.captures  # noqa: F401
     import calibration.loop  # noqa: F401
     import optics  # noqa: F401
+    from bench import harness
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    before = _rss_mib()
-    with _PeakSampler() as sampler:
-        info = _child_job(args)
-    print(json.dumps({"job": args.child, "peak_rss_mib": sampler.peak, "baseline_rss_mib": before,
+    before = harness.rss_mib()
+    info: dict = {}
+    grow = harness.peak_rss_growth(lambda: info.update(_child_job(args)))
+    if grow is None:
+        raise SystemExit("peak resident memory cannot be measured on this OS (needs Linux /proc/self/clear_refs)")
+    print(json.dumps({"job": args.child, "peak_rss_mib": before + grow, "baseline_rss_mib": before,
                       "wall_s": time.perf_counter() - t0, **info}))
     return 0
 
@@ -120,7 +97,10 @@ def _run_child(job: str, captures: Path, model: Path | None = None, fraction: fl
     cmd = [sys.executable, "-m", "bench.calibration", "--child", job, "--captures", str(captures), "--fraction", str(fraction)]
     if model:
         cmd += ["--model", str(model)]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    from bench import harness
+
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+                         env=harness.memory_env())
     if out.returncode != 0:
         raise RuntimeError(f"child {job} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -161,9 +141,13 @@ def main(argv=None) -> int:
     p.add_argument("--captures", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--model", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--fraction", type=float, default=0.01, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, default=None, help="result file (default results/bench/calibration.json)")
     args = p.parse_args(argv)
     if args.child:
         return _child(args)
+    from bench import harness
+
+    load0, t_start = harness.loadavg(), time.perf_counter()
 
     import torch
 
@@ -174,7 +158,6 @@ def main(argv=None) -> int:
     from calibration.loop import CalibrationConfig, calibrate, capture_frames, evaluate_frames, train_backend
     from calibration.split import calibration_split
     from neurohw.data import load_mnist5k
-    from neurohw.io import atomic_write_json, provenance
 
     quick = args.quick
     n_large = args.large or (4000 if quick else 160_000)
@@ -194,26 +177,36 @@ def main(argv=None) -> int:
 
         teacher = get_teacher("lenet5", epochs=1 if quick else 12, progress=False)
 
-        # --- part 1: time -------------------------------------------------------------
+        # --- part 1: time (the three sides in interleaved rounds) ----------------------
+        import copy
+        import math
+
+        from bench import harness
+
         cfg = CalibrationConfig.quick(curve=False) if quick else CalibrationConfig(curve=False)
-        t = time.perf_counter()
-        res = calibrate(om, cap, cfg, teacher=teacher, dataset_loader=lambda name: split)
-        cal_s = time.perf_counter() - t
         sp = calibration_split(open_captures(cap).labels, 0.1, 0)
+        last: dict = {}
+
+        def calibration_side():
+            last["res"] = calibrate(om, cap, cfg, teacher=teacher, dataset_loader=lambda name: split)
+
+        def inference_side():
+            with open_captures(cap) as cf:
+                evaluate_frames(om.model.backend, cf, sp.held_out)
+
         with open_captures(cap) as cf:
-            t = time.perf_counter()
-            evaluate_frames(om.model.backend, cf, sp.held_out)
-            infer_s = time.perf_counter() - t
-            import copy
-
-            b = copy.deepcopy(om.model.backend)
             fs, ys = capture_frames(cf, sp.calib), torch.from_numpy(cf.labels[sp.calib])
-            import math
+        steps = min(cfg.finetune_max_steps, max(cfg.finetune_epochs, cfg.finetune_epochs * math.ceil(len(fs) / cfg.batch_size)))
 
-            steps = min(cfg.finetune_max_steps, max(cfg.finetune_epochs, cfg.finetune_epochs * math.ceil(len(fs) / cfg.batch_size)))
-            t = time.perf_counter()
-            train_backend(b, steps=steps, lr=cfg.finetune_lr, batch_size=cfg.batch_size, seed=0, slice_data=(fs, ys))
-            ce_s = time.perf_counter() - t
+        def paper_ce_side():
+            train_backend(copy.deepcopy(om.model.backend), steps=steps, lr=cfg.finetune_lr, batch_size=cfg.batch_size,
+                          seed=0, slice_data=(fs, ys))
+
+        repeats = 1 if quick else 3
+        timing = harness.interleave({"calibration": calibration_side, "inference": inference_side,
+                                     "paper_ce": paper_ce_side}, repeats, warmup=0)
+        res = last["res"]
+        cal_s, infer_s, ce_s = (timing[k]["wall_s"]["median"] for k in ("calibration", "inference", "paper_ce"))
 
         # --- part 2: memory -------------------------------------------------------------
         large = work / "large.h5"
@@ -246,13 +239,13 @@ def main(argv=None) -> int:
         for a, b_, c in rows:
             print(f"{a:<{w0}}  {b_:>{w1}}  {c}")
         figures = {
-            "quick": quick, "setup_s": setup_s, "calibration_10pct_s": cal_s, "anchor_inference_s": infer_s,
+            "quick": quick, "timing": timing, "repeats": repeats, "setup_s": setup_s, "calibration_10pct_s": cal_s, "anchor_inference_s": infer_s,
             "anchor_paper_ce_s": ce_s, "calibration_timings": res.timings, "accuracies_10pct": res.accuracies,
             "large_file": big, "scan": scan, "calibrate_large": cal_large, "naive_small": naive_small,
-            "cpu_threads": torch.get_num_threads(), "os_cpu_count": os.cpu_count(),
-            "provenance": provenance(config={"quick": quick, "large": n_large}),
         }
-        out = atomic_write_json(Path("reports/bench/calibration.json"), figures)
+        out = harness.write("calibration", figures, config={"quick": quick, "large": n_large, "repeats": repeats},
+                            argv=argv if argv is not None else sys.argv[1:], load_before=load0,
+                            wall_time_s=time.perf_counter() - t_start, out=args.out)
         print(f"figures: {out}")
     finally:
         import shutil

@@ -10,52 +10,47 @@ Part A — one optimiser step of a student (the optical-like ``linear_constraine
 Part B — the teacher's (LeNet-5, ≈ 61 k parameters) kernel on N images, no gradient, for
 growing N: exact Jacobian contraction next to NTK-vector products and the sketch.
 
-Each measurement runs in its own subprocess so that its peak memory can be read: on CPU the
-process's peak resident set size minus its size just before the timed steps; on CUDA
-``torch.cuda.max_memory_allocated`` over the steps. Times are medians of the timed steps.
+Times: every row of a part is built in this process and all are timed together in
+interleaved rounds (``bench.harness``); a ratio is a median over a median from the same
+rounds. Memory (full mode): each row again in a fresh process, warmed up, then the peak
+resident memory of **one call alone** above the resident size just before it (the
+process's high-water mark is reset first, ``bench.harness.peak_rss_growth``); on CUDA
+``torch.cuda.max_memory_allocated`` over that call above the allocation before it.
 Weights are random (timing does not depend on training). Figures go to
-``reports/bench/distill.json``.
+``results/bench/distill.json``.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _setup():
+    """The data split and the (random-weight) LeNet-5 teacher shared by every row."""
+    import torch
+
+    from neurohw.data import load_mnist5k
+    from neurohw.models import LeNet5
+
+    torch.manual_seed(0)
+    return load_mnist5k(), LeNet5().eval()
 
 
-def _worker(spec: dict) -> dict:
-    """Run one measurement (in a fresh process) and return its figures."""
+def _build(spec: dict, split, teacher):
+    """One row's work as a zero-argument callable, and its one-off figures (``extra``)."""
     import torch
     import torch.nn.functional as F
 
     from distill.losses import NTKDLossConfig, kd_loss, student_kernel_loss, teacher_kernel
     from distill.ntk import empirical_ntk
     from distill.students import build_student
-    from neurohw.data import load_mnist5k
-    from neurohw.models import LeNet5
 
-    torch.set_num_threads(spec["threads"])
     dev = torch.device(spec["device"])
-    torch.manual_seed(0)
-    split = load_mnist5k()
-    teacher = LeNet5().to(dev).eval()
-    cuda = dev.type == "cuda"
-
-    def sync():
-        if cuda:
-            torch.cuda.synchronize()
-
+    teacher = teacher.to(dev)
     if spec["part"] == "step":
         student = build_student(spec.get("student", "linear_constrained"), 10, (1, 28, 28), 0).to(dev)
         opt = torch.optim.Adam(student.parameters(), lr=1e-3)
@@ -66,7 +61,7 @@ def _worker(spec: dict) -> dict:
         output = "diag" if est == "perturbation" else "kernel"
         t0 = time.perf_counter()
         k_t = teacher_kernel(teacher, xa, method="exact", output=output, chunk_size=16) if arm == "ntkd" else None
-        sync()
+        _sync(dev)
         teacher_s = time.perf_counter() - t0
         cfg = NTKDLossConfig(beta=1.0, ntk_method=est or "sketch", ntk_output=output, ntk_loss="mse",
                              n_projections=spec.get("r", 8), chunk_size=spec.get("chunk"))
@@ -86,46 +81,82 @@ def _worker(spec: dict) -> dict:
             loss.backward()
             opt.step()
 
-        fn, extra = step, {"teacher_kernel_s": teacher_s}
-    else:  # kernel cost of the teacher
-        x = split.x_train[: spec["n"]].to(dev)
-        est = spec["estimator"]
+        return step, {"teacher_kernel_s": teacher_s}
+    x = split.x_train[: spec["n"]].to(dev)
+    est = spec["estimator"]
 
-        def fn():
-            with torch.no_grad():
-                empirical_ntk(teacher, x, est, n_projections=spec.get("r", 32), seed=0, chunk_size=spec.get("chunk"))
+    def kernel():
+        with torch.no_grad():
+            empirical_ntk(teacher, x, est, n_projections=spec.get("r", 32), seed=0, chunk_size=spec.get("chunk"))
 
-        extra = {}
-    for _ in range(spec["warmup"]):
-        fn()
-    sync()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    base = _rss_bytes()
-    times = []
-    for _ in range(spec["reps"]):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    mem = None if (spec.get("inprocess") and not cuda) else max(peak, 0) / 2**20
-    return {**spec, **extra, "time_s": statistics.median(times), "times_s": times, "peak_mem_mb": mem}
+    return kernel, {}
 
 
-def _run(spec: dict) -> dict:
-    if spec.get("inprocess"):
+def _sync(dev) -> None:
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time_rows(specs: list[dict], repeats: int, warmup: int, split, teacher) -> list[dict]:
+    """Build every row in this process and time them all in interleaved rounds."""
+    import torch
+
+    from bench import harness
+
+    rows, sides = [], {}
+    for i, spec in enumerate(specs):
         try:
-            return _worker(spec)
+            fn, extra = _build(spec, split, teacher)
         except Exception as exc:  # report the row as failed, keep the others
-            return {**spec, "error": f"{type(exc).__name__}: {exc}"}
-    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]))
-    root = Path(__file__).resolve().parents[2]
-    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-    p = subprocess.run([sys.executable, "-m", "bench.distill", "--worker", json.dumps(spec)],
-                       capture_output=True, text=True, cwd=root, env=env)
+            rows.append({**spec, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        rows.append({**spec, **extra})
+        sides[str(i)] = fn
+    dev = torch.device(specs[0]["device"])
+    st = harness.interleave(sides, repeats, warmup=warmup, sync=(lambda: _sync(dev)) if dev.type == "cuda" else None)
+    for i, r in enumerate(rows):
+        if str(i) in st:
+            r.update(timing=st[str(i)], time_s=st[str(i)]["wall_s"]["median"], time_min_s=st[str(i)]["wall_s"]["min"])
+    return rows
+
+
+def _memory_worker(spec: dict) -> dict:
+    """In a fresh process: the peak memory of one call of the row's work alone, MiB.
+
+    CPU: peak resident size during the call above the size before it (the high-water mark
+    is reset first, see ``bench.harness.peak_rss_growth``); CUDA: ``max_memory_allocated``
+    over the call above the allocation before it.
+    """
+    import torch
+
+    from bench import harness
+
+    torch.set_num_threads(spec["threads"])
+    split, teacher = _setup()
+    fn, _ = _build(spec, split, teacher)
+    for _ in range(spec["warmup"]):  # optimiser state and caches exist before the measured call
+        fn()
+    dev = torch.device(spec["device"])
+    if dev.type == "cuda":
+        _sync(dev)
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        _sync(dev)
+        return {"peak_mem_mb": (torch.cuda.max_memory_allocated() - base) / 2**20}
+    return {"peak_mem_mb": harness.peak_rss_growth(fn)}
+
+
+def _memory(spec: dict) -> dict:
+    """Run :func:`_memory_worker` for ``spec`` in a fresh interpreter."""
+    from bench import harness
+
+    p = subprocess.run([sys.executable, "-m", "bench.distill", "--worker", json.dumps(spec)], capture_output=True,
+                       text=True, cwd=Path(__file__).resolve().parents[2], env=harness.memory_env(spec["threads"]))
     if p.returncode != 0:
-        return {**spec, "error": (p.stderr.strip().splitlines() or ["?"])[-1]}
+        return {"peak_mem_mb": None, "memory_error": (p.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -138,16 +169,25 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="few configurations and repetitions (smoke run)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=Path("reports/bench/distill.json"))
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-row fresh-process memory measurement")
+    ap.add_argument("--out", type=Path, default=None, help="result file (default results/bench/distill.json)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(_worker(json.loads(args.worker))))
+        print(json.dumps(_memory_worker(json.loads(args.worker))))
         return 0
+    import torch
+
+    from bench import harness
+
+    load0, t_start = harness.loadavg(), time.perf_counter()
+    torch.set_num_threads(args.threads)
     q = args.quick
-    # --quick runs every row in this process (fast; no CPU memory column then: a process's
-    # peak resident size never goes down, so it cannot be attributed to one row).
-    common = {"device": args.device, "threads": args.threads, "warmup": 1 if q else 2, "reps": 2 if q else 5, "inprocess": q}
+    # --quick: no memory column (each row's memory needs a fresh process: a process's peak
+    # resident size never goes down, and freed memory kept by the allocator hides new use).
+    memory = not (q or args.no_memory)
+    common = {"device": args.device, "threads": args.threads, "warmup": 1 if q else 2}
+    repeats = 2 if q else 7
     b = 128
     steps = [
         {"arm": "ce"},
@@ -155,12 +195,12 @@ def main(argv=None) -> int:
         {"arm": "ntkd", "estimator": "sketch", "n": 128, "r": 4},
         {"arm": "ntkd", "estimator": "sketch", "n": 128, "r": 8},
         {"arm": "ntkd", "estimator": "sketch", "n": 32, "r": 8},
+        {"arm": "ntkd", "estimator": "sketch", "n": 128, "r": 2},
+        {"arm": "ntkd", "estimator": "sketch", "n": 64, "r": 4},
         {"arm": "ntkd", "estimator": "perturbation", "n": 128, "r": 8},
         {"arm": "ntkd", "estimator": "exact", "n": 32, "chunk": 16},
         {"arm": "ntkd", "estimator": "ntvp", "n": 8 if q else 16, "chunk": 40},
     ]
-    steps.insert(5, {"arm": "ntkd", "estimator": "sketch", "n": 128, "r": 2})
-    steps.insert(6, {"arm": "ntkd", "estimator": "sketch", "n": 64, "r": 4})
     if q:
         steps = [{"arm": "ce"}, {"arm": "kd"}, {"arm": "ntkd", "estimator": "sketch", "n": 32, "r": 8}]
     kernel_ns = [8, 16] if q else [8, 16, 32, 64, 128]
@@ -170,19 +210,27 @@ def main(argv=None) -> int:
         kernels.append({"estimator": "sketch", "n": n, "r": 32, "chunk": 16})
         if n <= (0 if q else 32):
             kernels.append({"estimator": "ntvp", "n": n, "chunk": 80})
-    results_steps, results_kernels = [], []
     print(f"bench.distill: device {args.device}, torch threads {args.threads}, CE batch {b}, student linear_constrained; "
-          + ("all rows in this process (quick)" if q else "each row in its own process"), flush=True)
-    for s in steps:
-        r = _run({**common, **s, "part": "step", "batch": b})
-        results_steps.append(r)
-        print(f"  step {s['arm']}/{s.get('estimator', '-')} N={s.get('n', '-')} done", flush=True)
-    for s in kernels:
-        r = _run({**common, **s, "part": "kernel"})
-        results_kernels.append(r)
+          f"{repeats} interleaved repeats per row; memory " + ("per row in a fresh process" if memory else "not measured"),
+          flush=True)
+    split, teacher = _setup()
+    step_specs = [{**common, **s, "part": "step", "batch": b} for s in steps]
+    results_steps = _time_rows(step_specs, repeats, common["warmup"], split, teacher)
+    print(f"  {len(step_specs)} training-step rows timed", flush=True)
+    results_kernels = []
+    for n in kernel_ns:  # rows of one N are compared with each other: interleave them
+        specs = [{**common, **s, "part": "kernel"} for s in kernels if s["n"] == n]
+        results_kernels += _time_rows(specs, repeats, common["warmup"], split, teacher)
+    print(f"  {len(results_kernels)} kernel rows timed", flush=True)
+    for r in results_steps + results_kernels:
+        if memory and "error" not in r:
+            r.update(_memory({k: v for k, v in r.items() if k not in ("timing", "time_s", "time_min_s", "teacher_kernel_s")}))
+        else:
+            r.setdefault("peak_mem_mb", None)
     ce = next(r for r in results_steps if r["arm"] == "ce")
-    print("\nA. training step (CE batch 128); ratio = step time / CE step time (same process kind, same machine)")
-    print(f"{'arm':<6} {'estimator':<13} {'N':>4} {'R':>3} {'step ms':>9} {'× CE':>6} {'peak MB':>8} {'teacher kernel ms (once/batch)':>31}")
+    print("\nA. training step (CE batch 128); ratio = median step time / median CE step time (interleaved, same process)")
+    print(f"{'arm':<6} {'estimator':<13} {'N':>4} {'R':>3} {'step ms':>9} {'min ms':>8} {'× CE':>6} {'peak MB':>8} "
+          f"{'teacher kernel ms (once/batch)':>31}")
     for r in results_steps:
         if "error" in r:
             print(f"{r['arm']:<6} {r.get('estimator', '-'):<13} ERROR {r['error']}")
@@ -191,13 +239,13 @@ def main(argv=None) -> int:
         r["ratio_vs_ce"] = ratio
         tk = f"{1e3 * r['teacher_kernel_s']:.1f}" if r["arm"] == "ntkd" else "-"
         print(f"{r['arm']:<6} {r.get('estimator', '-'):<13} {r.get('n', '-'):>4} {r.get('r', '-'):>3} "
-              f"{1e3 * r['time_s']:9.1f} {ratio:6.2f} {_mb(r):>8} {tk:>31}")
+              f"{1e3 * r['time_s']:9.1f} {1e3 * r['time_min_s']:8.1f} {ratio:6.2f} {_mb(r):>8} {tk:>31}")
     sk = next((r for r in results_steps if r.get("estimator") == "sketch" and r.get("n") == 128 and r.get("r") == 8 and "ratio_vs_ce" in r), None)
     if sk:
         verdict = "meets" if sk["ratio_vs_ce"] <= 3 else "misses"
         print(f"target: NTKD with the sketch (N=128, R=8) ≤ 3× a CE step at batch 128 — measured {sk['ratio_vs_ce']:.2f}× ({verdict})")
-    print("\nB. teacher (LeNet-5) kernel on N images, no gradient; ratio = time / exact time at the same N")
-    print(f"{'N':>4} {'estimator':<10} {'ms':>10} {'× exact':>8} {'peak MB':>8}")
+    print("\nB. teacher (LeNet-5) kernel on N images, no gradient; ratio = median time / median exact time at the same N")
+    print(f"{'N':>4} {'estimator':<10} {'ms':>10} {'min ms':>8} {'× exact':>8} {'peak MB':>8}")
     for n in kernel_ns:
         ex = next((r for r in results_kernels if r["n"] == n and r["estimator"] == "exact"), {})
         for r in [r for r in results_kernels if r["n"] == n]:
@@ -206,12 +254,13 @@ def main(argv=None) -> int:
                 continue
             r["ratio_vs_exact"] = r["time_s"] / ex["time_s"] if "time_s" in ex else float("nan")
             print(f"{n:>4} {r['estimator'] + (' R=' + str(r['r']) if r['estimator'] == 'sketch' else ''):<10} "
-                  f"{1e3 * r['time_s']:10.1f} {r['ratio_vs_exact']:8.2f} {_mb(r):>8}")
-    from neurohw.io import atomic_write_json, provenance
-
-    atomic_write_json(args.out, {"provenance": provenance(config={"quick": q, "device": args.device, "threads": args.threads}),
-                                 "steps": results_steps, "kernels": results_kernels})
-    print(f"\nwritten {args.out}")
+                  f"{1e3 * r['time_s']:10.1f} {1e3 * r['time_min_s']:8.1f} {r['ratio_vs_exact']:8.2f} {_mb(r):>8}")
+    path = harness.write("distill", {"steps": results_steps, "kernels": results_kernels},
+                         config={"quick": q, "device": args.device, "threads": args.threads, "repeats": repeats,
+                                 "memory": memory, "batch": b, "seed": 0},
+                         argv=argv if argv is not None else sys.argv[1:], load_before=load0,
+                         wall_time_s=time.perf_counter() - t_start, out=args.out)
+    print(f"\nwritten {path}")
     return 0
 
 

@@ -10,44 +10,48 @@
 3. Monte Carlo: fabricated instances drawn per second (wave simulation of the fabricated
    metasurface) and evaluated per second (1,000 MNIST test images through the instance and a back-end).
 
-All anchors run in this process, side by side, on one thread by default (``--threads``):
-numpy's FFT under LightPipes is single-threaded, and on a shared 2-core machine a 2-thread
-torch FFT can be many times slower than a 1-thread one (OpenMP contention). Figures are
-medians over repeats. Results go
-to ``reports/bench/optics.json``.
+All sides of one grid size are timed together in interleaved rounds (``bench.harness``:
+floor, ASM, ASM, Fresnel, LightPipes, floor, …), so a ratio never mixes two time windows; a
+ratio below 1 against the floor would be a measurement artefact (every propagator does the
+floor's two FFTs and more). LightPipes is compared in complex128 (its only dtype) with our
+propagators in complex128 building their transfer function every call (as ``Forvard``
+does); the cached-ASM column is the design-loop case and is compared with the floor only.
+Everything runs on one thread by default (``--threads``): numpy's FFT under LightPipes is
+single-threaded, and on a shared 2-core machine a 2-thread torch FFT can be many times
+slower than a 1-thread one (OpenMP contention). Results go to ``results/bench/optics.json``.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from neurohw.io import atomic_write_json, provenance
 
 
-def _median_time(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+def bench_propagation(sizes, repeats, dtype=torch.complex128, lightpipes: bool = True) -> list[dict]:
+    """Per grid size N, interleaved timings of the floor, our propagators and LightPipes.
 
-
-def bench_propagation(sizes, repeats, dtype=torch.complex128) -> list[dict]:
+    Sides (all on the same N×N field of ``dtype``, padded to 2N×2N where the method pads):
+    ``floor`` fft2 + ifft2 of the padded field; ``asm`` angular spectrum with its transfer
+    function cached (as in a design loop at fixed z); ``asm_uncached`` the same with the
+    cache emptied before each call (the transfer function is built every time, like
+    LightPipes does); ``fresnel_tf`` (builds its transfer function every call); and
+    ``lightpipes`` ``Forvard`` on the padded field (complex128 only: LightPipes' dtype).
+    """
+    from bench import harness
+    from optics import propagation as prop
     from optics.propagation import angular_spectrum, fresnel_tf
 
-    try:
-        import LightPipes as lp
-    except ImportError:
-        lp = None
-        print("LightPipes is not installed: skipping the LightPipes anchor (.venv/bin/pip install LightPipes)")
+    lp = None
+    if lightpipes and dtype == torch.complex128:
+        try:
+            import LightPipes as lp
+        except ImportError:
+            print("LightPipes is not installed: skipping the LightPipes anchor (.venv/bin/pip install LightPipes)")
     rows = []
     wl, dx = 532e-9, 1e-6
     for n in sizes:
@@ -55,31 +59,29 @@ def bench_propagation(sizes, repeats, dtype=torch.complex128) -> list[dict]:
         field = torch.complex(torch.randn(n, n, generator=g, dtype=torch.float64), torch.randn(n, n, generator=g, dtype=torch.float64)).to(dtype)
         z = 0.5 * n * dx  # a distance where the band limit keeps most of the band
         padded = torch.nn.functional.pad(field, (n // 2, n // 2, n // 2, n // 2))
-        angular_spectrum(field, dx, wl, z, check=False)  # fill the transfer-function cache
-        t_floor = _median_time(lambda: torch.fft.ifft2(torch.fft.fft2(padded)), repeats)
-        t_asm = _median_time(lambda: angular_spectrum(field, dx, wl, z, check=False), repeats)
-        t_asm_cold = _median_time(lambda: angular_spectrum(field, dx, wl, z * (1 + 1e-9 * time.perf_counter()), check=False), max(3, repeats // 2), warmup=1)
-        t_fr = _median_time(lambda: fresnel_tf(field, dx, wl, z, check=False), repeats)
-        row = {
-            "n": n,
-            "padded": 2 * n,
-            "dtype": str(dtype).replace("torch.", ""),
-            "floor_two_ffts_s": t_floor,
-            "asm_s": t_asm,
-            "asm_uncached_tf_s": t_asm_cold,
-            "fresnel_tf_s": t_fr,
-            "asm_over_floor": t_asm / t_floor,
-            "asm_uncached_over_floor": t_asm_cold / t_floor,
-            "fresnel_over_floor": t_fr / t_floor,
-        }
+
+        def asm_uncached():
+            prop._TF_CACHE.clear()
+            return angular_spectrum(field, dx, wl, z, check=False)
+
+        sides = {"floor": lambda: torch.fft.ifft2(torch.fft.fft2(padded)),
+                 "asm": lambda: angular_spectrum(field, dx, wl, z, check=False),
+                 "asm_uncached": asm_uncached,
+                 "fresnel_tf": lambda: fresnel_tf(field, dx, wl, z, check=False)}
         if lp is not None:
-            pn = padded.numpy()
             F = lp.Begin(2 * n * dx, wl, 2 * n)
-            F.field = pn.copy()
-            t_lp = _median_time(lambda: lp.Forvard(F, z), repeats)
-            row["lightpipes_forvard_s"] = t_lp
-            row["asm_over_lightpipes"] = t_asm / t_lp
-            row["fresnel_over_lightpipes"] = t_fr / t_lp
+            F.field = padded.numpy().copy()
+            sides["lightpipes"] = lambda: lp.Forvard(F, z)
+        st = harness.interleave(sides, repeats, warmup=2)
+        med = {k: v["wall_s"]["median"] for k, v in st.items()}
+        row = {"n": n, "padded": 2 * n, "dtype": str(dtype).replace("torch.", ""), "timing": st,
+               **{f"{k}_s": v for k, v in med.items()}}
+        for k in ("asm", "asm_uncached", "fresnel_tf"):
+            row[f"{k}_over_floor"] = harness.ratio(st, k, "floor")
+            row[f"{k}_over_floor_min"] = harness.ratio(st, k, "floor", "min")
+        if lp is not None:
+            for k in ("asm_uncached", "fresnel_tf"):
+                row[f"{k}_over_lightpipes"] = harness.ratio(st, k, "lightpipes")
             # agreement: LightPipes Forvard is a Fresnel transfer-function propagator without padding
             ours = fresnel_tf(padded, dx, wl, z, pad_factor=1, check=False).numpy()
             theirs = lp.Forvard(F, z).field
@@ -120,42 +122,48 @@ def bench_montecarlo(n_instances: int, grid: int, iterations: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.optics")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", type=Path, default=Path("reports/bench/optics.json"))
+    ap.add_argument("--out", type=Path, default=None, help="result file (default results/bench/optics.json)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: numpy's FFT, under LightPipes, is single-threaded)")
     args = ap.parse_args(argv)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        return _run(args)
+        return _run(args, argv if argv is not None else sys.argv[1:])
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _run(args) -> int:
+def _run(args, argv) -> int:
+    from bench import harness
+
+    load0, t_start = harness.loadavg(), time.perf_counter()
     sizes = [128, 256] if args.quick else [256, 512, 1024]
     repeats = 5 if args.quick else 15
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {repeats} interleaved repeats per side")
     rows = bench_propagation(sizes, repeats)
     rows += bench_propagation(sizes[-1:], repeats, dtype=torch.complex64)
-    print("\npropagation (median seconds; floor = fft2 + ifft2 of the 2x-padded field)")
-    hdr = f"{'N':>5} {'dtype':>10} {'floor':>9} {'ASM':>9} {'ASM/floor':>9} {'ASM(noTF$)/fl':>13} {'FresnelTF/fl':>12} {'LightPipes':>10} {'ASM/LP':>7} {'Fres/LP':>7}"
-    print(hdr)
+    print("\npropagation, median ms (min, IQR); floor = fft2 + ifft2 of the 2x-padded field; ratios from medians")
+    print(f"{'N':>5} {'dtype':>10} {'floor ms':>9} {'ASM/fl':>7} {'ASM(noTF$)/fl':>13} {'FresTF/fl':>9} "
+          f"{'LightPipes ms':>13} {'ASM(noTF$)/LP':>13} {'FresTF/LP':>9}")
     for r in rows:
-        lp_t = f"{r['lightpipes_forvard_s']:.4g}" if "lightpipes_forvard_s" in r else "skipped"
-        lp_r = f"{r['asm_over_lightpipes']:.2f}" if "asm_over_lightpipes" in r else "-"
-        lp_f = f"{r['fresnel_over_lightpipes']:.2f}" if "fresnel_over_lightpipes" in r else "-"
-        print(
-            f"{r['n']:>5} {r['dtype']:>10} {r['floor_two_ffts_s']:>9.4g} {r['asm_s']:>9.4g} {r['asm_over_floor']:>9.2f} "
-            f"{r['asm_uncached_over_floor']:>13.2f} {r['fresnel_over_floor']:>12.2f} {lp_t:>10} {lp_r:>7} {lp_f:>7}"
-        )
+        lp = "lightpipes_s" in r
+        lp_ms = f"{1e3 * r['lightpipes_s']:.3g}" if lp else "skipped"
+        lp_asm = f"{r['asm_uncached_over_lightpipes']:.2f}" if lp else "-"
+        lp_fr = f"{r['fresnel_tf_over_lightpipes']:.2f}" if lp else "-"
+        print(f"{r['n']:>5} {r['dtype']:>10} {1e3 * r['floor_s']:>9.3g} {r['asm_over_floor']:>7.2f} "
+              f"{r['asm_uncached_over_floor']:>13.2f} {r['fresnel_tf_over_floor']:>9.2f} {lp_ms:>13} {lp_asm:>13} {lp_fr:>9}")
+    print("ASM(noTF$) and FresTF build their transfer function every call, like LightPipes; the LightPipes "
+          "columns compare complex128 with complex128 (LightPipes' only dtype)")
     for r in rows:
         if "fresnel_vs_lightpipes_rel_diff" in r:
             print(f"N={r['n']} {r['dtype']}: our fresnel_tf vs LightPipes Forvard on the same padded field: relative difference {r['fresnel_vs_lightpipes_rel_diff']:.2e}")
     mc = bench_montecarlo(2 if args.quick else 10, 144, 10 if args.quick else 30)
-    print(f"\nMonte Carlo (grid {mc['grid']}², {mc['instances']} instances): draw {mc['draw_per_s']:.2f}/s, "
+    print(f"\nMonte Carlo (grid {mc['grid']}², {mc['instances']} instances, one timed pass): draw {mc['draw_per_s']:.2f}/s, "
           f"evaluate on 1000 images {mc['evaluate_1000_images_per_s']:.2f}/s, together {mc['instances_per_s_total']:.2f} instances/s")
-    atomic_write_json(args.out, {"provenance": provenance(0, {"quick": args.quick, "sizes": sizes, "repeats": repeats, "threads": args.threads}), "propagation": rows, "montecarlo": mc})
-    print(f"\nwrote {args.out}")
+    path = harness.write("optics", {"propagation": rows, "montecarlo": mc},
+                         config={"quick": args.quick, "sizes": sizes, "repeats": repeats, "threads": args.threads, "seed": 0},
+                         argv=argv, load_before=load0, wall_time_s=time.perf_counter() - t_start, out=args.out)
+    print(f"\nwrote {path}")
     return 0
 
 

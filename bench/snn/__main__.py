@@ -9,12 +9,19 @@ same ATan surrogate and zero reset; they differ in how time is handled:
   without it (``exact=False``, same arithmetic as snnTorch);
 * **snnTorch**: the usual snnTorch loop — for t in T: synapse → ``snntorch.Leaky``.
 
-Throughput = samples/s for forward + backward + optimiser step on random MNIST-shaped input.
-Figures go to ``reports/bench/snn.json``.
+The snnTorch side is therefore snnTorch's ``Leaky`` neuron driven by the same binarised
+synapses in the loop snnTorch's tutorials use (snnTorch has no binary-weight layer of its
+own); its weights are a separate copy trained by its own Adam.
+
+Each sample is one forward + backward + Adam step on random MNIST-shaped input; the three
+sides are timed in interleaved rounds (``bench.harness``), at batch 1 and batched.
+Figures go to ``results/bench/snn.json``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurohw.io import atomic_write_json, provenance
 from neurohw.seeding import seed_everything
 from snn.model import BWSNN, BWSNNConfig
 
@@ -60,53 +66,79 @@ class SnnTorchBWSNN(nn.Module):
         return torch.stack(out, 1).mean(1)
 
 
-def _throughput(model: nn.Module, params, x: torch.Tensor, y: torch.Tensor, iters: int, warmup: int = 2) -> float:
-    opt = torch.optim.Adam(params, lr=1e-3)
-    for i in range(warmup + iters):
-        if i == warmup:
-            t0 = time.perf_counter()
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """One forward + backward + Adam step of ``model`` on ``(x, y)`` (a zero-argument callable)."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return iters * len(x) / (time.perf_counter() - t0)
+
+    return step
 
 
-def run(quick: bool = False, device: str | None = None) -> dict:
+SIDES = ("snntorch", "snn", "snn_exact")
+
+
+def run(quick: bool = False, device: str | None = None, out: Path | None = None, argv=()) -> dict:
+    import snntorch
+
+    from bench import harness
+
+    load0, t_start = harness.loadavg(), time.perf_counter()
     seed_everything(0)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    batch, steps = (32, 4) if quick else (64, 8)
-    iters = 2 if quick else 8
+    steps = 4 if quick else 8
+    batches = (1, 32) if quick else (1, 64)
+    repeats = 3 if quick else 15
+    sync = torch.cuda.synchronize if dev.type == "cuda" else None
     archs = {"mlp-256": BWSNNConfig(arch="mlp", channels=(256,), multi_shortcut=True, steps=steps),
              "conv-8-16": BWSNNConfig(arch="conv", channels=(8, 16), multi_shortcut=True, steps=steps)}
     rows = []
     for name, cfg in archs.items():
-        x = (torch.rand(batch, steps, 1, 28, 28, device=dev) < 0.2).float()
-        y = torch.randint(0, 10, (batch,), device=dev)
-        m_exact = BWSNN(cfg).to(dev)
-        m_plain = BWSNN(BWSNNConfig(**{**cfg.to_dict(), "exact": False})).to(dev)
-        m_plain.load_state_dict(m_exact.state_dict())
-        m_snt = SnnTorchBWSNN(m_plain).to(dev)
-        with torch.no_grad():  # same function: check before timing
-            same = torch.equal(m_plain(x), m_snt(x))
-        r = {"arch": name, "batch": batch, "steps": steps, "same_output": bool(same),
-             "snntorch_sps": _throughput(m_snt, m_plain.parameters(), x, y, iters),
-             "snn_sps": _throughput(m_plain, m_plain.parameters(), x, y, iters),
-             "snn_exact_sps": _throughput(m_exact, m_exact.parameters(), x, y, iters)}
-        r["ratio"] = r["snn_sps"] / r["snntorch_sps"]
-        r["ratio_exact"] = r["snn_exact_sps"] / r["snntorch_sps"]
-        rows.append(r)
-    print(f"BWSNN training throughput (forward+backward+Adam, samples/s), device {dev}, "
-          f"{'quick' if quick else 'full'} mode")
-    print(f"{'arch':<10} {'B':>4} {'T':>3} {'snnTorch':>10} {'snn':>10} {'snn exact':>10} {'ratio':>7} {'ratio exact':>12} same")
+        for batch in batches:
+            x = (torch.rand(batch, steps, 1, 28, 28, device=dev) < 0.2).float()
+            y = torch.randint(0, 10, (batch,), device=dev)
+            m_exact = BWSNN(cfg).to(dev)
+            m_plain = BWSNN(BWSNNConfig(**{**cfg.to_dict(), "exact": False})).to(dev)
+            m_plain.load_state_dict(m_exact.state_dict())
+            m_ref = copy.deepcopy(m_plain)  # the snnTorch side trains its own copy of the weights
+            m_snt = SnnTorchBWSNN(m_ref).to(dev)
+            with torch.no_grad():  # same function: check before timing
+                same = torch.equal(m_plain(x), m_snt(x))
+            sides = {"snntorch": _train_step(m_snt, x, y), "snn": _train_step(m_plain, x, y),
+                     "snn_exact": _train_step(m_exact, x, y)}
+            st = harness.interleave(sides, repeats, warmup=2, sync=sync)
+            r = {"arch": name, "batch": batch, "steps": steps, "same_output": bool(same), "timing": st}
+            for side in SIDES:
+                r[f"{side}_sps"] = batch / st[side]["wall_s"]["median"]
+                r[f"{side}_sps_best"] = batch / st[side]["wall_s"]["min"]
+            r["ratio"] = harness.ratio(st, "snntorch", "snn")
+            r["ratio_exact"] = harness.ratio(st, "snntorch", "snn_exact")
+            r["ratio_min"] = harness.ratio(st, "snntorch", "snn", "min")
+            r["ratio_exact_min"] = harness.ratio(st, "snntorch", "snn_exact", "min")
+            rows.append(r)
+    print(f"BWSNN training step (forward+backward+Adam), device {dev}, {torch.get_num_threads()} torch thread(s), "
+          f"{'quick' if quick else 'full'} mode, {repeats} interleaved repeats per side; snnTorch {snntorch.__version__}")
+    print(f"{'arch':<10} {'B':>4} {'T':>3} {'snnTorch ms':>24} {'snn ms':>24} {'snn exact ms':>24} "
+          f"{'ratio':>6} {'(min)':>6} {'exact':>6} {'(min)':>6} same")
     for r in rows:
-        print(f"{r['arch']:<10} {r['batch']:>4} {r['steps']:>3} {r['snntorch_sps']:>10.1f} {r['snn_sps']:>10.1f} "
-              f"{r['snn_exact_sps']:>10.1f} {r['ratio']:>6.2f}x {r['ratio_exact']:>11.2f}x {r['same_output']}")
-    print("ratio = snn / snnTorch (> 1: snn is faster); target: not slower (ratio ≥ 1)")
-    res = {"provenance": provenance(seed=0, config={"quick": quick, "device": str(dev)}), "rows": rows}
-    out = Path(__file__).resolve().parents[2] / "reports" / "bench" / "snn.json"
-    atomic_write_json(out, res)
-    print(f"wrote {out}")
+        st = r["timing"]
+        print(f"{r['arch']:<10} {r['batch']:>4} {r['steps']:>3} " + " ".join(
+            f"{harness.fmt_stats(st[s]['wall_s']):>24}" for s in SIDES)
+              + f" {r['ratio']:>5.2f}x {r['ratio_min']:>5.2f}x {r['ratio_exact']:>5.2f}x {r['ratio_exact_min']:>5.2f}x"
+              f" {r['same_output']}")
+    print("ms: median (min, IQR) per step; ratio = snnTorch time / snn time (> 1: snn is faster), from medians "
+          "(min: from minima); target: not slower (ratio ≥ 1)")
+    config = {"quick": quick, "device": str(dev), "steps": steps, "batches": list(batches), "repeats": repeats,
+              "seed": 0, "baseline": f"snntorch {snntorch.__version__}: per-step synapse + snntorch.Leaky "
+                                     "(ATan surrogate, zero reset), same binarised weights"}
+    res = {"rows": rows, "snntorch_version": snntorch.__version__}
+    path = harness.write("snn", res, config=config, argv=argv, load_before=load0,
+                         wall_time_s=time.perf_counter() - t_start, out=out)
+    print(f"wrote {path}")
     return res
 
 
@@ -114,8 +146,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.snn", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default=None)
+    ap.add_argument("--out", type=Path, default=None, help="result file (default results/bench/snn.json)")
     args = ap.parse_args(argv)
-    run(quick=args.quick, device=args.device)
+    run(quick=args.quick, device=args.device, out=args.out, argv=argv if argv is not None else sys.argv[1:])
     return 0
 
 

@@ -15,12 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_bench_calibration_quick(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "NEUROHW_CACHE": str(tmp_path / "cache")}
+           "NEUROHW_CACHE": str(tmp_path / "cache"),
+           "NEUROHW_RESULTS": str(tmp_path / "results")}
     out = subprocess.run([sys.executable, "-m", "bench.calibration", "--quick", "--large", "1500"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "10 % calibration" in out.stdout and "peak RSS growth" in out.stdout
-    figures = json.loads((tmp_path / "reports/bench/calibration.json").read_text())
+    figures = json.loads((tmp_path / "results/bench/calibration.json").read_text())["figures"]
     assert figures["large_file"]["n_captures"] == 1500
     assert figures["calibration_10pct_s"] > 0 and figures["scan"]["peak_rss_mib"] > 0
+    assert set(figures["timing"]) == {"calibration", "inference", "paper_ce"}
     assert set(figures["accuracies_10pct"]) >= {"simulation", "uncalibrated", "after_refit", "refit_ntk"}

@@ -127,7 +127,7 @@ def test_bench_quick_prints_ratios(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "× CE" in r.stdout and "× exact" in r.stdout
-    data = json.loads(out.read_text())
+    data = json.loads(out.read_text())["figures"]
     rows = [s for s in data["steps"] if "error" not in s]
     assert len(rows) == len(data["steps"]) == 3
     assert all(s["time_s"] > 0 and "ratio_vs_ce" in s for s in rows)

@@ -119,8 +119,10 @@ def test_benchmark_quick_runs(tmp_path):
     from bench.optics.__main__ import main
 
     assert main(["--quick", "--out", str(tmp_path / "o.json")]) == 0
-    res = json.loads((tmp_path / "o.json").read_text())
+    res = json.loads((tmp_path / "o.json").read_text())["figures"]
     assert res["propagation"] and all(r["asm_over_floor"] > 0 for r in res["propagation"])
+    lp = [r for r in res["propagation"] if "lightpipes_s" in r]
+    assert all(r["dtype"] == "complex128" for r in lp)  # LightPipes compared like with like
     assert res["montecarlo"]["draw_per_s"] > 0
 
 

@@ -82,9 +82,13 @@ def test_demo_stage_quick(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_quick_runs(capsys):
+def test_bench_quick_runs(capsys, tmp_path):
     from bench.snn.__main__ import main as bench_main
 
-    assert bench_main(["--quick"]) == 0
+    assert bench_main(["--quick", "--out", str(tmp_path / "snn.json")]) == 0
     out = capsys.readouterr().out
     assert "ratio" in out and "snnTorch" in out
+    figs = json.loads((tmp_path / "snn.json").read_text())["figures"]
+    assert {r["batch"] for r in figs["rows"]} == {1, 32} and all(r["same_output"] for r in figs["rows"])
+    st = figs["rows"][0]["timing"]
+    assert set(st) == {"snntorch", "snn", "snn_exact"} and all(st[s]["wall_s"]["n"] == 3 for s in st)
