@@ -71,6 +71,7 @@ def cuba_sequence(
     wrap: bool = True,
     clip: bool = True,
     time_dim: int = 0,
+    lead: int = 0,
     return_states: bool = False,
 ):
     """Run the recurrence over ``x``'s axis ``time_dim``; see the module docstring.
@@ -82,14 +83,23 @@ def cuba_sequence(
     ``x.dtype``, reset multiplies by ``1 − s``); None: bool spikes ``v > θ`` (or ``≥``).
     wrap / clip: apply the 24-bit current wrap / voltage saturation (rounded and int only;
     callers may skip them when bounds prove them no-ops).
+    lead: steps of zero input before ``x`` (a synaptic delay); the output has ``lead`` more steps.
     Returns spikes shaped like x, and with ``return_states`` also (u, v) after each step
     (voltage after reset).
+
+    The rounded arithmetic in hardware units without autograd (the simulator's case) runs the
+    same steps in place on float64 buffers (:func:`_rounded_inplace`).
     """
     if arith not in ARITHMETICS:
         raise ValueError(f"arith must be one of {ARITHMETICS}, got {arith!r}")
     steps = x.unbind(time_dim)
     if not steps:
         raise ValueError("cuba_sequence: the input has no time steps")
+    if arith == "rounded" and unit == 1 and spike_fn is None and not x.requires_grad and time_dim == 0:
+        return _rounded_inplace(steps, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, return_states)
+    if lead:
+        zero = torch.zeros_like(steps[0])
+        steps = (zero,) * lead + steps
     if arith == "int":
         ku, kv = round(keep_u * DECAY_UNITY), round(keep_v * DECAY_UNITY)
         if ku != keep_u * DECAY_UNITY or kv != keep_v * DECAY_UNITY:
@@ -120,7 +130,7 @@ def cuba_sequence(
                 v = _ste(v, v.clamp(-vmax, vmax))
         if spike_fn is None:
             s = v > theta if strict else v >= theta
-            v = v.masked_fill(s, 0)
+            v.masked_fill_(s, 0)  # v is always a fresh tensor of this step
         else:
             s = spike_fn(v - theta)
             v = v * (1.0 - (s.detach() if detach_reset else s))
@@ -132,6 +142,54 @@ def cuba_sequence(
     if return_states:
         return out, torch.stack(us, time_dim), torch.stack(vs, time_dim)
     return out
+
+
+def _rounded_inplace(steps, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, return_states):
+    """The rounded arithmetic of :func:`cuba_sequence` in hardware units, in place on float64
+    buffers (no autograd): the same operations in the same order, without a fresh tensor per
+    step. Exact while every value is an integer below 2^53 (the simulator checks bounds)."""
+    T = lead + len(steps)
+    shape = steps[0].shape
+    dev = steps[0].device
+    u = torch.zeros(shape, dtype=torch.float64, device=dev)
+    v = torch.zeros_like(u)
+    quiet = torch.empty((T, *shape), dtype=torch.bool, device=dev)  # no spike; inverted at the end
+    keep = torch.empty_like(u)  # 1.0 where the neuron does not spike
+    us = torch.empty((T, *shape), dtype=torch.float64, device=dev) if return_states else None
+    vs = torch.empty_like(us) if return_states else None
+    vmax = float(MAX_UV - 1)
+    if bias is not None and not torch.is_tensor(bias):
+        bias = None if bias == 0 else bias
+    cmp = torch.le if strict else torch.lt  # the complement of the spike condition
+    for t in range(T):
+        xt = steps[t - lead] if t >= lead else None
+        if keep_u == 0:
+            u.zero_() if xt is None else u.copy_(xt)
+        else:
+            u.mul_(keep_u).div_(1.0, rounding_mode="trunc")  # = trunc_(), several times faster on CPU
+            if xt is not None:
+                u.add_(xt)
+        if wrap:
+            u.copy_(wrap_current(u))
+        if keep_v != 1:
+            v.mul_(keep_v).div_(1.0, rounding_mode="trunc")
+        v.add_(u)
+        if bias is not None:
+            v.add_(bias)
+        if clip:
+            v.clamp_(-vmax, vmax)
+        # reset by multiplying with a float mask: much faster on CPU than masked_fill_ / bool
+        # comparisons (v > θ ≥ 0 where it spikes, so the product is +0)
+        cmp(v, theta, out=keep)
+        v.mul_(keep)
+        quiet[t] = keep
+        if return_states:
+            us[t] = u
+            vs[t] = v
+    spikes = quiet.logical_not_()
+    if return_states:
+        return spikes, us, vs
+    return spikes
 
 
 def lava_keeps(du: int, dv: int) -> tuple[float, float]:

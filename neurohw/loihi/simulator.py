@@ -72,10 +72,10 @@ def _prepare_input(net: LoihiNetwork, spikes, device, graded: bool = True) -> to
         raise LoihiConfigError("input", "spikes", f"expected (batch, steps, *{shape}) or (steps, *{shape}) "
                                f"(trailing axes may be flattened to {n_flat}), got {tuple(x.shape)}")
     x = x.to(device=device)
+    if not graded:  # Lava's binary synapses read s_in.astype(bool) of the int32 buffer
+        return x.abs() >= 1 if x.dtype.is_floating_point else x != 0  # = trunc(x) != 0
     if x.dtype.is_floating_point:  # Lava's RingBuffer stores int32: floats are truncated toward zero
         x = x.to(torch.int64)
-    if not graded:
-        return x != 0  # Lava's binary synapses read s_in.astype(bool)
     return wrap32(x.to(torch.int64))
 
 
@@ -88,6 +88,13 @@ def _float_dtype(bound: float, device: torch.device, conv: bool) -> torch.dtype:
         if tf32 or (not conv and torch.get_float32_matmul_precision() != "highest"):
             return torch.float64
     return torch.float32
+
+
+#: Binary dense inputs sparser than this go through ``embedding_bag`` (a sum of the weight
+#: columns of the active inputs) instead of a dense matrix product; both are exact.
+SPARSE_DENSITY = 0.25
+#: Convolutions run on this many images at a time.
+CONV_CHUNK = 256
 
 
 class _Synapse:
@@ -113,17 +120,52 @@ class _Synapse:
             w = np.asarray(conn.weight).astype(np.int64)
             self.w_int = torch.as_tensor(w, dtype=torch.int64, device=device)
             self.row_abs = float(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max())
-        self._cache: dict[torch.dtype, torch.Tensor] = {}
+        self._cache: dict[tuple[torch.dtype, bool], torch.Tensor] = {}
+        self.out_bound = 0.0  # bound on |output| of the last call
 
-    def _w(self, dtype: torch.dtype) -> torch.Tensor:
-        if dtype not in self._cache:
-            self._cache[dtype] = self.w_int.to(dtype)
-        return self._cache[dtype]
+    def _w(self, dtype: torch.dtype, transposed: bool = False) -> torch.Tensor:
+        """The weights in ``dtype``; dense ``transposed``: (n_in, n_out) contiguous."""
+        key = (dtype, transposed)
+        if key not in self._cache:
+            w = self.w_int.to(dtype)
+            self._cache[key] = w.t().contiguous() if transposed else w
+        return self._cache[key]
+
+    def _dense_sum(self, x: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+        """x (R, n_in) → (R, n_out) in ``dt``, exact integers. Sparse binary rows are summed
+        with ``embedding_bag`` over the active inputs' weight rows."""
+        wt = self._w(dt, transposed=True)
+        if x.dtype == torch.bool and wt.shape[1] >= 64 and x.numel() >= 2**14:
+            nz = x.nonzero()
+            if nz.shape[0] <= SPARSE_DENSITY * x.numel():
+                counts = torch.bincount(nz[:, 0], minlength=x.shape[0])
+                offsets = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+                torch.cumsum(counts[:-1], 0, out=offsets[1:])
+                return F.embedding_bag(nz[:, 1], wt, offsets, mode="sum")
+        return x.to(dt) @ wt
+
+    def _conv(self, imgs: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+        """Cross-correlation of (R, C, H, W) images in chunks of ``CONV_CHUNK`` images (several
+        times faster on CPU than one call on all T·B images; exact: integer sums)."""
+        c, w = self.conn, self._w(dt)
+        out = None
+        for i in range(0, imgs.shape[0], CONV_CHUNK):
+            o = F.conv2d(imgs[i:i + CONV_CHUNK].to(dt), w, stride=c.stride, padding=c.padding,
+                         dilation=c.dilation, groups=c.groups)
+            if out is None:
+                if imgs.shape[0] <= CONV_CHUNK:
+                    return o
+                out = torch.empty((imgs.shape[0], *o.shape[1:]), dtype=o.dtype, device=o.device)
+            out[i:i + CONV_CHUNK] = o
+        return out
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Summed input for each (batch, step) from source spikes x (B, T, *src_shape), int64.
-        Returns (B, T, *out) int64 — what the synapse computes in the same step (not delayed)."""
-        B, T = x.shape[:2]
+        """Summed input for each (step, sample) from source spikes x (T, B, *src_shape).
+
+        Returns (T, B, N_out) exact integer sums — what the synapse computes in the same step
+        (not delayed) — as float32/float64 when no int32 wrap can occur, else int64.
+        ``self.out_bound`` is then a bound on the returned magnitudes."""
+        T, B = x.shape[:2]
         if self.graded:
             xin = x
             bound = self.row_abs * float(x.abs().max().item() if x.numel() else 0)
@@ -135,51 +177,76 @@ class _Synapse:
         conn = self.conn
         if isinstance(conn, DenseConn):
             dt = _float_dtype(bound, x.device, conv=False)
-            flat = xin.reshape(B * T, -1).to(dt)
-            s = (flat @ self._w(dt).t()).to(torch.int64)  # exact integers: no rounding needed
-            if self.graded and bound >= 2**31:  # numpy int32 dot: wraps at 32 bits
-                s = wrap32(s)
-            if self.sum_exp:
-                s = shift_exp(s, self.sum_exp)
-            if bound * 2 ** max(self.sum_exp, 0) >= 2**31:  # the int32 channel
-                s = wrap32(s)
-            return s.reshape(B, T, -1)
+            s = self._dense_sum(xin.reshape(T * B, -1), dt)
+            e = self.sum_exp
+            wraps = bound * 2 ** max(e, 0) >= 2**31  # the int32 channel
+            if wraps or (self.graded and bound >= 2**31):
+                s = s.to(torch.int64)
+                if self.graded and bound >= 2**31:  # numpy int32 dot: wraps at 32 bits
+                    s = wrap32(s)
+                if e:
+                    s = shift_exp(s, e)
+                if wraps:
+                    s = wrap32(s)
+                self.out_bound = float(2**31)
+            else:
+                if e > 0:
+                    s = s * float(2**e)  # scaling by a power of two is exact
+                elif e < 0:
+                    s = torch.floor(s * 2.0**e)  # Lava's arithmetic right shift
+                self.out_bound = bound * 2.0 ** e
+            return s.reshape(T, B, -1)
         dt = _float_dtype(bound, x.device, conv=True)
-        imgs = xin.reshape(B * T, *x.shape[2:]).to(dt)
-        out = F.conv2d(imgs, self._w(dt), stride=conn.stride, padding=conn.padding,
-                       dilation=conn.dilation, groups=conn.groups)
-        s = out.to(torch.int64)
+        out = self._conv(xin.reshape(T * B, *x.shape[2:]), dt)
+        self.out_bound = bound
         if bound >= 2**23:  # Lava's Conv wraps its output to 24 bits
-            s = signed_clamp(wrap32(s), 24)
-        return s.reshape(B, T, *out.shape[1:])
+            out = signed_clamp(wrap32(out.to(torch.int64)), 24)
+            self.out_bound = float(2**23)
+        return out.reshape(T, B, -1)
 
     def syn_ops(self, x: torch.Tensor) -> int:
         """Synaptic events: active inputs times non-zero synapses they drive (summed)."""
-        B, T = x.shape[:2]
+        R = x.shape[0] * x.shape[1]
         act = (x != 0).to(torch.float64)
         nz = (self.w_int != 0).to(torch.float64)
         if isinstance(self.conn, DenseConn):
             fan = nz.sum(dim=0)  # per input
-            return int(torch.round((act.reshape(B * T, -1) @ fan).sum()).item())
+            return int(torch.round((act.reshape(R, -1) @ fan).sum()).item())
         c = self.conn
-        out = F.conv2d(act.reshape(B * T, *x.shape[2:]), nz, stride=c.stride, padding=c.padding,
+        out = F.conv2d(act.reshape(R, *x.shape[2:]), nz, stride=c.stride, padding=c.padding,
                        dilation=c.dilation, groups=c.groups)
         return int(torch.round(out.sum()).item())
 
 
-def delayed_input(syn: "_Synapse", x: torch.Tensor, steps: int) -> torch.Tensor:
-    """What the synapse group delivers at each step: its sum over the source spikes of
-    ``steps`` steps earlier (zeros before). Only the steps that arrive in time are computed."""
-    B, T = x.shape[:2]
-    keep = max(T - steps, 0)
-    a = syn(x[:, :keep]) if keep else None
-    if a is None:
-        probe = syn(x[:, :1])
-        return torch.zeros((B, T, *probe.shape[2:]), dtype=torch.int64, device=x.device)
-    if steps <= 0:
-        return a
-    pad = torch.zeros((B, min(steps, T), *a.shape[2:]), dtype=a.dtype, device=a.device)
-    return torch.cat([pad, a], dim=1)
+def layer_input(groups: Sequence[tuple["_Synapse", torch.Tensor, int]], T: int, B: int, N: int,
+                device: torch.device) -> tuple[torch.Tensor, int, float]:
+    """What a layer's ``a_in`` receives at each step and a bound on its magnitude.
+
+    groups: (synapse, source spikes (T, B, *src), steps of delay ≥ 1). Each group delivers at
+    step t its sum over the source spikes of step ``t − delay`` (zero before); only the steps
+    that arrive in time are computed. Returns ``(a, lead, bound)``: a (T − lead, B, N) holds
+    steps ``lead..T−1`` (steps before ``lead`` receive nothing). Lava sums the int32 messages:
+    exact in float while the bound stays below 2^31, else int64 with the int32 wrap."""
+    parts, bound = [], 0.0
+    for syn, x, d in groups:
+        keep = T - d
+        if keep > 0:
+            parts.append((syn(x[:keep]), d))
+            bound += syn.out_bound
+    if not parts:
+        return torch.zeros((1, B, N), dtype=torch.float64, device=device), T - 1, 0.0
+    lead = min(d for _, d in parts)
+    if len(parts) == 1:
+        return parts[0][0], lead, bound
+    exact_float = bound < 2**31 and all(a.dtype.is_floating_point for a, _ in parts)
+    total = torch.zeros((T - lead, B, N), dtype=torch.float64 if exact_float else torch.int64, device=device)
+    for a, d in parts:
+        o = d - lead
+        if exact_float:
+            total[o:] += a
+        else:
+            total[o:] = wrap32(total[o:] + a.to(torch.int64))
+    return total, lead, min(bound, 2.0**31)
 
 
 def cuba_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_state: bool = False):
@@ -188,37 +255,59 @@ def cuba_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_sta
     a_in: (B, T, N) int64 synaptic input as received by ``a_in`` (already delayed).
     Returns (spikes bool (B, T, N), v (B, T, N) or None, u (B, T, N) or None).
     """
-    B, T, N = a_in.shape
+    s, v, u = neuron_run(p, a_in.transpose(0, 1), shape, record_state=record_state)
+    if record_state:
+        v, u = v.transpose(0, 1), u.transpose(0, 1)
+    return s.transpose(0, 1), v, u
+
+
+def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_state: bool = False,
+               bound: float | None = None, lead: int = 0, owned: bool = False):
+    """:func:`cuba_run` on time-major input: a_in (T − lead, B, N) exact integers (int64 or
+    float), preceded by ``lead`` steps of zero input; ``bound`` an optional known bound on
+    ``|a_in|``; ``owned``: a_in may be overwritten. Returns (spikes (T, B, N), v, u)."""
     dev = a_in.device
     decay_u = DECAY_UNITY - (int(p.du) + DS_OFFSET)
     decay_v = DECAY_UNITY - (int(p.dv) + DM_OFFSET)
     bias = torch.as_tensor(p.bias(tuple(shape)).reshape(-1), dtype=torch.int64, device=dev)
     vth = int(p.vth) << VTH_SHIFT
-    vmax = MAX_UV - 1
-    amax = int(a_in.abs().max().item()) if a_in.numel() else 0
     bmax = int(bias.abs().max().item()) if bias.numel() else 0
-    # Bound on |u| without the 24-bit wrap (which never increases |u| beyond max(|u|, 2^23)):
-    # a geometric sum, |u| ≤ |a|·64·4096/(du+1).
-    u_bound = (amax << ACT_SHIFT) * DECAY_UNITY / (int(p.du) + DS_OFFSET)
-    # int32 stores in Lava can only wrap if a_in << 6, u or v can leave int32; otherwise the
-    # recurrence runs in float64 (exact: all values are integers below 2^31 ≪ 2^53).
-    overflow = amax >= 2**25 or bmax >= 2**24 or u_bound + 2**25 >= 2**31
-    need_wrap = overflow or u_bound >= MAX_UV - 1
-    # The voltage clip can only trigger if |v| can reach 2^23 − 1: |v| ≤ (|u| + |bias|)·4096/dv.
-    v_bound = (u_bound + MAX_UV + bmax) * DECAY_UNITY / max(int(p.dv), 1e-9) if need_wrap else \
-        (u_bound + bmax) * DECAY_UNITY / max(int(p.dv), 1e-9)
-    need_clip = overflow or v_bound >= vmax
-    act = (a_in << ACT_SHIFT).transpose(0, 1)  # (T, B, N)
+
+    def flags(amax: float):
+        # Bound on |u| without the 24-bit wrap (which never increases |u| beyond max(|u|, 2^23)):
+        # a geometric sum, |u| ≤ |a|·64·4096/(du+1).
+        u_bound = amax * 2**ACT_SHIFT * DECAY_UNITY / (int(p.du) + DS_OFFSET)
+        # int32 stores in Lava can only wrap if a_in << 6, u or v can leave int32; otherwise the
+        # recurrence runs in float64 (exact: all values are integers below 2^31 ≪ 2^53).
+        overflow = amax >= 2**25 or bmax >= 2**24 or u_bound + 2**25 >= 2**31
+        need_wrap = overflow or u_bound >= MAX_UV - 1
+        # The voltage clip can only trigger if |v| can reach 2^23 − 1: |v| ≤ (|u| + |bias|)·4096/dv.
+        v_bound = ((u_bound + MAX_UV + bmax) if need_wrap else (u_bound + bmax)) * DECAY_UNITY / max(int(p.dv), 1e-9)
+        return overflow, need_wrap, overflow or v_bound >= MAX_UV - 1
+
+    overflow, need_wrap, need_clip = flags(float("inf") if bound is None else bound)
+    if overflow or need_wrap or need_clip:  # the bound is not enough: look at the data
+        if a_in.numel():
+            lo, hi = torch.aminmax(a_in)
+            amax = max(-int(lo.item()), int(hi.item()))
+        else:
+            amax = 0
+        overflow, need_wrap, need_clip = flags(float(amax))
     keep_u, keep_v = decay_u / DECAY_UNITY, decay_v / DECAY_UNITY
     if overflow:  # int64 with numpy's int32 wrap at every int32 store
-        out = cuba_sequence(wrap32(act), keep_u, keep_v, vth, bias=bias, arith="int", return_states=record_state)
-    else:  # exact in float64: every value is an integer far below 2^53, u·(d/4096) is exact
-        out = cuba_sequence(act.to(torch.float64), keep_u, keep_v, float(vth), bias=bias.to(torch.float64),
-                            arith="rounded", wrap=need_wrap, clip=need_clip, return_states=record_state)
+        act = wrap32(a_in.to(torch.int64) << ACT_SHIFT)
+        out = cuba_sequence(act, keep_u, keep_v, vth, bias=bias, arith="int", lead=lead, return_states=record_state)
+    else:  # exact in float: every value is an integer far below 2^53, u·(d/4096) is exact
+        if not a_in.dtype.is_floating_point:
+            act = a_in.to(torch.float64).mul_(float(2**ACT_SHIFT))
+        else:  # a power-of-two scaling is exact in float32 too; the recurrence runs in float64
+            act = a_in.mul_(float(2**ACT_SHIFT)) if owned else a_in * float(2**ACT_SHIFT)
+        out = cuba_sequence(act, keep_u, keep_v, float(vth), bias=bias.to(torch.float64) if bmax else None,
+                            arith="rounded", wrap=need_wrap, clip=need_clip, lead=lead, return_states=record_state)
     if not record_state:
-        return out.transpose(0, 1), None, None
+        return out, None, None
     spikes, us, vs = out
-    return spikes.transpose(0, 1), vs.transpose(0, 1).to(torch.int64), us.transpose(0, 1).to(torch.int64)
+    return spikes, vs.to(torch.int64), us.to(torch.int64)
 
 
 def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), device=None,
@@ -234,6 +323,9 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
     weight_exp_mode: ``"lava"`` (Lava's Dense: the sum is shifted by ``weight_exp``) or
     ``"loihi1"`` (Loihi 1 / nengo-loihi: each weight is shifted, then summed); they agree when
     every effective weight is a multiple of ``2^-weight_exp``.
+
+    Internally every tensor is time-major (steps, batch, ...); the returned tensors are
+    (batch, steps, ...) views of them.
     """
     net.validate()
     if device is None:
@@ -243,30 +335,29 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
     B, T = x.shape[:2]
     shapes = net._shapes()
     probe_set = set(range(len(net.layers))) if probe == "all" else {int(i) % len(net.layers) for i in probe}  # type: ignore[union-attr]
-    outs: dict[int, torch.Tensor] = {-1: x}
+    outs: dict[int, torch.Tensor] = {-1: x.transpose(0, 1).contiguous()}
     result = SimResult(spikes=[], batch=B, steps=T, ops=[] if count_ops else None)
     graded_in = net.input_message_bits > 0
     with torch.no_grad():
         for i, layer in enumerate(net.layers):
-            groups = [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]
-            total = None
-            syn = 0
-            for src, conn, delay in groups:
-                syn_mod = _Synapse(conn, graded=graded_in and src < 0, device=device, weight_exp_mode=weight_exp_mode)
-                a = delayed_input(syn_mod, outs[src], 1 + delay)
-                total = a if total is None else wrap32(total + a)  # LIF a_in sums int32 messages
-                if count_ops:
-                    syn += syn_mod.syn_ops(outs[src])
             shape = shapes[i]
-            s, v, u = cuba_run(layer.neuron, total.reshape(B, T, -1), shape, record_state=i in probe_set)
-            s = s.reshape(B, T, *shape)
-            outs[i] = s
-            result.spikes.append(s)
+            N = int(math.prod(shape))
+            groups = [(_Synapse(conn, graded=graded_in and src < 0, device=device, weight_exp_mode=weight_exp_mode),
+                       outs[src], 1 + delay)
+                      for src, conn, delay in [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]]
+            total, lead, bound = layer_input(groups, T, B, N, device)
+            if count_ops:  # before neuron_run, which scales total in place
+                active = int((total != 0).sum().item())
+            s, v, u = neuron_run(layer.neuron, total, shape, record_state=i in probe_set, bound=bound,
+                                 lead=lead, owned=True)
+            outs[i] = s.reshape(T, B, *shape)
+            result.spikes.append(outs[i].transpose(0, 1))
             if i in probe_set:
-                result.voltage[i] = v.reshape(B, T, *shape)
-                result.current[i] = u.reshape(B, T, *shape)
+                result.voltage[i] = v.reshape(T, B, *shape).transpose(0, 1)
+                result.current[i] = u.reshape(T, B, *shape).transpose(0, 1)
             if count_ops:
-                result.ops.append({"syn_ops": syn, "neuron_updates": B * T * int(math.prod(shape)),
-                                   "active_updates": int((total != 0).sum().item()),
+                result.ops.append({"syn_ops": sum(g.syn_ops(src) for g, src, _ in groups),
+                                   "neuron_updates": B * T * N,
+                                   "active_updates": active,
                                    "spikes": int(s.sum().item())})
     return result
