@@ -35,10 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--dark-frames", type=at.count, default=16)
     c.add_argument("--no-psf", action="store_true", help="skip the laser PSF captures")
     c.set_defaults(func=_capture)
+    from calibration.neuromorphic_cli import register_lab
+
+    register_lab(labsub)
     lab.set_defaults(func=lambda args: (lab.print_help(), 2)[1])
 
     k = sub.add_parser("calibrate", help="calibrate a hybrid optical model from device captures; write a checkpoint and a report")
-    k.add_argument("model", type=Path, help="model bundle (never modified)")
+    k.add_argument("model", type=Path, help="model bundle (never modified); for neuromorphic captures a netx file")
     k.add_argument("--captures", type=Path, required=True, help="capture file (HDF5, docs/captures.md)")
     k.add_argument("--fraction", type=at.fraction, default=0.1, help="calibration slice, fraction of the captures (default 0.1)")
     k.add_argument("--out", type=Path, required=True, help="output folder: calibrated.safetensors, report.md, results.json, plots")
@@ -115,6 +118,10 @@ def _capture(args) -> int:
 
 
 def _calibrate(args) -> int:
+    from calibration.neuromorphic import is_neuromorphic, run_cli
+
+    if is_neuromorphic(args.captures):
+        return run_cli(args)
     from calibration.bundle import load_optical_model
     from calibration.loop import CalibrationConfig, calibrate
     from calibration.output import save_calibrated
