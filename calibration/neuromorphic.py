@@ -154,8 +154,13 @@ def format_result(r: dict[str, Any]) -> str:
 
 def run_cli(args) -> int:
     """``neurohw calibrate NET.net --captures C.h5 --out DIR`` for neuromorphic captures."""
+    import h5py
+
     from neurohw.io import atomic_write_json, atomic_write_text, provenance
 
+    if not (Path(args.model).is_file() and h5py.is_hdf5(args.model)):
+        raise CaptureFormatError(f"{args.captures}: device_kind 'neuromorphic' is calibrated against a netx network file, "
+                                 f"but {args.model} is not an HDF5 file (model bundles go with optics captures)")
     r = calibrate_neuromorphic(args.model, args.captures, fraction=args.fraction, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     text = format_result(r)
