@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     at.add_threads(c, 1)
     c.add_argument("--quick", action="store_true", help="seconds-scale smoke run (tiny data, 1 epoch, 2 seeds)")
     c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--data", choices=["mnist5k", "fashion-mnist"], default="mnist5k")
+    c.add_argument("--result", default=None, help="also write results/RESULT.json (the committed table, with CIs)")
+    c.add_argument("--results-dir", type=Path, default=None, help="results folder (default: the repository's results/)")
     c.set_defaults(func=_compare)
 
     k = dsub.add_parser("ntk", help="time and compare the NTK estimators of the LeNet-5 teacher on a batch")
@@ -90,7 +93,12 @@ def _compare(args) -> int:
     else:
         cfg = CompareConfig(**over)
     teacher_epochs = args.teacher_epochs or (3 if args.quick else 12)
-    res = run_comparison(cfg, args.out, teacher_epochs=teacher_epochs, progress=not args.no_progress)
+    import shlex
+    import sys
+
+    command = "neurohw " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.result else None
+    res = run_comparison(cfg, args.out, teacher_epochs=teacher_epochs, progress=not args.no_progress, dataset=args.data,
+                         result=args.result, results_dir=args.results_dir, command=command)
     print(res["table_markdown"])
     print(f"written: {args.out}/table.md, results.json, " + ", ".join(res.get("plots", {}).values()))
     return 0

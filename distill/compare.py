@@ -14,8 +14,12 @@ NTK batches: the student's kernel is matched on one of ``ntk_anchors`` fixed bat
 once — exactly, without gradient — and cached for every arm, seed and epoch. The student's
 kernel uses ``ntk_method`` (the unbiased sketch by default).
 
-Tracked over training: test accuracy per epoch, and the kernel distance between student and
-teacher on a fixed probe batch of test images (exact kernels, normalised distance and CKA).
+Tracked over training: validation accuracy per epoch, and the kernel distance between student
+and teacher on a fixed probe batch of validation images (exact kernels, normalised distance and
+CKA). The test split is read once, after the last epoch; its per-image correctness gives the
+table's 95 % CIs (seeds and test images resampled) and the paired CIs of the differences between
+arms (:mod:`neurohw.stats`). With ``result=NAME`` the table is also written as
+``results/NAME.json`` (:mod:`neurohw.results`).
 Outputs (``out``): ``results.json`` (provenance, config, every run), ``table.md``,
 ``accuracy.png``, ``kernels.png``, ``kernel_distance.png``.
 """
@@ -36,7 +40,7 @@ from tqdm.auto import tqdm
 from distill.losses import NTKDLossConfig, TeacherKernelCache, cka, kd_loss, ntk_normalised_distance, student_kernel_loss
 from distill.ntk import empirical_ntk
 from distill.students import build_student
-from neurohw.stats import mean_std
+from neurohw.stats import bootstrap_ci, bootstrap_diff_ci, mean_std, pack_correct, unpack_correct
 from neurohw.train import accuracy  # noqa: F401  (re-exported; one implementation in the hub)
 
 ARMS = ("ce", "kd", "ntkd")
@@ -52,7 +56,7 @@ class CompareConfig:
     epochs: int = 6
     batch_size: int = 64
     lr: float = 2e-3
-    n_train: int | None = None          #: first n training images (None: all 4,000)
+    n_train: int | None = None          #: first n training images (None: the whole train split)
     n_test: int | None = None
     alpha: float = 1.0                  #: CE weight (all arms)
     kd_weight: float = 1.0              #: γ in the KD arm
@@ -103,10 +107,12 @@ class RunResult:
     wall_s: float = 0.0
     steps: int = 0
     final_kernel: list | None = None     #: the student's exact probe kernel at the end (seed 0 only)
+    test_correct: str | None = None      #: per-test-image correctness after training (neurohw.stats.pack_correct)
+    n_test: int = 0
 
 
 def probe_batch(x_test: torch.Tensor, y_test: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` test images with balanced classes, sorted by label (for readable kernel heatmaps)."""
+    """``n`` images with balanced classes, sorted by label (for readable kernel heatmaps); the runner uses validation."""
     n_cls = int(y_test.max()) + 1
     per = max(1, n // n_cls)
     idx = torch.cat([torch.nonzero(y_test == c).flatten()[:per] for c in range(n_cls)])
@@ -153,13 +159,15 @@ def train_arm(
     dev = torch.device(cfg.device)
     student = build_student(student_name, split.num_classes, split.input_shape, seed).to(dev)
     x_tr, y_tr = split.x_train.to(dev), split.y_train.to(dev)
-    x_te, y_te = split.x_test.to(dev), split.y_test.to(dev)
+    if split.x_val is None:
+        raise ValueError(f"dataset {split.name!r} has no validation split (needed for per-epoch monitoring)")
+    x_va, y_va = split.x_val.to(dev), split.y_val.to(dev)
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(10_000 + seed)
     lcfg = cfg.loss_config()
     t0 = time.perf_counter()
     m0, _ = kernel_metrics(student, probe[0], k_teacher_probe)
-    history = [{"epoch": 0, "step": 0, "test_accuracy": accuracy(student, x_te, y_te), **m0}]
+    history = [{"epoch": 0, "step": 0, "val_accuracy": accuracy(student, x_va, y_va), **m0}]
     steps = 0
     n = len(x_tr)
     for epoch in range(cfg.epochs):
@@ -196,14 +204,31 @@ def train_arm(
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v
         m, k_s = kernel_metrics(student, probe[0], k_teacher_probe)
-        row = {"epoch": epoch + 1, "step": steps, "test_accuracy": accuracy(student, x_te, y_te), **m}
+        row = {"epoch": epoch + 1, "step": steps, "val_accuracy": accuracy(student, x_va, y_va), **m}
         row.update({f"train_{k}": v / len(batches) for k, v in parts_sum.items()})
         history.append(row)
     wall = time.perf_counter() - t0
+    correct = test_correctness(student, split.x_test.to(dev), split.y_test.to(dev))  # the one read of the test split
     return RunResult(
-        student=student_name, arm=arm, seed=seed, test_accuracy=history[-1]["test_accuracy"], history=history,
-        wall_s=wall, steps=steps, final_kernel=k_s.cpu().tolist(),
+        student=student_name, arm=arm, seed=seed, test_accuracy=float(correct.mean()), history=history,
+        wall_s=wall, steps=steps, final_kernel=k_s.cpu().tolist(), test_correct=pack_correct(correct), n_test=len(correct),
     )
+
+
+@torch.no_grad()
+def test_correctness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+    """Per-image correctness (bool, (N,)) of ``model`` in eval mode (its mode is restored)."""
+    was = model.training
+    model.eval()
+    pred = torch.cat([model(x[i : i + batch_size]).argmax(-1) for i in range(0, len(x), batch_size)])
+    model.train(was)
+    return (pred == y).cpu().numpy()
+
+
+def _correct_matrix(rs: list[RunResult]) -> np.ndarray | None:
+    if not rs or any(r.test_correct is None for r in rs):
+        return None
+    return np.stack([unpack_correct(r.test_correct, r.n_test) for r in sorted(rs, key=lambda r: r.seed)])
 
 
 def summarise(runs: list[RunResult], arms: tuple[str, ...]) -> dict[str, dict[str, dict]]:
@@ -222,13 +247,67 @@ def summarise(runs: list[RunResult], arms: tuple[str, ...]) -> dict[str, dict[st
             dist = np.array([r.history[-1]["kernel_distance"] for r in rs])
             ckas = np.array([r.history[-1]["kernel_cka"] for r in rs])
             sd = lambda a: mean_std(a)[1]  # noqa: E731
+            c = _correct_matrix(rs)
             summary[s][arm] = {
                 "accuracy_mean": float(acc.mean()), "accuracy_std": sd(acc), "accuracies": acc.tolist(),
+                "accuracy_ci95": None if c is None else [100 * v for v in bootstrap_ci(c)],
+                "val_accuracy_mean": float(np.mean([r.history[-1]["val_accuracy"] for r in rs]) * 100),
                 "kernel_distance_mean": float(dist.mean()), "kernel_distance_std": sd(dist),
                 "kernel_cka_mean": float(ckas.mean()), "kernel_cka_std": sd(ckas),
                 "wall_s_mean": float(np.mean([r.wall_s for r in rs])), "steps": rs[0].steps, "seeds": [r.seed for r in rs],
             }
     return summary
+
+
+PAIRS = (("ntkd", "kd"), ("ntkd", "ce"), ("kd", "ce"))
+
+
+def paired_differences(runs: list[RunResult]) -> dict[str, dict[str, dict]]:
+    """Per student: test accuracy(A) − accuracy(B) in points for A, B in :data:`PAIRS`, with the paired 95 % CI.
+
+    Seeds are paired (the arms share initial weights and minibatches), test images resampled jointly.
+    """
+    out: dict[str, dict[str, dict]] = {}
+    for s in dict.fromkeys(r.student for r in runs):
+        for a, b in PAIRS:
+            ra = sorted([r for r in runs if r.student == s and r.arm == a], key=lambda r: r.seed)
+            rb = sorted([r for r in runs if r.student == s and r.arm == b], key=lambda r: r.seed)
+            ca, cb = _correct_matrix(ra), _correct_matrix(rb)
+            if ca is None or cb is None or [r.seed for r in ra] != [r.seed for r in rb]:
+                continue
+            d = 100 * (ca.mean(1) - cb.mean(1))
+            m, sd = mean_std(d)
+            lo, hi = bootstrap_diff_ci(ca, cb)
+            out.setdefault(s, {})[f"{a} − {b}"] = {"mean": m, "std": sd, "ci95": [100 * lo, 100 * hi],
+                                                   "excludes_0": bool(lo > 0 or hi < 0)}
+    return out
+
+
+def result_figures(summary: dict, diffs: dict, teacher_acc: float, cfg: CompareConfig, budgets: dict, dataset: str) -> dict:
+    """The comparison as a results table: one row per (student, arm), then the paired differences."""
+    rows = []
+    for s, by_arm in summary.items():
+        for arm, v in by_arm.items():
+            rows.append({"student": s, "arm": arm, "seeds": len(v["seeds"]),
+                         "val acc % (last epoch)": round(v["val_accuracy_mean"], 2),
+                         "test acc % ± std [95 % CI]": {"mean": v["accuracy_mean"], "std": v["accuracy_std"],
+                                                        "ci95": v["accuracy_ci95"]},
+                         "CKA to teacher": {"mean": v["kernel_cka_mean"], "std": v["kernel_cka_std"], "digits": 3}})
+        for name, d in diffs.get(s, {}).items():
+            rows.append({"student": s, "arm": f"{name} (paired)", "seeds": len(by_arm[name.split(" − ")[0]]["seeds"]),
+                         "val acc % (last epoch)": None,
+                         "test acc % ± std [95 % CI]": {k: d[k] for k in ("mean", "std", "ci95")},
+                         "CKA to teacher": "CI excludes 0" if d["excludes_0"] else "CI includes 0"})
+    b = next(iter(budgets.values()), {})
+    return {
+        "caption": (f"CE / KD / NTKD on {dataset}: teacher LeNet-5 {100 * teacher_acc:.2f} % test; each arm "
+                    f"{b.get('epochs')} epochs on {b.get('n_train')} images, batch {cfg.batch_size}, Adam lr {cfg.lr} "
+                    f"(cosine); NTKD β={cfg.ntk_weight}, D={cfg.ntk_loss}, {cfg.ntk_method} R={cfg.n_projections}, "
+                    f"NTK batch {cfg.ntk_batch}; KD γ={cfg.kd_weight}, τ={cfg.temperature}. Mean ± std over seeds "
+                    "(ddof 1), 95 % CI with seeds and test images resampled; paired rows: difference in points."),
+        "columns": ["student", "arm", "seeds", "val acc % (last epoch)", "test acc % ± std [95 % CI]", "CKA to teacher"],
+        "rows": rows,
+    }
 
 
 def ordering(summary_student: dict[str, dict]) -> str:
@@ -342,11 +421,17 @@ def run_comparison(
     split=None,
     teacher_epochs: int = 12,
     progress: bool = True,
+    result: str | None = None,
+    results_dir: str | Path | None = None,
+    command: str | None = None,
+    dataset: str = "mnist5k",
 ) -> dict[str, Any]:
     """Run every (student, seed, arm); write the table and plots into ``out``; return the results.
 
     ``teacher``: a trained teacher (default ``neurohw.train.get_teacher("lenet5",
-    epochs=teacher_epochs)``, cached); ``split``: a ``DatasetSplit`` (default MNIST-5k).
+    dataset=dataset, epochs=teacher_epochs)``, cached); ``split``: a ``DatasetSplit`` (default
+    ``load_dataset(dataset)``). ``result``: also write ``results/<result>.json`` (folder
+    ``results_dir``) with ``command`` as the line that reproduces it.
     """
     from neurohw.io import atomic_write_json, atomic_write_text, provenance
 
@@ -356,15 +441,15 @@ def run_comparison(
     try:
         dev = torch.device(cfg.device)
         if split is None:
-            from neurohw.data import load_mnist5k
+            from neurohw.data import load_dataset
 
-            split = load_mnist5k()
+            split = load_dataset(dataset)
         base = split
         split = base.subset(cfg.n_train, cfg.n_test)
         if teacher is None:
             from neurohw.train import get_teacher
 
-            teacher = get_teacher("lenet5", epochs=teacher_epochs, progress=progress)
+            teacher = get_teacher("lenet5", dataset=dataset, epochs=teacher_epochs, progress=progress)
         teacher = teacher.to(dev).eval()
         teacher_acc = accuracy(teacher, split.x_test.to(dev), split.y_test.to(dev))
         # Kernels are keyed by the batch's content, so students with other NTK batches share the cache.
@@ -376,7 +461,7 @@ def run_comparison(
         for s in cfg.students:
             scfg = cfg.for_student(s)
             ssplit = base.subset(scfg.n_train, scfg.n_test)
-            probe_x, probe_y = probe_batch(split.x_test, split.y_test, scfg.probe_size)
+            probe_x, probe_y = probe_batch(split.x_val, split.y_val, scfg.probe_size)
             probe_x = probe_x.to(dev)
             t0 = time.perf_counter()
             k_teacher_probe = cache(probe_x)
@@ -400,6 +485,7 @@ def run_comparison(
                         print(f"[distill] {s} seed {seed} {arm}: test accuracy {100 * r.test_accuracy:.2f} % "
                               f"({r.wall_s:.1f} s)", flush=True)
         summary = summarise(runs, cfg.arms)
+        diffs = paired_differences(runs)
         table = markdown_table(summary, teacher_acc, cfg, budgets)
         results = {
             "provenance": provenance(seed=cfg.seeds[0], config=asdict(cfg)),
@@ -410,7 +496,8 @@ def run_comparison(
             "teacher_probe_kernel": first_probe[0].cpu().tolist(),
             "probe_labels": first_probe[1].cpu().tolist(),
             "ordering": {s: ordering(v) for s, v in summary.items()},
-            "runs": [asdict(r) for r in runs],
+            "differences": diffs,
+            "runs": [{k: v for k, v in asdict(r).items() if k != "test_correct"} for r in runs],
             "table_markdown": table,
         }
         if out is not None:
@@ -419,6 +506,17 @@ def run_comparison(
             results["plots"] = plot_results(runs, summary, first_probe[0], first_probe[1], out)
             atomic_write_text(out / "table.md", "# Distillation: CE vs KD vs NTKD\n\n" + table + "\n")
             atomic_write_json(out / "results.json", results)
+        if result:
+            from neurohw.results import save_result
+
+            figs = result_figures(summary, diffs, teacher_acc, cfg, budgets, dataset)
+            per_seed = {f"{r.student}/{r.arm}/s{r.seed}": {"test_accuracy": r.test_accuracy, "correct": r.test_correct,
+                                                         "val_accuracy": r.history[-1]["val_accuracy"]} for r in runs}
+            results["result_file"] = str(save_result(
+                result, figs, config={**asdict(cfg), "dataset": dataset, "teacher_epochs": teacher_epochs,
+                                      "teacher_accuracy": teacher_acc, "budgets": budgets},
+                seeds=list(cfg.seeds), per_seed=per_seed, command=command or f"neurohw distill compare --result {result}",
+                wall_time_s=sum(r.wall_s for r in runs) + teacher_kernel_s, results=results_dir))
         return results
     finally:
         torch.set_num_threads(prev_threads)

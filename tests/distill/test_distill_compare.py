@@ -65,6 +65,24 @@ def test_distill_imports_no_backend():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_paired_differences_are_paired_and_flag_significance():
+    import numpy as np
+
+    from distill.compare import RunResult, paired_differences
+    from neurohw.stats import pack_correct
+
+    rng = np.random.default_rng(0)
+    runs = []
+    for seed in (0, 1, 2):
+        base = rng.random(1000) < 0.9
+        worse = base & (rng.random(1000) > 0.1)  # the same images, ~9 points lower
+        for arm, c in (("ce", worse), ("kd", base), ("ntkd", base)):
+            runs.append(RunResult("cnn", arm, seed, float(c.mean()), test_correct=pack_correct(c), n_test=1000))
+    d = paired_differences(runs)["cnn"]
+    assert d["ntkd − kd"]["mean"] == 0 and not d["ntkd − kd"]["excludes_0"]
+    assert d["kd − ce"]["excludes_0"] and d["kd − ce"]["ci95"][0] > 5
+
+
 def test_probe_and_anchor_batches(mnist5k):
     px, py = probe_batch(mnist5k.x_test, mnist5k.y_test, 20)
     assert len(px) == 20 and torch.equal(py, torch.sort(py).values) and set(py.tolist()) == set(range(10))
@@ -76,9 +94,18 @@ def test_probe_and_anchor_batches(mnist5k):
 @pytest.mark.slow
 def test_quick_comparison_equal_budgets_outputs_and_repeatable(tmp_path, mnist5k, tiny_teacher):
     cfg = quick_config(students=("cnn",), seeds=(0, 1), n_train=256, n_test=100, ntk_anchors=2)
-    res = run_comparison(cfg, tmp_path, teacher=tiny_teacher, split=mnist5k, progress=False)
+    res = run_comparison(cfg, tmp_path, teacher=tiny_teacher, split=mnist5k, progress=False, result="cmp-quick",
+                         results_dir=tmp_path / "results", command="test")
     for f in ("table.md", "results.json", "accuracy.png", "kernels.png", "kernel_distance.png"):
         assert (tmp_path / f).stat().st_size > 0, f
+    # committed-result table: CIs from per-image correctness, paired differences between arms
+    from neurohw.results import load_result, render_table
+
+    r = load_result("cmp-quick", tmp_path / "results")
+    assert "ntkd − kd (paired)" in render_table(r) and len(r["figures"]["rows"]) == 6
+    lo, hi = res["summary"]["cnn"]["ce"]["accuracy_ci95"]
+    assert lo <= res["summary"]["cnn"]["ce"]["accuracy_mean"] <= hi
+    assert all(len(r.get("history", [])) for r in res["runs"]) and "val_accuracy" in res["runs"][0]["history"][-1]
     summ = res["summary"]["cnn"]
     assert set(summ) == set(ARMS)
     steps = {r["steps"] for r in res["runs"]}
