@@ -135,8 +135,38 @@ def provenance(seed: int | None = None, config: Mapping[str, Any] | None = None)
         "versions": versions,
         "git_commit": git_commit(),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "argv": list(sys.argv),
+        "argv": redacted_argv(),
     }
+
+
+#: Options whose value is hidden and must never be written into a file (the virtual lab's
+#: fabrication seed stands for a device the experimenter cannot see into).
+SECRET_OPTIONS = ("--device-seed",)
+
+
+def redacted_argv(argv: list[str] | None = None) -> list[str]:
+    """``sys.argv`` with the value of every :data:`SECRET_OPTIONS` option replaced by ``<hidden>``.
+
+    Handles ``--opt VALUE``, ``--opt=VALUE`` and unambiguous prefixes (``--device-s 7``).
+    """
+    argv = list(sys.argv if argv is None else argv)
+    out: list[str] = []
+    hide_next = False
+    for item in argv:
+        if hide_next:
+            out.append("<hidden>")
+            hide_next = False
+            continue
+        name, eq, _ = item.partition("=")
+        secret = len(name) > 3 and name.startswith("--") and any(opt.startswith(name) for opt in SECRET_OPTIONS)
+        if secret and eq:
+            out.append(f"{name}=<hidden>")
+        elif secret:
+            out.append(item)
+            hide_next = True
+        else:
+            out.append(item)
+    return out
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:

@@ -10,19 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from neurohw.data.encoders import rate_encode
+from neurohw.data.encoders import if_encode, rate_encode  # noqa: F401  (if_encode re-exported)
 
 ENCODINGS = ("if", "rate")
-
-
-def if_encode(x: torch.Tensor, steps: int) -> torch.Tensor:
-    """Deterministic integrate-and-fire code. ``x`` (N, ...) in [0, 1] → float 0/1 (N, T, ...)."""
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError("if_encode: input must lie in [0, 1]")
-    X = torch.round(x * 255).long()
-    t = torch.arange(steps + 1, device=x.device).view(1, steps + 1, *([1] * (x.dim() - 1)))
-    cum = torch.div(t * X.unsqueeze(1) + 127, 255, rounding_mode="floor")
-    return (cum[:, 1:] - cum[:, :-1]).to(torch.float32)
 
 
 def encode(x: torch.Tensor, steps: int, encoding: str = "if", generator: torch.Generator | None = None) -> torch.Tensor:

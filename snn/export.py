@@ -30,7 +30,7 @@ def export_model(model: BWSNN, to: str, path: str | Path) -> Path:
     if to == "loihi":
         from neurohw.loihi.netx_io import write_netx
 
-        return write_netx(net, path, seed=model.cfg.seed)
+        return write_netx(net, path, seed=model.cfg.seed, config={"deploy": deploy_info(model)})
     if to == "nir":
         try:
             from neurohw.loihi.nir_io import write_nir  # the backend's writer, when present
@@ -41,6 +41,18 @@ def export_model(model: BWSNN, to: str, path: str | Path) -> Path:
             return path
         return write_nir_graph(model, path)
     raise ValueError(f"export target must be 'loihi' or 'nir', got {to!r}")
+
+
+def deploy_info(model: BWSNN, data: str = "mnist5k") -> dict:
+    """How to feed the exported net and read its answer (:func:`neurohw.loihi.chain.deploy_info`).
+
+    Input: ``cfg.encoding`` over ``cfg.steps`` steps plus one zero step per layer of latency;
+    answer: the read-out's current summed over steps ``[L + 1, L + 1 + T)`` and shifted right
+    by 6 (``snn.deploy``'s logits), L = number of spiking layers.
+    """
+    n_spiking = len(model.layers)
+    return {"source": "snn", "data": data, "encoding": model.cfg.encoding, "steps": int(model.cfg.steps),
+            "pad": n_spiking + 1, "readout": "current", "window_start": n_spiking + 1, "current_shift": 6}
 
 
 def to_nir_graph(model: BWSNN, dt: float = NIR_DT):

@@ -20,6 +20,20 @@ def rate_encode(x: torch.Tensor, steps: int, generator: torch.Generator | None =
     return torch.bernoulli(p, generator=generator)
 
 
+def if_encode(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Deterministic integrate-and-fire code (the BWSNN's default input encoding).
+
+    ``x`` (N, ...) in [0, 1] is rounded to 8 bits ``X``; step ``t`` spikes when
+    ``floor((t·X + 127) / 255)`` increases. Returns float 0/1, (N, T, ...).
+    """
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError("if_encode: input must lie in [0, 1]")
+    X = torch.round(x * 255).long()
+    t = torch.arange(steps + 1, device=x.device).view(1, steps + 1, *([1] * (x.dim() - 1)))
+    cum = torch.div(t * X.unsqueeze(1) + 127, 255, rounding_mode="floor")
+    return (cum[:, 1:] - cum[:, :-1]).to(torch.float32)
+
+
 def direct_current(x: torch.Tensor, steps: int) -> torch.Tensor:
     """Direct (analogue) input: the same value injected at every step. Returns (N, T, ...)."""
     return x.unsqueeze(1).expand(x.shape[0], steps, *x.shape[1:]).clone()

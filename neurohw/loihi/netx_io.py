@@ -109,8 +109,11 @@ def _write_conv_fields(g: h5py.Group, conn: ConvConn, in_channels: int) -> None:
     g.create_dataset("weight", data=w)
 
 
-def write_netx(net: LoihiNetwork, path: str | Path, *, seed: int | None = None) -> Path:
-    """Write ``net`` as a lava-dl netx HDF5 file (atomically). Returns the path."""
+def write_netx(net: LoihiNetwork, path: str | Path, *, seed: int | None = None, config: dict | None = None) -> Path:
+    """Write ``net`` as a lava-dl netx HDF5 file (atomically). Returns the path.
+
+    ``config`` goes into the provenance (e.g. ``{"deploy": …}``, see :mod:`neurohw.loihi.chain`).
+    """
     net.validate()
     shapes = net._shapes()
     path = Path(path)
@@ -158,7 +161,7 @@ def write_netx(net: LoihiNetwork, path: str | Path, *, seed: int | None = None) 
             ext.create_dataset("input_message_bits", data=np.int64(net.input_message_bits))
             ext.create_dataset("name", data=np.bytes_(net.name))
             ext.create_dataset("layer_names", data=np.array([l.name.encode() for l in net.layers]))
-            ext.create_dataset("provenance", data=np.bytes_(json.dumps(provenance(seed=seed, config={"writer": "neurohw.loihi.netx_io"}), default=str)))
+            ext.create_dataset("provenance", data=np.bytes_(json.dumps(provenance(seed=seed, config={"writer": "neurohw.loihi.netx_io", **(config or {})}), default=str)))
             scg = ext.create_group("shortcut")
             j = 0
             for i, layer in enumerate(net.layers):

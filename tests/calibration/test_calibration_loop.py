@@ -171,3 +171,18 @@ def test_cli_rejects_bad_captures(setup, tmp_path, capsys):
                        "measured/exposure_s": [1e-3] * 4, "measured/gain": [1.0] * 4,
                        "inputs/images": np.zeros((4, 1, 28, 28))})
         calibrate(setup["om"], p, CalibrationConfig.quick(curve=False), teacher=setup["teacher"])
+
+
+def test_cli_capture_never_writes_the_device_seed(setup, tmp_path, monkeypatch):
+    import sys
+
+    from neurohw.cli import main
+
+    out = tmp_path / "c.h5"
+    argv = ["lab", "capture", "--model", str(setup["model_path"]), "--limit", "4", "--out", str(out),
+            "--device-seed", "987654321", "--dark-frames", "2", "--no-psf"]
+    monkeypatch.setattr(sys, "argv", ["neurohw", *argv])  # provenance records sys.argv
+    assert main(argv) == 0
+    assert b"987654321" not in out.read_bytes()
+    with h5py.File(out, "r") as f:
+        assert "<hidden>" in str(f.attrs["provenance"])

@@ -88,3 +88,13 @@ def test_check_writable(tmp_path):
                 check_writable(ro / "x.json", where="--out")
     finally:
         os.chmod(ro, 0o755)
+
+
+def test_provenance_hides_secret_options():
+    from neurohw.io import redacted_argv
+
+    argv = ["neurohw", "lab", "capture", "--device-seed", "7", "--out", "c.h5", "--device-seed=8", "--device-s", "9"]
+    out = redacted_argv(argv)
+    assert not {"7", "8", "9", "--device-seed=8"} & set(out)
+    assert out[:5] == ["neurohw", "lab", "capture", "--device-seed", "<hidden>"] and "--device-seed=<hidden>" in out
+    assert redacted_argv(["x", "--seed", "7"]) == ["x", "--seed", "7"]
