@@ -187,3 +187,22 @@ def test_demo_network_uses_teacher_conv1():
     q = net.layers[0].weight
     big = np.abs(w) > 0.2 * np.abs(w).max()
     assert np.array_equal(np.sign(q[big]), np.sign(w[big])) and "teacher" in layers[0].name
+
+
+def test_loihi2_energy_uses_loihi2_constants_or_labelled_loihi1_fallbacks():
+    from neurohw.loihi.report import ENERGY, LOIHI2_ENERGY, format_report
+
+    net = random_conv_net(1)
+    rep = full_report(net, random_spikes(0, 12, net.input_shape, batch=2, rate=0.2))
+    l2 = rep["energy"]["loihi2"]
+    total = 0.0
+    for k, t in l2["terms"].items():
+        own = LOIHI2_ENERGY[k]
+        used = own if own.value is not None else ENERGY[k]
+        assert t["constant"]["value"] == used.value and t["constant"]["source"] == used.source
+        assert t["constant_from"] == ("loihi2" if own.value is not None else "loihi1 (fallback: no published Loihi 2 figure)")
+        assert own.source and own.grade  # a missing figure says why
+        total += t["count"] * used.value
+    assert l2["total_J"] == pytest.approx(total) and l2["loihi2_constants_used"] + l2["loihi1_fallbacks"] == 4
+    text = format_report(rep)
+    assert "Loihi 2 estimate" in text and "fallback" in text
