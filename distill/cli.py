@@ -93,10 +93,9 @@ def _compare(args) -> int:
     else:
         cfg = CompareConfig(**over)
     teacher_epochs = args.teacher_epochs or (3 if args.quick else 12)
-    import shlex
-    import sys
+    from neurohw.results import command_line
 
-    command = "neurohw " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.result else None
+    command = command_line("neurohw distill compare", args, ("data", "students", "arms", "seeds", "epochs", "batch_size", "lr", "n_train", "kd_weight", "temperature", "ntk_weight", "ntkd_kd_weight", "ntk_loss", "ntk_method", "n_projections", "debias", "ntk_batch", "ntk_anchors", "teacher_epochs", "quick", "result"))
     res = run_comparison(cfg, args.out, teacher_epochs=teacher_epochs, progress=not args.no_progress, dataset=args.data,
                          result=args.result, results_dir=args.results_dir, command=command)
     print(res["table_markdown"])

@@ -136,6 +136,25 @@ def load_result(name_or_path: str | os.PathLike, results: str | os.PathLike | No
     return obj
 
 
+def command_line(prefix: str, args: Any, names: Iterable[str]) -> str:
+    """The command that reproduces a run: ``prefix`` plus ``--name value`` for each set option in ``names``.
+
+    Options that are None or False are left out; True becomes a bare flag; lists and tuples
+    are comma-joined. Paths are written as given.
+    """
+    parts = [prefix]
+    for n in names:
+        v = getattr(args, n, None)
+        if v is None or v is False:
+            continue
+        flag = "--" + n.replace("_", "-")
+        if v is True:
+            parts.append(flag)
+        else:
+            parts += [flag, ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)]
+    return " ".join(parts)
+
+
 class RunStore:
     """Per-run JSON files ``results/<name>/<key>.json`` so an experiment resumes after interruption."""
 

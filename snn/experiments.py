@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from neurohw.stats import mean_std
+from neurohw.stats import bootstrap_ci, bootstrap_diff_ci, mean_std, pack_correct, unpack_correct
 from neurohw.io import atomic_write_json, atomic_write_text, load_into, provenance, save_checkpoint
 from snn.deploy import deploy_predict
 from snn.model import BWSNN, BWSNNConfig
@@ -66,12 +66,17 @@ def load_model(path: str | Path) -> BWSNN:
     return model.eval()
 
 
-def evaluate_both(model: BWSNN, x: torch.Tensor, y: torch.Tensor, backend: str = "loihi") -> dict:
-    """Train-mode and deploy-mode accuracy, their agreement, spikes per inference (both modes)."""
+def evaluate_both(model: BWSNN, x: torch.Tensor, y: torch.Tensor, backend: str = "loihi", correct: bool = False) -> dict:
+    """Train-mode and deploy-mode accuracy, their agreement, spikes per inference (both modes).
+
+    ``correct``: also return ``deploy_correct``, the per-image correctness of the deployed
+    network packed with :func:`neurohw.stats.pack_correct` (for bootstrap CIs).
+    """
     pred_f, _, spk_f = predict_snn(model, x)
     dep = deploy_predict(model, x, backend=backend)
     y = y.cpu()
-    return {
+    extra = {"deploy_correct": pack_correct((dep.predictions == y).numpy())} if correct else {}
+    return {**extra,
         "train_mode_accuracy": float((pred_f == y).float().mean()),
         "deploy_mode_accuracy": float((dep.predictions == y).float().mean()),
         "prediction_agreement": float((dep.predictions == pred_f).float().mean()),
@@ -96,13 +101,18 @@ def format_table(summary: dict, teacher: dict | None) -> str:
 def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = False, variants: list[str] | None = None,
                     base: BWSNNConfig | None = None, n_train: int | None = None, n_test: int | None = None,
                     teacher_epochs: int | None = None, backend: str = "loihi", progress: bool = True,
-                    split=None, teacher=None) -> dict:
-    """Train every variant for every seed on MNIST-5k and write ``results.json`` + ``table.md`` into ``out``.
+                    split=None, teacher=None, dataset: str = "mnist5k", result: str | None = None,
+                    results_dir: str | Path | None = None, command: str | None = None) -> dict:
+    """Train every variant for every seed and write ``results.json`` + ``table.md`` into ``out``.
 
-    ``quick``: a small MLP, 1 epoch, 1,000/300 images (for tests). ``teacher``: a trained ANN
-    (default: ``neurohw.train.get_teacher("lenet5")``, cached). Returns the results dict.
+    ``dataset``: ``mnist5k`` or ``fashion-mnist`` (``n_train``: its first N training images;
+    validation and test stay whole unless ``n_test``). Validation accuracy is recorded per
+    epoch; the test split is read once per run (deploy-mode per-image correctness kept for the
+    CIs). ``quick``: a small MLP, 1 epoch, 1,000/300 images (for tests). ``teacher``: a trained
+    ANN (default: ``neurohw.train.get_teacher("lenet5", dataset)``, cached). ``result``: also
+    write ``results/<result>.json`` (:mod:`neurohw.results`). Returns the results dict.
     """
-    from neurohw.data import load_mnist5k
+    from neurohw.data import load_dataset
     from neurohw.train import evaluate, get_teacher
 
     out = Path(out)
@@ -113,17 +123,17 @@ def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = F
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise ValueError(f"unknown variant(s) {sorted(unknown)}; known: {list(VARIANTS)}")
-    split = split or load_mnist5k()
+    split = split or load_dataset(dataset)
     if quick:
         n_train, n_test = n_train or 1000, n_test or 300
     split = split.subset(n_train, n_test)
     t_epochs = teacher_epochs or (2 if quick else 12)
     if teacher is None and any(VARIANTS[v]["kd"] for v in variants):
-        teacher = get_teacher("lenet5", epochs=t_epochs, seed=0, progress=progress)
+        teacher = get_teacher("lenet5", dataset=dataset, epochs=t_epochs, seed=0, progress=progress)
     teacher_info = None
     if teacher is not None:
         acc = evaluate(teacher, split.test())["accuracy"]
-        teacher_info = {"name": "lenet5", "accuracy": float(acc), "seed": 0, "epochs": t_epochs}
+        teacher_info = {"name": "lenet5", "accuracy": float(acc), "seed": 0, "epochs": t_epochs, "dataset": dataset}
     runs: dict[str, list[dict]] = {}
     for seed in seed_list:  # seed-major: an interrupted table still has every variant
         for v in variants:
@@ -132,15 +142,18 @@ def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = F
             rec_path = out / "runs" / f"{tag}.json"
             if rec_path.exists():
                 rec = json.loads(rec_path.read_text())
-                if rec.get("config") == cfg.to_dict():
+                if rec.get("config") == cfg.to_dict() and rec.get("dataset", "mnist5k") == dataset:
                     runs.setdefault(v, []).append(rec)
                     continue
             t0 = time.perf_counter()
-            res = fit_snn(cfg, split.x_train, split.y_train, teacher=teacher if cfg.kd else None, progress=progress)
+            res = fit_snn(cfg, split.x_train, split.y_train, teacher=teacher if cfg.kd else None, progress=progress,
+                          x_val=split.x_val, y_val=split.y_val)
             train_s = time.perf_counter() - t0
-            m = evaluate_both(res.model, split.x_test, split.y_test, backend=backend)
-            rec = {"variant": v, "seed": seed, "config": cfg.to_dict(), "history": res.history, "train_s": train_s, **m}
-            save_model(out / "runs" / f"{tag}.safetensors", res.model, extra={k: rec[k] for k in m})
+            m = evaluate_both(res.model, split.x_test, split.y_test, backend=backend, correct=True)
+            rec = {"variant": v, "seed": seed, "dataset": dataset, "config": cfg.to_dict(), "history": res.history,
+                   "train_s": train_s, "n_test": len(split.x_test), **m}
+            save_model(out / "runs" / f"{tag}.safetensors", res.model,
+                       extra={k: rec[k] for k in m if k != "deploy_correct"})
             atomic_write_json(rec_path, rec)
             runs.setdefault(v, []).append(rec)
             if progress:
@@ -154,12 +167,31 @@ def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = F
         for k in keys:
             mu, sd = mean_std([r[k] for r in recs])
             summary[v][k] = {"mean": mu, "std": sd, "values": [r[k] for r in recs]}
+        if all("deploy_correct" in r for r in recs):
+            summary[v]["deploy_mode_accuracy"]["ci95"] = list(bootstrap_ci(_correct(recs)))
+        vals = [r["history"][-1].get("val_accuracy") for r in recs if r.get("history")]
+        summary[v]["val_accuracy"] = dict(zip(("mean", "std"), mean_std(vals)))
     checks = _targets(summary, teacher_info)
+    gains = {f"{a} − {b}": _paired(runs, a, b) for a, b in (("bwsnn_kd", "bwsnn"), ("sei_bwsnn", "bwsnn_ms"),
+                                                          ("bwsnn_ms", "bwsnn"), ("sei_bwsnn", "float_snn"))
+             if a in runs and b in runs}
     results = {"provenance": provenance(seed=seed_list[0], config={"base": base.to_dict(), "seeds": seed_list, "quick": quick,
                                                                    "variants": variants, "n_train": len(split.x_train),
                                                                    "n_test": len(split.x_test), "backend": backend}),
-               "teacher": teacher_info, "summary": summary, "targets": checks}
+               "teacher": teacher_info, "summary": summary, "targets": checks, "paired_gains": gains}
     atomic_write_json(out / "results.json", results)
+    if result:
+        from neurohw.results import save_result
+
+        sizes = {"train": len(split.x_train), "val": len(split.x_val), "test": len(split.x_test)}
+        results["result_file"] = str(save_result(
+            result, result_figures(summary, gains, teacher_info, base, dataset, sizes),
+            config={"base": base.to_dict(), "variants": variants, "dataset": dataset, "sizes": sizes, "backend": backend,
+                    "teacher": teacher_info},
+            seeds=seed_list, per_seed={f"{r['variant']}-s{r['seed']}": {k: r.get(k) for k in (
+                "train_mode_accuracy", "deploy_mode_accuracy", "deploy_correct", "train_s")} for rs in runs.values() for r in rs},
+            command=command or f"neurohw snn experiments --data {dataset} --result {result}",
+            wall_time_s=sum(r["train_s"] for rs in runs.values() for r in rs), results=results_dir))
     table = format_table(summary, teacher_info)
     atomic_write_text(out / "table.md", table + "\n" + "\n".join(f"- {k}: {v}" for k, v in checks.items()) + "\n")
     if progress:
@@ -167,6 +199,52 @@ def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = F
         for k, v in checks.items():
             print(f"  {k}: {v}")
     return results
+
+
+def _correct(recs: list[dict]):
+    import numpy as np
+
+    recs = sorted(recs, key=lambda r: r["seed"])
+    return np.stack([unpack_correct(r["deploy_correct"], r["n_test"]) for r in recs])
+
+
+def _paired(runs: dict, a: str, b: str) -> dict | None:
+    """Deploy-mode accuracy(a) − accuracy(b) in points, seeds paired, with the paired 95 % CI."""
+    ra, rb = runs[a], runs[b]
+    if not all("deploy_correct" in r for r in ra + rb) or sorted(r["seed"] for r in ra) != sorted(r["seed"] for r in rb):
+        return None
+    ca, cb = _correct(ra), _correct(rb)
+    m, sd = mean_std(100 * (ca.mean(1) - cb.mean(1)))
+    lo, hi = bootstrap_diff_ci(ca, cb)
+    return {"mean": m, "std": sd, "ci95": [100 * lo, 100 * hi], "excludes_0": bool(lo > 0 or hi < 0)}
+
+
+def result_figures(summary: dict, gains: dict, teacher: dict | None, base: BWSNNConfig, dataset: str, sizes: dict) -> dict:
+    """The ablation as a results table (deploy mode = what runs on the chip; CIs from per-image correctness)."""
+    pct = lambda d: {"mean": d["mean"], "std": d["std"], **({"ci95": d["ci95"]} if d.get("ci95") else {}), "scale": 100}  # noqa: E731
+    rows = []
+    if teacher:
+        rows.append({"variant": f"teacher ({teacher['name']}, ANN, {teacher['epochs']} epochs)", "seeds": 1,
+                     "val acc %": None, "train-mode acc %": None,
+                     "deploy-mode acc % ± std [95 % CI]": {"mean": teacher["accuracy"], "std": float("nan"), "scale": 100},
+                     "agreement %": None, "spikes / inference": None})
+    for v, s in summary.items():
+        rows.append({"variant": v, "seeds": s["n"], "val acc %": pct(s["val_accuracy"]),
+                     "train-mode acc %": pct(s["train_mode_accuracy"]),
+                     "deploy-mode acc % ± std [95 % CI]": pct(s["deploy_mode_accuracy"]),
+                     "agreement %": pct(s["prediction_agreement"]),
+                     "spikes / inference": {**s["spikes_per_inference"], "digits": 0}})
+    for name, g in gains.items():
+        if g:
+            rows.append({"variant": f"{name} (paired, points)", "seeds": summary[name.split(" − ")[0]]["n"],
+                         "val acc %": None, "train-mode acc %": None,
+                         "deploy-mode acc % ± std [95 % CI]": {k: g[k] for k in ("mean", "std", "ci95")},
+                         "agreement %": "CI excludes 0" if g["excludes_0"] else "CI includes 0", "spikes / inference": None})
+    return {"caption": (f"SEI-BWSNN ablation on {dataset}: {base.arch} {tuple(base.channels)}, T = {base.steps}, "
+                        f"{base.epochs} epochs on {sizes['train']:,} training images (validation {sizes['val']:,}, test "
+                        f"{sizes['test']:,}); deploy mode = the converted integer network on the Loihi simulator. Mean ± "
+                        "std over seeds (ddof 1), 95 % CI with seeds and test images resampled."),
+            "columns": list(rows[-1]), "rows": rows}
 
 
 def _targets(summary: dict, teacher: dict | None) -> dict:

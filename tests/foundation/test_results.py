@@ -111,3 +111,13 @@ def test_run_store_resumes_only_same_config(tmp_path):
     assert store.get("m-s0", {"epochs": 3, "widths": (4, 4)}) is None
     store.path("m-s1").write_text("{trunc")
     assert store.get("m-s1", {}) is None
+
+
+def test_command_line_from_options():
+    import argparse
+
+    from neurohw.results import command_line
+
+    a = argparse.Namespace(seeds=3, data="fashion-mnist", n_train=None, quick=False, debias=True, arms=("ce", "kd"))
+    assert command_line("neurohw x", a, ["seeds", "data", "n_train", "quick", "debias", "arms"]) == \
+        "neurohw x --seeds 3 --data fashion-mnist --debias --arms ce,kd"

@@ -52,8 +52,15 @@ def test_bad_configs_name_the_problem(tmp_path, capsys):
 @pytest.mark.slow
 def test_experiments_quick(tmp_path):
     out = tmp_path / "exp"
-    assert main(["snn", "experiments", "--quick", "--seeds", "1", "--variants", "bwsnn,bwsnn_kd", "--out", str(out)]) == 0
+    assert main(["snn", "experiments", "--quick", "--seeds", "1", "--variants", "bwsnn,bwsnn_kd", "--out", str(out),
+                 "--result", "snn-quick", "--results-dir", str(tmp_path / "results")]) == 0
     res = json.loads((out / "results.json").read_text())
+    from neurohw.results import load_result, render_table
+
+    r = load_result("snn-quick", tmp_path / "results")
+    assert "bwsnn_kd − bwsnn (paired, points)" in render_table(r) and r["command"].startswith("neurohw snn experiments")
+    lo, hi = res["summary"]["bwsnn"]["deploy_mode_accuracy"]["ci95"]
+    assert lo <= res["summary"]["bwsnn"]["deploy_mode_accuracy"]["mean"] <= hi and hi - lo > 0.03  # 300 test images
     assert set(res["summary"]) == {"bwsnn", "bwsnn_kd"}
     for s in res["summary"].values():
         assert s["prediction_agreement"]["mean"] == 1.0
