@@ -144,9 +144,12 @@ def build_optical_model(
     import optics
     from neurohw.backend import get_backend
 
+    from optics.design import check_layout_fits
+
     torch.manual_seed(seed)
     if model is None:
         model = optics.HybridMNIST()
+        check_layout_fits(model.frontend.layout(), optics.OpticsConfig(grid=grid))  # --grid too small: fail before training
         optics.train_hybrid(model, x_train, y_train, epochs=epochs, seed=seed, progress=progress)
     return get_backend("optics").harden(model, optics=optics.OpticsConfig(grid=grid), iterations=design_iterations,
                                         seed=seed, fabrication=fabrication or fabrication_preset("prototype"),

@@ -82,6 +82,23 @@ def resolve_runtime(args: argparse.Namespace) -> None:
         args.device = resolve_device(given if given is not None else args.device_default, where)
 
 
+#: Options that name something the command will write: checked before the command starts.
+OUTPUT_OPTIONS = ("out", "json", "predictions", "labels_out", "all_layers", "report_json")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Fail before any work when an output path cannot be written (its parent is a file, a
+    folder is read-only …); :func:`neurohw.io.check_writable` names the option."""
+    from pathlib import Path
+
+    from neurohw.io import check_writable
+
+    for name in OUTPUT_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, Path):
+            check_writable(value, "any", f"--{name.replace('_', '-')} {value}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status.
 
@@ -99,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         resolve_runtime(args)
+        check_outputs(args)
         threads = args.threads if hasattr(args, "threads_default") else args.global_threads
         with torch_threads(threads):
             status = args.func(args)

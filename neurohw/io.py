@@ -58,8 +58,8 @@ def _umask() -> int:
 def check_writable(path: str | os.PathLike, kind: str = "file", where: str | None = None) -> Path:
     """Fail now, before any work, if ``path`` cannot be written later.
 
-    ``kind`` is ``"file"`` (``path`` is a file to create or replace) or ``"dir"`` (a folder
-    to create or write into). The nearest existing ancestor must be a writable folder; an
+    ``kind`` is ``"file"`` (``path`` is a file to create or replace), ``"dir"`` (a folder
+    to create or write into) or ``"any"`` (either). The nearest existing ancestor must be a writable folder; an
     existing ``path`` must be of the right kind. Raises :class:`~neurohw.errors.UsageError`
     naming ``where`` (default: the path).
     """
@@ -72,7 +72,7 @@ def check_writable(path: str | os.PathLike, kind: str = "file", where: str | Non
             raise UsageError(where, f"{path} is a folder, expected a file name")
         if kind == "dir" and not path.is_dir():
             raise UsageError(where, f"{path} exists and is not a folder")
-        target = path if kind == "dir" else path.parent
+        target = path if (kind == "dir" or (kind == "any" and path.is_dir())) else path.parent
         if not os.access(target, os.W_OK | os.X_OK):
             raise UsageError(where, f"folder {target} is not writable")
         return path
@@ -204,6 +204,10 @@ def save_checkpoint(
         elif ptr is not None:
             seen[ptr] = k
     path = Path(path)
+    bad = nonfinite_tensors(flat)
+    if bad:
+        raise CheckpointError(f"{path}: refusing to write a checkpoint with NaN/Inf values in {bad[:5]} "
+                              f"(a diverged or broken run); {'the existing file is kept' if path.exists() else 'nothing written'}")
     meta = provenance(seed=seed, config=config)
     meta["extra"] = dict(extra or {})
     meta["tensors"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in flat.items()}
@@ -213,10 +217,17 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
+def nonfinite_tensors(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors that hold NaN or ±Inf."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all())]
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
+                    allow_nonfinite: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
     """Load a safetensors checkpoint and its JSON sidecar (``{}`` when there is none).
 
-    Raises :class:`CheckpointError` naming the file when it is missing or unreadable.
+    Raises :class:`CheckpointError` naming the file when it is missing or unreadable, or
+    (unless ``allow_nonfinite``) when a floating-point tensor holds NaN/Inf.
     """
     path = Path(path)
     if not path.exists():
@@ -225,6 +236,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         tensors = load_file(str(path), device=str(device))
     except Exception as exc:  # safetensors raises several error types for corrupt headers
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    bad = [] if allow_nonfinite else nonfinite_tensors(tensors)
+    if bad:
+        raise CheckpointError(f"{path}: NaN/Inf values in tensor(s) {bad[:5]}; refusing to use these weights")
     meta: dict = {}
     side = sidecar_path(path)
     if side.exists():

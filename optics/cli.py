@@ -128,7 +128,7 @@ def _fabricate(args) -> int:
 
 def _export(args) -> int:
     from neurohw.errors import UsageError
-    from neurohw.io import atomic_write_json
+    from neurohw.io import atomic_write_json, check_writable
     from optics.layout import export_gds, plot_radius_map, read_gds_pillars, save_radius_map
     from optics.pipeline import load_design
 
@@ -138,6 +138,10 @@ def _export(args) -> int:
     if d.element != "pillars":
         raise UsageError(str(dpath), f"a {d.element} design has no pillars to export as GDS")
     c = d.constraints
+    n_pillars = int((d.radii >= c.r_min - 1e-12).sum())
+    if n_pillars == 0:
+        raise UsageError(str(dpath), f"radii: no pillar reaches the minimum radius {c.r_min:.4g} m; nothing to export")
+    check_writable(out, "dir", "--out")
     info = export_gds(out / "metasurface.gds", d.radii, d.config.dx, c.period, min_radius=c.r_min - 1e-12, layer=args.layer)
     save_radius_map(out / "radius_map.h5", d.radii, d.config.dx, c.period, c.height, d.config.wavelengths, config=d.config.to_dict())
     plot_radius_map(out / "radius_map.png", d.radii, d.config.dx)

@@ -121,6 +121,12 @@ def _windows(layout: TileLayout, m: int) -> torch.Tensor:
     return tl
 
 
+def check_layout_fits(layout: TileLayout, config: OpticsConfig) -> None:
+    """Raise ``ValueError`` now if the tile layout does not fit the sensor of ``config``
+    (``grid`` cells / ``pixel_cells`` per pixel): call it before training, not after."""
+    _windows(layout, config.sensor_pixels)
+
+
 def extract_tiles(psf: torch.Tensor, layout: TileLayout) -> torch.Tensor:
     """Tile windows of a sensor PSF ``(L, M, M)`` as conv weights ``(2K, L, k, k)`` (rotated 180°)."""
     k = layout.kernel_size

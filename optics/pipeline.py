@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from neurohw.io import load_checkpoint, save_checkpoint
-from optics.design import MetasurfaceDesign, OpticsConfig, design_metasurface
+from optics.design import MetasurfaceDesign, OpticsConfig, check_layout_fits, design_metasurface
 from optics.fabrication import FabricationModel, FabricationParams, evaluate_instances
 from optics.frontend import TileLayout
 from optics.hybrid import HybridMNIST, accuracy, train_hybrid
@@ -61,11 +61,26 @@ def load_design(path) -> MetasurfaceDesign:
             proxy = HeightMapDOE(pr["wavelengths"], index=pr["index"], max_height=pr["max_height"], levels=pr["levels"])
         else:
             proxy = PillarProxy(pr["wavelengths"], pr["r_lo"], pr["r_hi"], t["proxy_phase_coef"].numpy(), t["proxy_amp_coef"].numpy())
-        return MetasurfaceDesign(
+        design = MetasurfaceDesign(
             t["radii"], optics_cfg, layout, proxy, cons, t["psf"], t["tiles"], t["targets"], float(extra["scale"]), extra["fidelity"], list(extra.get("history", []))
         )
     except KeyError as exc:
         raise ValueError(f"{path}: not an optics design file (missing {exc})") from exc
+    _check_radii(path, design)
+    return design
+
+
+def _check_radii(path, design: MetasurfaceDesign) -> None:
+    """Pillar radii must lie in [0, r_max] (below r_min: no pillar); NaN/Inf never get this far
+    (:func:`neurohw.io.load_checkpoint` refuses them)."""
+    r = design.radii
+    if design.element != "pillars" or not r.numel():
+        return
+    c = design.constraints
+    lo, hi = float(r.min()), float(r.max())
+    if lo < 0 or hi > c.r_max * (1 + 1e-6):
+        raise ValueError(f"{path}: radii: pillar radii must lie in [0, {c.r_max:.4g}] m (period {c.period:.4g} m, "
+                         f"min feature {c.min_feature:.4g} m); found [{lo:.4g}, {hi:.4g}] m")
 
 
 @torch.no_grad()
@@ -137,6 +152,8 @@ def run_pipeline(
     """
     from neurohw.seeding import seed_everything
 
+    optics = optics or OpticsConfig(grid=144)
+    check_layout_fits(model.frontend.layout(spacing), optics)  # before any training
     seed_everything(seed)
     t = {}
     t0 = time.perf_counter()
@@ -145,7 +162,7 @@ def run_pipeline(
     t["train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     design = design_metasurface(
-        model.frontend.psf_tiles().detach(), model.frontend.layout(spacing), optics or OpticsConfig(grid=144), iterations=iterations, seed=seed, progress=progress
+        model.frontend.psf_tiles().detach(), model.frontend.layout(spacing), optics, iterations=iterations, seed=seed, progress=progress
     )
     t["design_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -75,7 +75,11 @@ def _parse_config(path: Path | None, overrides: list[str], quick: bool):
             raw[k] = json.loads(v)
         except json.JSONDecodeError:
             raw[k] = v
+    where = str(path or "--set")
     extra = {k: raw.pop(k) for k in ("n_train", "n_test", "teacher_epochs") if k in raw}
+    for k, v in extra.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UsageError(f"{where}: {k}", f"must be an integer >= 1, got {v!r}")
     if quick:
         extra.setdefault("n_train", 1000)
         extra.setdefault("n_test", 300)
@@ -83,10 +87,7 @@ def _parse_config(path: Path | None, overrides: list[str], quick: bool):
         raw.setdefault("arch", "mlp")
         raw.setdefault("channels", [64])
         extra.setdefault("teacher_epochs", 2)
-    try:
-        cfg = BWSNNConfig.from_dict(raw)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(str(path or "--set"), str(exc)) from None
+    cfg = BWSNNConfig.from_dict(raw, where=where)
     return cfg, extra
 
 

@@ -20,7 +20,7 @@ logits = time-averaged SNN outputs).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -67,16 +67,31 @@ class BWSNNConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BWSNNConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"BWSNNConfig: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    def from_dict(cls, d: dict, where: str = "BWSNNConfig") -> "BWSNNConfig":
+        """Build from a JSON dict; types, ranges and choices are checked first (errors name ``where`` and the field)."""
+        from neurohw import config as C
+        from snn.encode import ENCODINGS
+        from snn.surrogate import SURROGATES
+
+        C.check_fields(cls, d, where, ranges=CONFIG_RANGES, item_ranges={"channels": C.COUNT}, choices={
+            "arch": ("conv", "mlp"), "encoding": ENCODINGS, "alpha": ("mean", "learned"), "surrogate": SURROGATES})
         d = dict(d)
         for k in ("channels", "int8_layers"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
+
+
+def _config_ranges() -> dict:
+    from neurohw import config as C
+
+    return {"steps": C.COUNT, "epochs": C.COUNT, "batch_size": C.COUNT, "lr": C.POSITIVE, "current_decay": C.FRACTION,
+            "voltage_decay": C.UNIT, "threshold": C.POSITIVE, "kd_lambda": C.UNIT, "kd_tau": C.POSITIVE,
+            "hardening_epochs": C.NONNEG, "augment_shift": C.NONNEG, "seed": C.NONNEG}
+
+
+#: Ranges of the numeric :class:`BWSNNConfig` fields (checked by ``from_dict``).
+CONFIG_RANGES = _config_ranges()
 
 
 def _layer_plan(cfg: BWSNNConfig, in_shape: tuple[int, ...]) -> list[dict]:

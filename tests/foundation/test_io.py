@@ -98,3 +98,17 @@ def test_provenance_hides_secret_options():
     assert not {"7", "8", "9", "--device-seed=8"} & set(out)
     assert out[:5] == ["neurohw", "lab", "capture", "--device-seed", "<hidden>"] and "--device-seed=<hidden>" in out
     assert redacted_argv(["x", "--seed", "7"]) == ["x", "--seed", "7"]
+
+
+def test_nonfinite_checkpoints_are_refused_and_never_replace_a_good_one(tmp_path):
+    good = save_checkpoint(tmp_path / "m.safetensors", {"w": torch.ones(3)})
+    before = good.read_bytes()
+    with pytest.raises(CheckpointError, match=r"refusing to write.*\['w'\].*existing file is kept"):
+        save_checkpoint(good, {"w": torch.tensor([1.0, float("nan"), 0.0])})
+    assert good.read_bytes() == before
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.tensor([float("inf")])}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(CheckpointError, match=r"bad.safetensors: NaN/Inf values in tensor\(s\) \['w'\]"):
+        load_checkpoint(tmp_path / "bad.safetensors")
+    assert load_checkpoint(tmp_path / "bad.safetensors", allow_nonfinite=True)[0]["w"].isinf().all()
