@@ -37,65 +37,30 @@ def test_round_trip_through_neurohw_export_is_exact(make, tmp_path):
     assert any(r["field"] == "scale" and r["quantised"] == 1 / 64 for r in rep.rows)
 
 
-def _snntorch_model(seed: int = 0):
-    """Conv → LIF → AvgPool → LIF → Flatten → Affine → CubaLIF, per-neuron parameter tensors
-    (snnTorch 1.0's export needs them: scalar beta fails NIR's type inference)."""
-    snn = pytest.importorskip("snntorch")
-    torch.manual_seed(seed)
-
-    def leaky(*shape, beta):
-        return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.ones(shape), init_hidden=True, reset_mechanism="zero")
-
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1), leaky(4, 8, 8, beta=0.8), torch.nn.AvgPool2d(2), leaky(4, 4, 4, beta=0.5),
-        torch.nn.Flatten(), torch.nn.Linear(64, 10),
-        snn.Synaptic(alpha=torch.full((10,), 0.5), beta=torch.full((10,), 0.7), threshold=torch.ones(10),
-                     init_hidden=True, reset_mechanism="zero", output=True))
-    with torch.no_grad():
-        model[0].weight.mul_(3.0)
-        model[5].weight.mul_(3.0)
-    return model, [model[1], model[3], model[6]]
-
-
-def _snntorch_run(model, neurons, x: np.ndarray) -> list[np.ndarray]:
-    """Every spiking layer's spikes (B, T, *shape) of snnTorch's own float run."""
-    from snntorch import utils
-
-    rec: list[list[torch.Tensor]] = [[] for _ in neurons]
-    hooks = [m.register_forward_hook(lambda m, i, o, k=k: rec[k].append((o[0] if isinstance(o, tuple) else o).clone()))
-             for k, m in enumerate(neurons)]
-    utils.reset(model)
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            model(torch.as_tensor(x[:, t], dtype=torch.float32))
-    for h in hooks:
-        h.remove()
-    return [torch.stack(r, 1).numpy().astype(bool) for r in rec]
-
-
 @pytest.fixture(scope="module")
 def snntorch_netx(tmp_path_factory):
-    from snntorch.export_nir import export_to_nir
+    pytest.importorskip("snntorch")
+    from neurohw.loihi.nir_experiment import export_snntorch, snntorch_example_model
 
     d = tmp_path_factory.mktemp("snn")
-    model, neurons = _snntorch_model()
-    graph = export_to_nir(model, torch.zeros(1, 1, 8, 8), ignore_dims=[0])
-    nir.write(str(d / "model.nir"), graph)
+    model, neurons = snntorch_example_model()
+    export_snntorch(model, d / "model.nir")
     assert main(["loihi", "import-nir", str(d / "model.nir"), "--out", str(d / "model.net"), "--dt", "1e-4",
                  "--report-json", str(d / "q.json")]) == 0
     return model, neurons, d / "model.net"
 
 
 def test_snntorch_export_imports_and_agrees_with_snntorch(snntorch_netx, capsys):
+    from neurohw.loihi.nir_experiment import agreement as agreement_per_layer, snntorch_run
+
     model, neurons, path = snntorch_netx
     net = read_netx(path)
     x = random_spikes(0, T, (1, 8, 8), batch=4, rate=0.3)
     ours = [s.numpy() for s in simulate(net, x).spikes]
-    theirs = _snntorch_run(model, neurons, x)
-    agreement = []
-    for i, (a, b) in enumerate(zip(ours, theirs)):
+    theirs = snntorch_run(model, neurons, x)
+    for a, b in zip(ours, theirs):
         assert a.shape == b.shape and a.sum() > 0 and b.sum() > 0
-        agreement.append(float((a[:, i + 1:] == b[:, :T - i - 1]).mean()))  # Loihi: one step per layer
+    agreement = agreement_per_layer(ours, theirs)  # Loihi: one step per layer, aligned
     print(f"spike agreement neurohw (integers) vs snnTorch (float), per layer: {agreement}")
     assert min(agreement) >= 0.95
 
