@@ -32,6 +32,8 @@ import numpy as np
 from .captures import CaptureFormatError, open_captures
 
 RIDGE = 1.0
+#: Captures replayed per simulator call (memory stays bounded for large files).
+BATCH = 256
 
 
 def is_neuromorphic(path) -> bool:
@@ -75,46 +77,64 @@ def calibrate_neuromorphic(net_path, captures_path, *, fraction: float = 0.2, se
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     net = read_netx(net_path)
+    shapes = net.shapes()
+    n_in, c_out = math.prod(net.input_shape), math.prod(shapes[-1])
+    rates = np.zeros(len(shapes))
+    equal = n_cells = identical = 0
+    divergence = None
+    sim_counts, counts = [], []
     with open_captures(captures_path) as cf:
         if cf.device_kind != "neuromorphic":
             raise CaptureFormatError(f"{captures_path}: device_kind is {cf.device_kind!r}, not 'neuromorphic'")
         if not cf.has("inputs/spikes"):
             raise CaptureFormatError(f"{captures_path}: /inputs/spikes: missing; the neuromorphic loop replays the captured input spikes")
-        x = cf.read("inputs/spikes", np.arange(len(cf)))
-        raster = cf.read("measured/spike_raster", np.arange(len(cf))) if cf.has("measured/spike_raster") else None
-        counts = cf.read("measured/spike_counts", np.arange(len(cf))) if cf.has("measured/spike_counts") else raster.sum(axis=1)
-        labels = np.asarray(cf.labels)
-        num_classes = cf.num_classes
-    n_in = math.prod(net.input_shape)
-    if x.shape[2] != n_in:
-        raise CaptureFormatError(f"{captures_path}: /inputs/spikes: {x.shape[2]} input channels, the network {net_path} takes {n_in}")
-    shapes = net.shapes()
-    c_out = math.prod(shapes[-1])
-    if counts.shape[1] != c_out:
-        raise CaptureFormatError(f"{captures_path}: /measured/spike_counts: {counts.shape[1]} neurons, the network's output layer has {c_out}")
-    if c_out % num_classes:
-        raise CaptureFormatError(f"{captures_path}: num_classes {num_classes} does not divide the {c_out} output neurons")
-    res = simulate(net, x)
-    sim_raster = res.output.numpy().reshape(len(x), x.shape[1], -1)
-    sim_counts = sim_raster.sum(axis=1).astype(np.int64)
+        labels, num_classes, n = np.asarray(cf.labels), cf.num_classes, len(cf)
+        has_raster, has_counts = cf.has("measured/spike_raster"), cf.has("measured/spike_counts")
+        if c_out % num_classes:
+            raise CaptureFormatError(f"{captures_path}: num_classes {num_classes} does not divide the {c_out} output neurons")
+        keys = ["inputs/spikes"] + (["measured/spike_raster"] if has_raster else []) + (["measured/spike_counts"] if has_counts else [])
+        for batch in cf.iter_batches(keys, batch_size=BATCH):
+            x = batch["inputs/spikes"]
+            if x.shape[2] != n_in:
+                raise CaptureFormatError(f"{captures_path}: /inputs/spikes: {x.shape[2]} input channels, the network {net_path} takes {n_in}")
+            res = simulate(net, x)
+            rates += np.array([float(s_.float().sum()) for s_ in res.spikes])
+            sim_r = res.output.numpy().reshape(len(x), x.shape[1], -1)
+            sim_counts.append(sim_r.sum(axis=1).astype(np.int64))
+            meas_c = batch["measured/spike_counts"] if has_counts else batch["measured/spike_raster"].sum(axis=1)
+            if meas_c.shape[1] != c_out:
+                raise CaptureFormatError(f"{captures_path}: measured output has {meas_c.shape[1]} neurons, the network's output layer has {c_out}")
+            counts.append(meas_c.astype(np.int64))
+            if has_raster:
+                r = batch["measured/spike_raster"].astype(bool)
+                if r.shape != sim_r.shape:
+                    raise CaptureFormatError(f"{captures_path}: /measured/spike_raster: shape {r.shape[1:]} per capture, "
+                                             f"the simulation gives {sim_r.shape[1:]}")
+                eq = r == sim_r
+                equal += int(eq.sum())
+                n_cells += eq.size
+                identical += int(eq.all(axis=(1, 2)).sum())
+                if divergence is None:
+                    d = first_divergence(sim_r.astype(np.uint8), r.astype(np.uint8))
+                    if d is not None:
+                        d["capture"] = int(batch["index"][d["capture"]])
+                        divergence = d
+        steps = int(x.shape[1])
+    sim_counts, counts = np.concatenate(sim_counts), np.concatenate(counts)
     agreement: dict[str, Any] = {
-        "layer_rates_simulated": [float(s.float().mean()) for s in res.spikes],
+        "layer_rates_simulated": [float(v / (n * steps * math.prod(s_))) for v, s_ in zip(rates, shapes)],
         "count_mean_abs_error": float(np.abs(sim_counts - counts).mean()),
         "count_total_relative_error": float((counts.sum() - sim_counts.sum()) / max(sim_counts.sum(), 1)),
         "count_correlation": float(np.corrcoef(sim_counts.reshape(-1), counts.reshape(-1))[0, 1]) if counts.std() and sim_counts.std() else None,
     }
-    if raster is not None:
-        if raster.shape != sim_raster.shape:
-            raise CaptureFormatError(f"{captures_path}: /measured/spike_raster: shape {raster.shape}, the simulation gives {sim_raster.shape}")
-        agreement["raster_agreement"] = float((raster.astype(bool) == sim_raster).mean())
-        agreement["captures_identical"] = int((raster.astype(bool) == sim_raster).all(axis=(1, 2)).sum())
-        agreement["first_divergence"] = first_divergence(sim_raster.astype(np.uint8), raster)
+    if has_raster:
+        agreement.update(raster_agreement=equal / n_cells, captures_identical=identical, first_divergence=divergence)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(x))
-    k = max(1, int(round(fraction * len(x))))
+    order = rng.permutation(n)
+    k = max(1, int(round(fraction * n)))
     sl, ho = order[:k], order[k:]
     if len(ho) == 0:
-        raise ValueError(f"fraction {fraction} leaves no held-out captures out of {len(x)}")
+        raise ValueError(f"fraction {fraction} leaves no held-out captures out of {n}")
     w_meas = _fit_ridge(counts[sl], labels[sl], num_classes)
     w_sim = _fit_ridge(sim_counts[sl], labels[sl], num_classes)
     acc = lambda pred: float((pred == labels[ho]).mean())  # noqa: E731
@@ -124,7 +144,7 @@ def calibrate_neuromorphic(net_path, captures_path, *, fraction: float = 0.2, se
         "control": acc(_ridge_decode(w_sim, counts[ho])),
         "calibrated": acc(_ridge_decode(w_meas, counts[ho])),
     }
-    return {"network": str(net_path), "captures": str(captures_path), "n_captures": int(len(x)), "steps": int(x.shape[1]),
+    return {"network": str(net_path), "captures": str(captures_path), "n_captures": int(n), "steps": steps,
             "slice": int(k), "held_out": int(len(ho)), "fraction": fraction, "seed": seed, "agreement": agreement,
             "accuracies": accuracies, "decoder": {"kind": "ridge", "lambda": RIDGE, "weights": w_meas.tolist()}}
 

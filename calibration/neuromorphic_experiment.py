@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
+    from neurohw import argtypes as at
     from neurohw.loihi.netx_io import write_netx
     from neurohw.results import save_result
     from neurohw.stats import mean_std
@@ -22,9 +23,9 @@ def main(argv=None) -> int:
     from .neuromorphic_lab import MAGNITUDES, build_digits_model, capture_neuromorphic
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--devices", type=int, default=5)
-    ap.add_argument("--fraction", type=float, default=0.5)
-    ap.add_argument("--steps", type=int, default=32)
+    ap.add_argument("--devices", type=at.count, default=5)
+    ap.add_argument("--fraction", type=at.fraction, default=0.5)
+    ap.add_argument("--steps", type=at.count, default=32)
     args = ap.parse_args(argv)
     t0 = time.time()
     net, x, y = build_digits_model(0, steps=args.steps)

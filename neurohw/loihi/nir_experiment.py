@@ -81,6 +81,7 @@ def agreement(ours: list[np.ndarray], theirs: list[np.ndarray]) -> list[float]:
 
 
 def main(argv=None) -> int:
+    from neurohw import argtypes as at
     from neurohw.results import save_result
 
     from .lava_bridge import lava_available, run_netx_in_lava
@@ -90,9 +91,9 @@ def main(argv=None) -> int:
     from .simulator import simulate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--samples", type=at.count, default=4)
+    ap.add_argument("--steps", type=at.count, default=40)
+    ap.add_argument("--seed", type=at.seed, default=0)
     args = ap.parse_args(argv)
     t0 = time.time()
     model, neurons = snntorch_example_model(args.seed)
