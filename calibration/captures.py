@@ -550,6 +550,14 @@ def open_captures(path: str | os.PathLike, *, scan: bool = True, scan_batch: int
         if scan:
             _scan(cf, scan_batch)
         return cf
+    except CaptureFormatError:
+        fh.close()
+        raise
+    except (RuntimeError, OSError, KeyError, ValueError, TypeError) as exc:
+        # h5py reports corrupt object headers, B-trees or heaps in the middle of a walk
+        # as any of these (e.g. "Object visitation failed (addr overflow ...)").
+        fh.close()
+        raise CaptureFormatError(f"{path}: corrupt HDF5 structure ({type(exc).__name__}: {exc})") from exc
     except BaseException:
         fh.close()
         raise
