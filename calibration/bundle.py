@@ -12,8 +12,9 @@ run the network:
   model's constructor config, the design's optics config, layout, constraints, proxy
   metadata, scale and fidelity, the nominal sensor config and fabrication error magnitudes.
 
-``optics`` does not (yet) define a file format for a designed hybrid model; this one uses
-only its public classes. Loading never unpickles anything.
+The format itself lives in the optics backend (:mod:`optics.hardware`, artifact kind
+``optical-hardware``); this module names the calibration workflow's defaults (fabrication
+presets, the small build recipe). Loading never unpickles anything.
 """
 from __future__ import annotations
 
@@ -22,11 +23,7 @@ from pathlib import Path
 
 import torch
 
-from neurohw.io import CheckpointError, load_checkpoint, save_checkpoint
-from optics.hardware import OpticalHardware
-
-FORMAT = "neurohw-optical-hybrid"
-FORMAT_VERSION = 1
+from optics.hardware import FORMAT, FORMAT_VERSION, OpticalHardware, save_hardware  # noqa: F401 (re-exported)
 
 
 def fabrication_preset(name: str = "prototype"):
@@ -55,72 +52,16 @@ OpticalModel = OpticalHardware
 
 def save_optical_model(path: str | os.PathLike, om: OpticalModel, *, seed: int | None = None, extra: dict | None = None,
                        extra_tensors: dict | None = None) -> Path:
-    """Write ``om`` as a model bundle (atomically). ``extra_tensors`` (e.g. ``device.*`` of a
-    calibration) are stored alongside and ignored by :func:`load_optical_model`."""
-    d = om.design
-    tensors = {f"backend.{k}": v for k, v in om.model.backend.state_dict().items()}
-    tensors["frontend.kernels"] = om.model.frontend.kernels.detach()
-    for name in ("radii", "psf", "tiles", "targets"):
-        tensors[f"design.{name}"] = getattr(d, name).detach()
-    tensors["proxy.phase_coef"] = d.proxy.phase_coef.detach()
-    tensors["proxy.amp_coef"] = d.proxy.amp_coef.detach()
-    for k, v in (extra_tensors or {}).items():
-        if k in tensors or k.startswith(("backend.", "design.", "proxy.", "frontend.")):
-            raise ValueError(f"save_optical_model: extra tensor name {k!r} collides with the bundle's own")
-        tensors[k] = v.detach()
-    info = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "hybrid": {"class": type(om.model).__name__, "config": getattr(om.model, "config", {})},
-        "design": {
-            "config": d.config.to_dict(),
-            "layout": d.layout.to_dict(),
-            "constraints": d.constraints.to_dict(),
-            "proxy": {"wavelengths": list(d.proxy.wavelengths), "r_lo": d.proxy.r_lo, "r_hi": d.proxy.r_hi},
-            "scale": float(d.scale),
-            "fidelity": d.fidelity,
-        },
-        "sensor": om.sensor.to_dict(),
-        "fabrication": om.fabrication.to_dict(),
-        "meta": om.meta,
-    }
-    info.update(extra or {})
-    return save_checkpoint(path, tensors, config=info["hybrid"], seed=seed, extra=info)
+    """Write ``om`` as a model bundle (atomically; :func:`optics.hardware.save_hardware`).
+    ``extra_tensors`` (e.g. ``device.*`` of a calibration) are stored alongside."""
+    return save_hardware(path, om, seed=seed, extra=extra, extra_tensors=extra_tensors)
 
 
 def load_optical_model(path: str | os.PathLike) -> OpticalModel:
-    """Read a model bundle written by :func:`save_optical_model` (errors name the file and the field)."""
-    import optics
-    from optics.design import MetasurfaceDesign
-    from optics.metasurface import FabConstraints, PillarProxy
+    """Read a model bundle (a file, or a folder written by ``neurohw optics design``); errors name the file and field."""
+    from neurohw.io import load_artifact
 
-    tensors, side = load_checkpoint(path)
-    info = side.get("extra", {})
-    if info.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} model bundle (sidecar extra.format = {info.get('format')!r})")
-    if info.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: model bundle version {info.get('format_version')} is not {FORMAT_VERSION}")
-    try:
-        cls = getattr(optics, info["hybrid"]["class"])
-        model = cls(**info["hybrid"]["config"])
-        backend = {k[len("backend."):]: v for k, v in tensors.items() if k.startswith("backend.")}
-        model.backend.load_state_dict(backend)
-        with torch.no_grad():
-            model.frontend.kernels.copy_(tensors["frontend.kernels"])
-        dj = info["design"]
-        cfg = optics.OpticsConfig(**{**dj["config"], "wavelengths": tuple(dj["config"]["wavelengths"])})
-        layout = optics.TileLayout(**dj["layout"])
-        constraints = FabConstraints(**dj["constraints"])
-        pj = dj["proxy"]
-        proxy = PillarProxy(pj["wavelengths"], pj["r_lo"], pj["r_hi"], tensors["proxy.phase_coef"].numpy(), tensors["proxy.amp_coef"].numpy())
-        design = MetasurfaceDesign(tensors["design.radii"], cfg, layout, proxy, constraints, tensors["design.psf"],
-                                   tensors["design.tiles"], tensors["design.targets"], float(dj["scale"]), dj["fidelity"])
-        sensor = optics.SensorConfig(**info["sensor"])
-        fab = optics.FabricationParams(**info["fabrication"])
-    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: malformed model bundle ({type(exc).__name__}: {exc})") from exc
-    model.eval()
-    return OpticalModel(model, design, sensor, fab, meta=info.get("meta", {}))
+    return load_artifact(path, kinds=("optical-hardware",))
 
 
 def build_optical_model(

@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=_build_model)
 
     c = labsub.add_parser("capture", help="show a dataset to a simulated fabricated device; write a capture file")
-    c.add_argument("--model", type=Path, required=True, help="model bundle written by `neurohw lab build-model`")
+    c.add_argument("--model", type=Path, required=True,
+                   help="model bundle: the file `neurohw lab build-model` writes, or the folder `neurohw optics design` writes")
     c.add_argument("--data", default="mnist5k", help="dataset to show (mnist5k, digits8x8, .npz/.h5)")
     c.add_argument("--split", choices=["test", "train", "all"], default="test",
                    help="which split to show (default test: images the model never trained on)")
@@ -41,16 +42,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab.set_defaults(func=lambda args: (lab.print_help(), 2)[1])
 
     k = sub.add_parser("calibrate", help="calibrate a hybrid optical model from device captures; write a checkpoint and a report")
-    k.add_argument("model", type=Path, help="model bundle (never modified); for neuromorphic captures a netx file")
+    k.add_argument("model", type=Path, help="model bundle, or a `neurohw optics design` folder (never modified); "
+                                            "for neuromorphic captures a netx file")
     k.add_argument("--captures", type=Path, required=True, help="capture file (HDF5, docs/captures.md)")
     k.add_argument("--fraction", type=at.fraction, default=0.1, help="calibration slice, fraction of the captures (default 0.1)")
     k.add_argument("--out", type=Path, required=True, help="output folder: calibrated.safetensors, report.md, results.json, plots")
     k.add_argument("--seed", type=at.seed, default=0)
     k.add_argument("--device-model", choices=["optics", "generic"], default="optics",
                    help="optics: refit the optics DeviceFrontEnd; generic: DeviceCorrection on the simulated maps")
-    k.add_argument("--teacher", default="lenet5", help="NTK teacher (a neurohw teacher name; trained and cached on first use)")
-    k.add_argument("--teacher-checkpoint", type=Path, default=None,
-                   help="load the teacher's weights from this safetensors checkpoint instead of the cache")
+    k.add_argument("--teacher", default=None,
+                   help="NTK teacher: a teacher artifact (.safetensors or a `neurohw train-teacher` folder), or a teacher "
+                        "name for the cached default (default lenet5, trained and cached on first use; announced on stderr)")
+    k.add_argument("--teacher-checkpoint", type=Path, default=None, help="the same as --teacher PATH (older spelling)")
     k.add_argument("--ntk-loss", choices=["mse", "normalised", "cka"], default="normalised")
     k.add_argument("--ntk-beta", type=at.nonneg, default=1.0)
     k.add_argument("--fractions", type=at.fraction_list, default=None, help="comma-separated fractions for the sample-efficiency curve")
@@ -126,21 +129,25 @@ def _calibrate(args) -> int:
     from calibration.loop import CalibrationConfig, calibrate
     from calibration.output import save_calibrated
     from calibration.report import write_report
+    from neurohw.io import artifact_kind, load_into
+    from neurohw.models import TEACHERS, build_teacher
+    from neurohw.train import resolve_teacher
 
-    kw = dict(fraction=args.fraction, seed=args.seed, device_model=args.device_model, teacher=args.teacher,
+    spec = args.teacher_checkpoint or args.teacher
+    name = args.teacher if args.teacher in TEACHERS else "lenet5"
+    kw = dict(fraction=args.fraction, seed=args.seed, device_model=args.device_model, teacher=name,
               ntk_loss=args.ntk_loss, ntk_beta=args.ntk_beta, curve=not args.no_curve, save_arm=args.save_arm,
               num_threads=args.threads, progress=True)
     if args.fractions:
         kw["fractions"] = args.fractions
     cfg = CalibrationConfig.quick(**kw) if args.quick else CalibrationConfig(**kw)
     om = load_optical_model(args.model)
-    teacher = None
-    if args.teacher_checkpoint:
-        from neurohw.io import load_into
-        from neurohw.models import build_teacher
-
-        teacher = build_teacher(args.teacher, num_classes=10, in_channels=1)
+    if args.teacher_checkpoint and artifact_kind(args.teacher_checkpoint) is None:
+        # weights only (no kind in the sidecar): the architecture is --teacher NAME
+        teacher = build_teacher(name, num_classes=10, in_channels=1)
         load_into(teacher, args.teacher_checkpoint)
+    else:
+        teacher = resolve_teacher(spec, who="neurohw calibrate")
     result = calibrate(om, args.captures, cfg, teacher=teacher)
     ckpt = save_calibrated(args.out / "calibrated.safetensors", om, result, cfg, source=args.model)
     paths = write_report(result, args.out, seed=args.seed, extra={"checkpoint": str(ckpt), "model": str(args.model),

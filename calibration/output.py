@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import torch
-
 from calibration.bundle import OpticalModel, load_optical_model, save_optical_model
 from neurohw.io import CheckpointError, load_checkpoint
 
@@ -46,16 +44,10 @@ def save_calibrated(path, om: OpticalModel, result, config, *, source=None) -> P
 
 
 def load_calibrated_device(path):
-    """The refit optics ``DeviceFrontEnd`` stored in a calibrated checkpoint (optics device model only)."""
-    from optics import SensorConfig
-
-    om = load_optical_model(path)
+    """The bundle and the refit optics ``DeviceFrontEnd`` of a calibrated checkpoint (optics device model only)."""
     tensors, side = load_checkpoint(path)
     info = side.get("extra", {}).get("calibration")
     if not info or info.get("device_model") != "optics":
         raise CheckpointError(f"{path}: not a calibrated checkpoint with an optics device model")
-    dev = om.design.device_frontend(SensorConfig(**info["device_sensor"]))
-    with torch.no_grad():
-        for name in ("gain", "offset", "shift", "rotation", "psf_correction"):
-            getattr(dev, name).copy_(tensors[f"device.{name}"])
-    return om, dev
+    om = load_optical_model(path)  # restores the refit device as the bundle's front-end
+    return om, om.frontend()

@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--debias", action="store_true", help="debiased sketch MSE (two independent halves)")
     c.add_argument("--ntk-batch", type=at.count, default=None)
     c.add_argument("--ntk-anchors", type=at.count, default=None, help="number of fixed NTK batches (teacher kernels cached)")
-    c.add_argument("--teacher-epochs", type=at.count, default=None, help="LeNet-5 teacher epochs (cached by neurohw.train.get_teacher)")
+    c.add_argument("--teacher", type=Path, default=None,
+                   help="teacher artifact (.safetensors or a `neurohw train-teacher` folder); default: the cached LeNet-5 (announced on stderr)")
+    c.add_argument("--teacher-epochs", type=at.count, default=None, help="epochs of the cached default LeNet-5 teacher (without --teacher)")
     at.add_device(c, "cpu")
     at.add_threads(c, 1)
     c.add_argument("--quick", action="store_true", help="seconds-scale smoke run (tiny data, 1 epoch, 2 seeds)")
@@ -92,11 +94,15 @@ def _compare(args) -> int:
         cfg = quick_config(**over)
     else:
         cfg = CompareConfig(**over)
+    from neurohw.train import resolve_teacher
+
     teacher_epochs = args.teacher_epochs or (3 if args.quick else 12)
     from neurohw.results import command_line
 
-    command = command_line("neurohw distill compare", args, ("data", "students", "arms", "seeds", "epochs", "batch_size", "lr", "n_train", "kd_weight", "temperature", "ntk_weight", "ntkd_kd_weight", "ntk_loss", "ntk_method", "n_projections", "debias", "ntk_batch", "ntk_anchors", "teacher_epochs", "quick", "result"))
-    res = run_comparison(cfg, args.out, teacher_epochs=teacher_epochs, progress=not args.no_progress, dataset=args.data,
+    command = command_line("neurohw distill compare", args, ("data", "students", "arms", "seeds", "epochs", "batch_size", "lr", "n_train", "kd_weight", "temperature", "ntk_weight", "ntkd_kd_weight", "ntk_loss", "ntk_method", "n_projections", "debias", "ntk_batch", "ntk_anchors", "teacher", "teacher_epochs", "quick", "result"))
+    teacher = resolve_teacher(args.teacher, dataset=args.data, epochs=teacher_epochs, progress=not args.no_progress,
+                              who="neurohw distill compare")
+    res = run_comparison(cfg, args.out, teacher=teacher, teacher_epochs=teacher_epochs, progress=not args.no_progress, dataset=args.data,
                          result=args.result, results_dir=args.results_dir, command=command)
     print(res["table_markdown"])
     print(f"written: {args.out}/table.md, results.json, " + ", ".join(res.get("plots", {}).values()))

@@ -52,6 +52,13 @@ class LogicHardware:
         return self.evaluator().class_counts(self.encode_bits(x))
 
 
+def save_net(path, model, **kw) -> Path:
+    """:func:`logic.models.save_model` with the artifact savers' argument order (``neurohw.io.save_artifact``)."""
+    from logic.models import save_model
+
+    return save_model(model, path, **kw)
+
+
 class LogicBackend(Backend):
     name = "logic"
     formats = ("c", "verilog", "netlist")

@@ -22,6 +22,8 @@ from logic.netlist import Netlist, NetlistBuilder
 class LogicNet(nn.Module):
     """Encoder → logic body → GroupSum. ``config`` (a JSON-able dict) rebuilds it with :func:`build_model`."""
 
+    artifact_kind = "logic-net"  # neurohw.io.save_artifact
+
     def __init__(self, encoder: nn.Module, body: list[nn.Module], head: GroupSum, input_shape: tuple[int, ...],
                  config: dict | None = None):
         super().__init__()

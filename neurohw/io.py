@@ -186,11 +186,13 @@ def save_checkpoint(
     config: Mapping[str, Any] | None = None,
     seed: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    kind: str | None = None,
 ) -> Path:
     """Save tensors (or a module's ``state_dict``) as safetensors plus a JSON sidecar.
 
     The sidecar holds ``config``, ``seed``, package versions, the git commit and ``extra``
-    (e.g. epoch, optimiser step, metrics). Both files are written atomically.
+    (e.g. epoch, optimiser step, metrics) and, for an artifact, its ``kind`` and
+    ``version`` (see :func:`load_artifact`). Both files are written atomically.
     """
     if isinstance(tensors, torch.nn.Module):
         tensors = tensors.state_dict()
@@ -209,6 +211,8 @@ def save_checkpoint(
         raise CheckpointError(f"{path}: refusing to write a checkpoint with NaN/Inf values in {bad[:5]} "
                               f"(a diverged or broken run); {'the existing file is kept' if path.exists() else 'nothing written'}")
     meta = provenance(seed=seed, config=config)
+    if kind is not None:
+        meta["kind"], meta["version"] = kind, ARTIFACT_VERSION
     meta["extra"] = dict(extra or {})
     meta["tensors"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in flat.items()}
     with atomic_path(path, suffix=".safetensors") as tmp:
@@ -257,3 +261,116 @@ def load_into(module: torch.nn.Module, path: str | os.PathLike, strict: bool = T
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: does not match {type(module).__name__}: {exc}") from exc
     return meta
+
+
+# ---------------------------------------------------------------- artifacts: the hand-off between steps
+#: Version of the artifact sidecar convention (``kind`` + ``version`` at the sidecar's top level).
+ARTIFACT_VERSION = 1
+
+#: kind → (saver, loader) as ``"module:function"``. ``saver(path, obj, **kw) -> Path`` writes
+#: through :func:`save_checkpoint` with ``kind=``; ``loader(path) -> obj`` rebuilds the object
+#: (nothing is unpickled). A module is imported only when its kind is saved or loaded.
+ARTIFACT_KINDS: dict[str, tuple[str, str]] = {
+    "teacher": ("neurohw.models:save_teacher", "neurohw.models:load_teacher"),
+    "bwsnn": ("snn.experiments:save_model", "snn.experiments:load_model"),
+    "logic-net": ("logic.backend:save_net", "logic.models:load_model"),
+    "optics-design": ("optics.pipeline:save_design", "optics.pipeline:load_design"),
+    "optical-hardware": ("optics.hardware:save_hardware", "optics.hardware:load_hardware"),
+}
+
+#: The file a folder artifact is read from, by kind, in order of preference.
+FOLDER_FILES: tuple[str, ...] = ("hardware.safetensors", "calibrated.safetensors", "model.safetensors", "design.safetensors")
+
+
+def _resolve(spec: str):
+    import importlib
+
+    mod, fn = spec.split(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def _legacy_kind(meta: dict) -> str | None:
+    """The kind of a file written before sidecars carried one (recognised by its config)."""
+    conf, extra = meta.get("config") or {}, meta.get("extra") or {}
+    if extra.get("format") == "neurohw-optical-hybrid":
+        return "optical-hardware"
+    if "bwsnn" in conf:
+        return "bwsnn"
+    if "logic_model" in conf:
+        return "logic-net"
+    if "proxy" in conf and ("optics" in conf or "config" in conf):
+        return "optics-design"
+    from neurohw.models import TEACHERS
+
+    if conf.get("model") in TEACHERS or conf.get("name") in TEACHERS:
+        return "teacher"
+    return None
+
+
+def artifact_file(path: str | os.PathLike, kinds: tuple[str, ...] | None = None) -> Path:
+    """The artifact file ``path`` names: the file itself, or in a folder the first of
+    :data:`FOLDER_FILES` present (and, with ``kinds``, of one of those kinds)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for name in FOLDER_FILES:
+        f = path / name
+        if f.exists() and (kinds is None or artifact_kind(f) in kinds):
+            return f
+    want = f" of kind {', '.join(kinds)}" if kinds else ""
+    raise CheckpointError(f"{path}: folder holds no artifact{want} (looked for {', '.join(FOLDER_FILES)})")
+
+
+def artifact_kind(path: str | os.PathLike) -> str | None:
+    """The ``kind`` recorded in (or recognised from) the sidecar of ``path``; None when unknown."""
+    if not Path(path).exists():
+        raise CheckpointError(f"{path}: checkpoint file does not exist")
+    side = sidecar_path(path)
+    if not side.exists():
+        raise CheckpointError(f"{side}: sidecar does not exist (an artifact is a .safetensors file with a .json sidecar)")
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{side}: sidecar is not valid JSON ({exc})") from exc
+    if "kind" in meta:
+        if meta.get("version") != ARTIFACT_VERSION:
+            raise CheckpointError(f"{side}: artifact version {meta.get('version')!r} is not {ARTIFACT_VERSION}")
+        return meta["kind"]
+    return _legacy_kind(meta)
+
+
+def save_artifact(obj: Any, path: str | os.PathLike, kind: str | None = None, **kw) -> Path:
+    """Write ``obj`` (teacher, BWSNN, logic net, optical design, optical hardware / calibrated
+    device) as safetensors + JSON sidecar with ``kind``, ``version``, config and provenance.
+
+    ``kind`` defaults to ``obj.artifact_kind`` (a class attribute of the saveable types);
+    ``kw`` go to the kind's saver (e.g. ``extra=``, ``seed=``).
+    """
+    kind = kind or getattr(obj, "artifact_kind", None)
+    if kind not in ARTIFACT_KINDS:
+        raise CheckpointError(f"{path}: cannot save a {type(obj).__name__} as an artifact "
+                              f"(kind {kind!r}; known: {', '.join(ARTIFACT_KINDS)})")
+    path = Path(_resolve(ARTIFACT_KINDS[kind][0])(path, obj, **kw))
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text(encoding="utf-8"))
+    if meta.get("kind") != kind:  # a saver that does not stamp its files: stamp the sidecar here
+        meta["kind"], meta["version"] = kind, ARTIFACT_VERSION
+        atomic_write_json(side, meta)
+    return path
+
+
+def load_artifact(path: str | os.PathLike, kinds: tuple[str, ...] | None = None) -> Any:
+    """Rebuild the object saved at ``path`` (a file, or a folder holding one of :data:`FOLDER_FILES`).
+
+    ``kinds`` restricts what is accepted; a file of another kind raises :class:`CheckpointError`
+    naming the file and both kinds.
+    """
+    f = artifact_file(path, kinds)
+    if not f.exists():
+        raise CheckpointError(f"{f}: artifact file does not exist")
+    kind = artifact_kind(f)
+    if kind not in ARTIFACT_KINDS:
+        raise CheckpointError(f"{f}: unknown artifact kind {kind!r} (known: {', '.join(ARTIFACT_KINDS)})")
+    if kinds is not None and kind not in kinds:
+        raise CheckpointError(f"{f}: is a {kind!r} artifact, expected {' or '.join(repr(k) for k in kinds)}")
+    return _resolve(ARTIFACT_KINDS[kind][1])(f)

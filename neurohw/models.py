@@ -17,6 +17,8 @@ import torch.nn.functional as F
 class LeNet5(nn.Module):
     """LeNet-5 with ReLU and max pooling. Input (N, in_channels, 28, 28)."""
 
+    artifact_kind = "teacher"  # neurohw.io.save_artifact
+
     def __init__(self, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 6, 5, padding=2)
@@ -36,6 +38,8 @@ class LeNet5(nn.Module):
 
 class AlexNetSmall(nn.Module):
     """Five conv layers (64-192-384-256-256, as AlexNet) scaled for 32×32, then 3 FC layers."""
+
+    artifact_kind = "teacher"  # neurohw.io.save_artifact
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 0.5, dropout: float = 0.5):
         super().__init__()
@@ -61,6 +65,7 @@ class AlexNetSmall(nn.Module):
 class BasicBlock(nn.Module):
     """3×3 conv-BN-ReLU-3×3 conv-BN plus identity (or 1×1 projection) shortcut, then ReLU."""
 
+
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -79,6 +84,8 @@ class BasicBlock(nn.Module):
 
 class ResNet8(nn.Module):
     """ResNet-8: stem conv + 3 basic blocks (16, 32, 64 channels; strides 1, 2, 2) + FC."""
+
+    artifact_kind = "teacher"  # neurohw.io.save_artifact
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, widths: tuple[int, int, int] = (16, 32, 64)):
         super().__init__()
@@ -101,9 +108,42 @@ def build_teacher(name: str, num_classes: int = 10, in_channels: int | None = No
 
     ``in_channels`` defaults to 1 for LeNet-5 and 3 for the CIFAR-sized models.
     """
+
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; choose one of {sorted(TEACHERS)}")
     cls = TEACHERS[name]
     if in_channels is None:
         in_channels = 1 if name == "lenet5" else 3
     return cls(num_classes=num_classes, in_channels=in_channels)
+
+
+def teacher_name(model: nn.Module) -> str:
+    """The :data:`TEACHERS` name of ``model``'s class."""
+    for name, cls in TEACHERS.items():
+        if type(model) is cls:
+            return name
+    raise ValueError(f"{type(model).__name__} is not a neurohw teacher ({', '.join(TEACHERS)})")
+
+
+def save_teacher(path, model: nn.Module, *, seed: int | None = None, extra: dict | None = None, config: dict | None = None):
+    """Write a teacher as an artifact (kind ``teacher``): weights + sidecar naming its class and shape."""
+    from neurohw.io import save_checkpoint
+
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    conf = {"model": teacher_name(model), "num_classes": last.out_features, "in_channels": first.in_channels, **(config or {})}
+    return save_checkpoint(path, model, config=conf, seed=seed, extra=extra, kind="teacher")
+
+
+def load_teacher(path) -> nn.Module:
+    """Rebuild a teacher saved by :func:`save_teacher` (or ``neurohw train-teacher``'s ``model.safetensors``) in eval mode."""
+    from neurohw.io import CheckpointError, load_checkpoint, load_into
+
+    _, meta = load_checkpoint(path)
+    conf = meta.get("config") or {}
+    name = conf.get("model") or conf.get("name")
+    if name not in TEACHERS:
+        raise CheckpointError(f"{path}: sidecar config.model {name!r} is not a teacher ({', '.join(TEACHERS)})")
+    model = build_teacher(name, num_classes=int(conf.get("num_classes", 10)), in_channels=conf.get("in_channels"))
+    load_into(model, path)
+    return model.eval()

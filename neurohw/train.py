@@ -306,6 +306,24 @@ def get_teacher(
     return model.to(dev).eval()
 
 
+def resolve_teacher(spec: str | os.PathLike | None, *, dataset: str = "mnist5k", epochs: int = 12, seed: int = 0,
+                    progress: bool = False, who: str = "neurohw") -> nn.Module:
+    """The teacher a command was given: ``spec`` is a teacher artifact (a ``.safetensors`` file, or
+    the folder ``neurohw train-teacher --out`` wrote), loaded in eval mode; a teacher name (or None
+    for ``lenet5``) means the cached default of :func:`get_teacher`, announced on stderr."""
+    import sys
+
+    from neurohw.io import load_artifact
+    from neurohw.models import TEACHERS
+
+    if spec is not None and str(spec) not in TEACHERS:
+        return load_artifact(spec, kinds=("teacher",))
+    name = str(spec or "lenet5")
+    print(f"{who}: no --teacher PATH given; using the cached default teacher {name} ({dataset}, {epochs} epochs, "
+          f"seed {seed}) from {default_cache_dir() / 'teachers'} (trained there on first use)", file=sys.stderr)
+    return get_teacher(name, dataset=dataset, epochs=epochs, seed=seed, progress=progress)
+
+
 def train_teacher_cli(args) -> int:
     """``neurohw train-teacher``: train, checkpoint every epoch, print test accuracy."""
     from neurohw.data import load_dataset
@@ -324,9 +342,11 @@ def train_teacher_cli(args) -> int:
     ws, rank = _dist_info()
     if rank == 0:
         ev = evaluate(model, split.test())
-        save_checkpoint(Path(args.out) / "model.safetensors", model, seed=args.seed,
-                        config={"model": args.model, "data": args.data, "epochs": args.epochs, "world_size": ws},
-                        extra={"test_accuracy": ev["accuracy"]})
+        from neurohw.models import save_teacher
+
+        save_teacher(Path(args.out) / "model.safetensors", model, seed=args.seed,
+                     config={"data": args.data, "epochs": args.epochs, "world_size": ws},
+                     extra={"test_accuracy": ev["accuracy"]})
         atomic_write_json(Path(args.out) / "metrics.json", {"test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "confusion": ev["confusion"]})
         print(f"test accuracy {ev['accuracy']:.4f} ({ev['n']} examples); checkpoint {Path(args.out) / 'model.safetensors'}")
     if ws > 1:

@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     osub = p.add_subparsers(dest="optics_command", metavar="ACTION")
 
     d = osub.add_parser("design", help="train the MNIST hybrid in kernel mode, design its metasurface, evaluate kernel/device/wave modes")
-    d.add_argument("--out", type=Path, required=True, help="folder for model.safetensors, design.safetensors, plots, summary.json")
+    d.add_argument("--out", type=Path, required=True,
+                   help="folder for hardware.safetensors (the bundle `neurohw lab capture --model` takes), "
+                        "model.safetensors, design.safetensors, plots, summary.json")
     d.add_argument("--epochs", type=at.count, default=4)
     d.add_argument("--n-train", type=at.count, default=None, help="training images (default all 4000)")
     d.add_argument("--n-test", type=at.count, default=None)
@@ -27,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=_design)
 
     f = osub.add_parser("fabricate", help="Monte Carlo: draw fabricated instances of a design and evaluate the model on them")
-    f.add_argument("--design", type=Path, required=True, help="folder written by `neurohw optics design`")
+    f.add_argument("--design", type=Path, required=True,
+                   help="folder written by `neurohw optics design`, or a hardware bundle (.safetensors, e.g. `neurohw calibrate`'s calibrated.safetensors)")
     f.add_argument("--out", type=Path, default=None, help="output folder (default: the design folder)")
     f.add_argument("-n", "--instances", type=at.count, default=20)
     f.add_argument("--seed", type=at.seed, default=0)
@@ -45,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=_fabricate)
 
     e = osub.add_parser("export-layout", help="write the metasurface as GDSII (pillars) + HDF5/PNG radius maps; reads the GDS back")
-    e.add_argument("--design", type=Path, required=True, help="folder written by `neurohw optics design` (or a design .safetensors)")
+    e.add_argument("--design", type=Path, required=True, help="folder written by `neurohw optics design`, a design .safetensors, or a hardware bundle")
     e.add_argument("--out", type=Path, default=None, help="output folder (default: the design folder)")
     e.add_argument("--layer", type=at.nonneg_int, default=1, help="GDS layer number")
     e.set_defaults(func=_export)
@@ -60,6 +63,7 @@ def _design(args) -> int:
     from neurohw.data import load_mnist5k
     from neurohw.io import atomic_write_json, provenance, save_checkpoint
     from optics.design import OpticsConfig
+    from neurohw.io import save_artifact
     from optics.pipeline import run_mnist_pipeline, save_design
 
     cfg = OpticsConfig(grid=args.grid, dx=args.dx, z=args.z, pixel_cells=args.pixel_cells)
@@ -72,10 +76,11 @@ def _design(args) -> int:
         fig.pop("fabricated", None)
     save_checkpoint(args.out / "model.safetensors", res["model"], config={"model": "HybridMNIST", **res["model"].config}, seed=args.seed)
     save_design(args.out / "design.safetensors", res["design"], seed=args.seed)
+    save_artifact(res["hardware"], args.out / "hardware.safetensors", seed=args.seed, extra={"data": "mnist5k"})
     atomic_write_json(args.out / "summary.json", {"provenance": provenance(args.seed, vars_json(args)), **fig})
     a = fig["accuracy"]
     print(f"kernel {a['kernel']:.4f}  device {a['device']:.4f}  wave {a['wave']:.4f}  mean NCC {fig['design']['mean_ncc']:.4f}")
-    print(f"wrote {args.out}/model.safetensors, design.safetensors, summary.json and plots")
+    print(f"wrote {args.out}/hardware.safetensors, model.safetensors, design.safetensors, summary.json and plots")
     return 0
 
 
@@ -84,9 +89,12 @@ def vars_json(args) -> dict:
 
 
 def _load_model(folder: Path):
-    from neurohw.io import load_checkpoint
+    """The hybrid model of a design folder (``model.safetensors``) or of a hardware bundle file."""
+    from neurohw.io import artifact_kind, load_artifact, load_checkpoint
     from optics.hybrid import HybridMNIST
 
+    if folder.is_file() and artifact_kind(folder) == "optical-hardware":
+        return load_artifact(folder).model
     tensors, meta = load_checkpoint(folder / "model.safetensors")
     cfg = {k: v for k, v in meta.get("config", {}).items() if k != "model"}
     model = HybridMNIST(**cfg)
@@ -106,7 +114,7 @@ def _fabricate(args) -> int:
     from optics.pipeline import load_design
     from optics.plots import plot_accuracy_distribution
 
-    out = args.out or args.design
+    out = args.out or (args.design if args.design.is_dir() else args.design.parent)
     design = load_design(_design_path(args.design))
     model = _load_model(args.design)
     over = {

@@ -164,6 +164,8 @@ class MetasurfaceDesign:
     global PSF→kernel factor; ``targets`` the target tiles; ``fidelity`` per kernel.
     """
 
+    artifact_kind = "optics-design"  # neurohw.io.save_artifact (a class attribute, not a field)
+
     radii: torch.Tensor
     config: OpticsConfig
     layout: TileLayout

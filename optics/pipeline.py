@@ -11,61 +11,46 @@ from pathlib import Path
 
 import torch
 
-from neurohw.io import load_checkpoint, save_checkpoint
-from optics.design import MetasurfaceDesign, OpticsConfig, check_layout_fits, design_metasurface
+from neurohw.io import CheckpointError, load_checkpoint, save_checkpoint
+from optics.design import MetasurfaceDesign, OpticsConfig, check_layout_fits
 from optics.fabrication import FabricationModel, FabricationParams, evaluate_instances
-from optics.frontend import TileLayout
+from optics.hardware import design_from_state, design_state
 from optics.hybrid import HybridMNIST, accuracy, train_hybrid
-from optics.metasurface import FabConstraints, HeightMapDOE, PillarProxy
 from optics.sensor import SensorConfig
 
 __all__ = ["save_design", "load_design", "evaluate_modes", "run_mnist_pipeline", "run_pipeline"]
 
 
 def save_design(path, design: MetasurfaceDesign, seed: int | None = None) -> Path:
-    """Write a design as ``path`` (safetensors) + its JSON sidecar."""
-    tensors = {
-        "radii": design.radii,
-        "psf": design.psf,
-        "tiles": design.tiles,
-        "targets": design.targets,
-    }
-    if design.element == "height_map":
-        proxy = {"kind": "height_map", "wavelengths": list(design.proxy.wavelengths), "index": design.proxy.index.tolist(),
-                 "max_height": design.proxy.max_height, "levels": design.proxy.levels}
-    else:
-        tensors["proxy_phase_coef"], tensors["proxy_amp_coef"] = design.proxy.phase_coef, design.proxy.amp_coef
-        proxy = {"kind": "pillars", "wavelengths": list(design.proxy.wavelengths), "r_lo": design.proxy.r_lo, "r_hi": design.proxy.r_hi}
-    config = {
-        "optics": design.config.to_dict(),
-        "layout": design.layout.to_dict(),
-        "constraints": design.constraints.to_dict(),
-        "proxy": proxy,
-    }
-    extra = {"scale": design.scale, "fidelity": design.fidelity, "history": design.history}
-    return save_checkpoint(path, tensors, config=config, seed=seed, extra=extra)
+    """Write a design as ``path`` (safetensors) + its JSON sidecar (artifact kind ``optics-design``;
+    the same tensor and field layout as a hardware bundle's design, :func:`optics.hardware.design_state`)."""
+    tensors, info = design_state(design)
+    return save_checkpoint(path, tensors, config={"design": info}, seed=seed, kind="optics-design")
 
 
 def load_design(path) -> MetasurfaceDesign:
-    """Read a design written by :func:`save_design` (errors name the file and the missing field)."""
+    """Read a design written by :func:`save_design`, or the design inside a hardware bundle or a
+    ``neurohw optics design`` folder (errors name the file and the missing field)."""
+    from neurohw.io import artifact_file, artifact_kind
+
+    path = artifact_file(path, kinds=("optics-design", "optical-hardware"))
+    if artifact_kind(path) == "optical-hardware":
+        from optics.hardware import load_hardware
+
+        return load_hardware(path).design
     t, meta = load_checkpoint(path)
     try:
-        cfg, extra = meta["config"], meta["extra"]
-        oc = cfg["optics"]
-        oc["wavelengths"] = tuple(oc["wavelengths"])
-        optics_cfg = OpticsConfig(**oc)
-        layout = TileLayout(**cfg["layout"])
-        cons = FabConstraints(**cfg["constraints"])
-        pr = cfg["proxy"]
-        if pr.get("kind") == "height_map":
-            proxy = HeightMapDOE(pr["wavelengths"], index=pr["index"], max_height=pr["max_height"], levels=pr["levels"])
-        else:
-            proxy = PillarProxy(pr["wavelengths"], pr["r_lo"], pr["r_hi"], t["proxy_phase_coef"].numpy(), t["proxy_amp_coef"].numpy())
-        design = MetasurfaceDesign(
-            t["radii"], optics_cfg, layout, proxy, cons, t["psf"], t["tiles"], t["targets"], float(extra["scale"]), extra["fidelity"], list(extra.get("history", []))
-        )
-    except KeyError as exc:
-        raise ValueError(f"{path}: not an optics design file (missing {exc})") from exc
+        cfg = meta["config"]
+        if "design" in cfg:
+            info = cfg["design"]
+        else:  # files written before designs shared the bundle's layout
+            info = {"config": cfg["optics"], "layout": cfg["layout"], "constraints": cfg["constraints"],
+                    "proxy": cfg["proxy"], **meta["extra"]}
+            t = {("design." + k if k in ("radii", "psf", "tiles", "targets") else k.replace("proxy_", "proxy.")): v
+                 for k, v in t.items()}
+        design = design_from_state(t, info)
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not an optics design file (missing {exc})") from exc
     _check_radii(path, design)
     return design
 
@@ -161,9 +146,11 @@ def run_pipeline(
         train_hybrid(model, xtr, ytr, epochs=epochs, batch_size=batch_size, lr=3e-3, seed=seed, progress=progress)
     t["train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    design = design_metasurface(
-        model.frontend.psf_tiles().detach(), model.frontend.layout(spacing), optics, iterations=iterations, seed=seed, progress=progress
-    )
+    from optics.backend import OpticsBackend
+
+    hw = OpticsBackend().harden(model, optics=optics, iterations=iterations, seed=seed, sensor=sensor, fabrication=fab,
+                                spacing=spacing, progress=progress)
+    design = hw.design
     t["design_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     modes = evaluate_modes(model, design, xte, yte, sensor, seed=seed, exposure_from=xtr[:200])
@@ -200,4 +187,4 @@ def run_pipeline(
         ):
             plt.close(fig)
         figures["plots"] = ["optics_psf.png", "optics_kernels.png", "optics_accuracy_distribution.png", "optics_radius_map.png"]
-    return {"model": model, "design": design, "fab_model": fab_model, "fab_result": fab_res, "figures": figures}
+    return {"model": model, "design": design, "hardware": hw, "fab_model": fab_model, "fab_result": fab_res, "figures": figures}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from neurohw import argtypes as at
@@ -28,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--quick", action="store_true", help="1,000/300 images and 1 epoch")
     t.add_argument("--deploy-backend", choices=["loihi", "integer"], default="loihi")
     at.add_threads(t)
+    t.add_argument("--teacher", type=Path, default=None,
+                   help="KD teacher: a teacher artifact (.safetensors or a `neurohw train-teacher` folder); "
+                        "default: the cached LeNet-5 (announced on stderr)")
     t.set_defaults(func=_train)
 
     e = ssub.add_parser("export", help="export a trained BWSNN: netx HDF5 (Loihi/Lava) or NIR")
@@ -101,9 +105,11 @@ def _train(args) -> int:
     split = load_mnist5k().subset(extra.get("n_train"), extra.get("n_test"))
     teacher = None
     if cfg.kd:
-        from neurohw.train import get_teacher
+        from neurohw.train import resolve_teacher
 
-        teacher = get_teacher("lenet5", epochs=extra.get("teacher_epochs", 12), seed=0)
+        teacher = resolve_teacher(args.teacher, epochs=extra.get("teacher_epochs", 12), who="neurohw snn train")
+    elif args.teacher is not None:
+        print("neurohw snn train: --teacher is ignored without kd=true (--set kd=true)", file=sys.stderr)
     res = fit_snn(cfg, split.x_train, split.y_train, teacher=teacher)
     metrics = evaluate_both(res.model, split.x_test, split.y_test, backend=args.deploy_backend)
     args.out.mkdir(parents=True, exist_ok=True)

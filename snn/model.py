@@ -136,6 +136,8 @@ class BWSNN(nn.Module):
     spiking layer per sample, (N, L) — the source of "spikes per inference".
     """
 
+    artifact_kind = "bwsnn"  # neurohw.io.save_artifact
+
     def __init__(self, cfg: BWSNNConfig | None = None, in_shape: tuple[int, ...] = (1, 28, 28), num_classes: int = 10):
         super().__init__()
         self.cfg = cfg = cfg or BWSNNConfig()
