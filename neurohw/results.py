@@ -10,8 +10,9 @@ Every figure in README.md and ``docs/*.md`` comes from a result file written by
 ``neurohw results table`` rewrites those blocks from the JSON; ``--check`` (and the test
 ``tests/foundation/test_results_docs.py``) fails when a block differs from its JSON.
 
-The table of a result is ``figures["rows"]`` (a list of dicts, one per row; the columns are
-``figures["columns"]`` or the first row's keys). A cell is a string, an int, a float
+The table of a result is ``figures["table"]`` when present (benchmarks keep raw timings in
+their other keys), else ``figures`` itself: its ``rows`` (a list of dicts, one per row; the
+columns are ``columns`` or the first row's keys). A cell is a string, an int, a float
 (``figures["digits"]`` decimals, default 2) or a statistic ``{"mean", "std"[, "ci95"]}``
 rendered ``mean ± std [low, high]``, multiplied by the cell's ``"scale"`` (e.g. 100 for
 accuracies stored as fractions). ``figures["caption"]`` (optional) is printed above the
@@ -36,8 +37,11 @@ from neurohw.io import atomic_write_json, atomic_write_text, git_commit
 #: Override the results folder (default: ``results/`` at the repository root).
 RESULTS_ENV = "NEUROHW_RESULTS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_BLOCK = re.compile(r"<!-- results:([A-Za-z0-9_.-]+) -->\n(.*?)<!-- /results:\1 -->", re.S)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+_BLOCK = re.compile(r"<!-- results:([A-Za-z0-9_./-]+)((?: [a-z]+=\"[^\"]*\")*) -->\n(.*?)<!-- /results:\1 -->", re.S)
+_ATTR = re.compile(r' ([a-z]+)="([^"]*)"')
+#: Options a block marker may carry (``<!-- results:NAME columns="a; b" rows="0,2" caption="no" -->``).
+VIEW_OPTIONS = ("columns", "rows", "caption")
 REQUIRED = ("name", "figures", "config", "command", "versions", "git_commit", "machine", "created_utc")
 
 
@@ -55,7 +59,7 @@ def results_dir(path: str | os.PathLike | None = None) -> Path:
 
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ResultError(f"result name {name!r}: use letters, digits, '_', '-', '.' (no slashes)")
+        raise ResultError(f"result name {name!r}: use letters, digits, '_', '-', '.' (at most one sub-folder, e.g. bench/snn)")
     return name
 
 
@@ -133,6 +137,8 @@ def load_result(name_or_path: str | os.PathLike, results: str | os.PathLike | No
         raise ResultError(f"{p}: missing field(s) {missing}")
     if not isinstance(obj["figures"], dict):
         raise ResultError(f"{p}: field 'figures' must be an object")
+    if Path(name_or_path).suffix != ".json":
+        obj["_where"] = f"results/{name_or_path}.json"  # e.g. results/bench/snn.json for "bench/snn"
     return obj
 
 
@@ -212,17 +218,58 @@ def format_cell(cell: Any, digits: int = 2) -> str:
     return str(cell).replace("|", "\\|").replace("\n", " ")
 
 
-def render_table(result: Mapping[str, Any]) -> str:
-    """The Markdown block (caption, table, provenance line) for one result."""
+def parse_view(options: str | Mapping[str, str] | None) -> dict:
+    """A block's view options: ``columns`` (names separated by ``;``), ``rows`` (0-based indices
+    separated by ``,``), ``caption`` (``"no"`` drops it). Unknown options raise :class:`ResultError`."""
+    if options is None:
+        return {}
+    opts = dict(_ATTR.findall(options)) if isinstance(options, str) else dict(options)
+    bad = sorted(set(opts) - set(VIEW_OPTIONS))
+    if bad:
+        raise ResultError(f"unknown block option(s) {bad}; allowed: {list(VIEW_OPTIONS)}")
+    view: dict = {}
+    if "columns" in opts:
+        view["columns"] = [c.strip() for c in opts["columns"].split(";") if c.strip()]
+    if "rows" in opts:
+        try:
+            view["rows"] = [int(i) for i in opts["rows"].split(",") if i.strip()]
+        except ValueError as exc:
+            raise ResultError(f"rows={opts['rows']!r}: give 0-based row numbers separated by ','") from exc
+    if "caption" in opts:
+        if opts["caption"] not in ("yes", "no"):
+            raise ResultError(f"caption={opts['caption']!r}: use yes or no")
+        view["caption"] = opts["caption"] == "yes"
+    return view
+
+
+def render_table(result: Mapping[str, Any], view: Mapping[str, Any] | None = None) -> str:
+    """The Markdown block (caption, table, provenance line) for one result.
+
+    ``view`` (from :func:`parse_view`) selects ``columns`` and ``rows`` of the table and may
+    drop the ``caption``; a column or row that the result does not have is an error, so a
+    document cannot quietly show less than it names."""
     fig = result["figures"]
+    if isinstance(fig.get("table"), Mapping):  # raw figures elsewhere (benchmarks), the shown table here
+        fig = fig["table"]
     rows = fig.get("rows")
-    where = f"results/{result['name']}.json"
+    where = result.get("_where") or f"results/{result['name']}.json"
     if not isinstance(rows, list) or not rows or not all(isinstance(r, Mapping) for r in rows):
         raise ResultError(f"{where}: figures.rows must be a non-empty list of objects to make a table")
     cols = list(fig.get("columns") or rows[0].keys())
+    view = dict(view or {})
+    if "columns" in view:
+        missing = [c for c in view["columns"] if c not in cols]
+        if missing:
+            raise ResultError(f"{where}: no column(s) {missing}; it has {cols}")
+        cols = list(view["columns"])
+    if "rows" in view:
+        bad = [i for i in view["rows"] if not 0 <= i < len(rows)]
+        if bad:
+            raise ResultError(f"{where}: no row(s) {bad}; it has rows 0..{len(rows) - 1}")
+        rows = [rows[i] for i in view["rows"]]
     digits = int(fig.get("digits", 2))
     lines = []
-    if fig.get("caption"):
+    if fig.get("caption") and view.get("caption", True):
         lines += [str(fig["caption"]), ""]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
@@ -240,11 +287,11 @@ def render_table(result: Mapping[str, Any]) -> str:
 _FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 
 
-def _doc_blocks(text: str) -> list[tuple[str, str, tuple[int, int]]]:
-    """(name, body, body span) of every marker pair outside fenced code blocks."""
+def _doc_blocks(text: str) -> list[tuple[str, str, tuple[int, int], str]]:
+    """(name, body, body span, view options) of every marker pair outside fenced code blocks."""
     fences = [m.span() for m in _FENCE.finditer(text)]
     inside = lambda i: any(a <= i < b for a, b in fences)  # noqa: E731
-    return [(m.group(1), m.group(2), m.span(2)) for m in _BLOCK.finditer(text) if not inside(m.start())]
+    return [(m.group(1), m.group(3), m.span(3), m.group(2)) for m in _BLOCK.finditer(text) if not inside(m.start())]
 
 
 def default_documents(root: str | os.PathLike | None = None) -> list[Path]:
@@ -259,9 +306,9 @@ def stale_blocks(documents: Iterable[str | os.PathLike] | None = None,
     out = []
     for doc in documents or default_documents():
         text = Path(doc).read_text(encoding="utf-8")
-        for name, body, _ in _doc_blocks(text):
+        for name, body, _, opts in _doc_blocks(text):
             try:
-                want = render_table(load_result(name, results))
+                want = render_table(load_result(name, results), parse_view(opts))
             except ResultError as exc:
                 out.append(f"{doc}: block {name}: {exc}")
                 continue
@@ -278,9 +325,9 @@ def update_documents(documents: Iterable[str | os.PathLike] | None = None,
         doc = Path(doc)
         text = doc.read_text(encoding="utf-8")
         new, pos = [], 0
-        for name, _, (a, b) in _doc_blocks(text):
+        for name, _, (a, b), opts in _doc_blocks(text):
             try:
-                body = render_table(load_result(name, results))
+                body = render_table(load_result(name, results), parse_view(opts))
             except ResultError as exc:
                 raise ResultError(f"{doc}: block {name}: {exc}") from exc
             new += [text[pos:a], body]

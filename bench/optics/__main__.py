@@ -160,7 +160,20 @@ def _run(args, argv) -> int:
     mc = bench_montecarlo(2 if args.quick else 10, 144, 10 if args.quick else 30)
     print(f"\nMonte Carlo (grid {mc['grid']}², {mc['instances']} instances, one timed pass): draw {mc['draw_per_s']:.2f}/s, "
           f"evaluate on 1000 images {mc['evaluate_1000_images_per_s']:.2f}/s, together {mc['instances_per_s_total']:.2f} instances/s")
-    path = harness.write("optics", {"propagation": rows, "montecarlo": mc},
+    table = {
+        "caption": (f"Angular-spectrum propagation (torch, {args.threads} thread(s), {repeats} interleaved repeats): "
+                    "floor = fft2 + ifft2 of the 2x-padded field; ASM (uncached) builds its transfer function each "
+                    "call like LightPipes; LightPipes ratios compare complex128 with complex128. Ratios of medians."),
+        "columns": ["N", "dtype", "floor ms", "ASM / floor", "ASM uncached / floor", "ASM uncached / LightPipes",
+                    "Fresnel TF / LightPipes", "Fresnel vs LightPipes rel. diff"],
+        "rows": [{"N": r["n"], "dtype": r["dtype"], "floor ms": 1e3 * r["floor_s"], "ASM / floor": r["asm_over_floor"],
+                  "ASM uncached / floor": r["asm_uncached_over_floor"],
+                  "ASM uncached / LightPipes": r.get("asm_uncached_over_lightpipes"),
+                  "Fresnel TF / LightPipes": r.get("fresnel_tf_over_lightpipes"),
+                  "Fresnel vs LightPipes rel. diff": (f"{r['fresnel_vs_lightpipes_rel_diff']:.1e}"
+                                                      if "fresnel_vs_lightpipes_rel_diff" in r else None)}
+                 for r in rows]}
+    path = harness.write("optics", {"propagation": rows, "montecarlo": mc, "table": table},
                          config={"quick": args.quick, "sizes": sizes, "repeats": repeats, "threads": args.threads, "seed": 0},
                          argv=argv, load_before=load0, wall_time_s=time.perf_counter() - t_start, out=args.out)
     print(f"\nwrote {path}")

@@ -135,7 +135,17 @@ def run(quick: bool = False, device: str | None = None, out: Path | None = None,
     config = {"quick": quick, "device": str(dev), "steps": steps, "batches": list(batches), "repeats": repeats,
               "seed": 0, "baseline": f"snntorch {snntorch.__version__}: per-step synapse + snntorch.Leaky "
                                      "(ATan surrogate, zero reset), same binarised weights"}
-    res = {"rows": rows, "snntorch_version": snntorch.__version__}
+    table = {
+        "caption": (f"BWSNN training step (forward + backward + Adam) vs the same net from snnTorch layers, "
+                    f"{'quick' if quick else 'full'} mode, {repeats} interleaved repeats per side, device {dev}; "
+                    "ratio = snnTorch time / snn time from medians (> 1: neurohw faster), min: from minima."),
+        "columns": ["net", "batch", "T", "snnTorch ms", "snn ms", "ratio", "ratio (min)", "exact-mode ratio", "same output"],
+        "rows": [{"net": r["arch"], "batch": r["batch"], "T": r["steps"],
+                  "snnTorch ms": 1e3 * r["timing"]["snntorch"]["wall_s"]["median"],
+                  "snn ms": 1e3 * r["timing"]["snn"]["wall_s"]["median"],
+                  "ratio": r["ratio"], "ratio (min)": r["ratio_min"], "exact-mode ratio": r["ratio_exact"],
+                  "same output": r["same_output"]} for r in rows]}
+    res = {"rows": rows, "snntorch_version": snntorch.__version__, "table": table}
     path = harness.write("snn", res, config=config, argv=argv, load_before=load0,
                          wall_time_s=time.perf_counter() - t_start, out=out)
     print(f"wrote {path}")

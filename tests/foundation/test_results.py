@@ -46,7 +46,7 @@ def test_reader_errors_name_file_and_field(tmp_path):
     (tmp_path / "part.json").write_text(json.dumps({"name": "part", "figures": {}}))
     with pytest.raises(ResultError, match=r"part.json: missing field\(s\) \['config', 'command'"):
         load_result("part", tmp_path)
-    with pytest.raises(ResultError, match="no slashes"):
+    with pytest.raises(ResultError, match="at most one sub-folder"):
         save_result("../x", {}, config={}, command="c", results=tmp_path)
     with pytest.raises(ResultError, match="command"):
         save_result("x", {}, config={}, command="", results=tmp_path)
@@ -121,3 +121,28 @@ def test_command_line_from_options():
     a = argparse.Namespace(seeds=3, data="fashion-mnist", n_train=None, quick=False, debias=True, arms=("ce", "kd"))
     assert command_line("neurohw x", a, ["seeds", "data", "n_train", "quick", "debias", "arms"]) == \
         "neurohw x --seeds 3 --data fashion-mnist --debias --arms ce,kd"
+
+
+def test_block_views_select_columns_rows_and_subfolders(tmp_path):
+    from neurohw.results import ResultError, parse_view, render_table, stale_blocks, update_documents
+
+    res = tmp_path / "results"
+    figs = {"caption": "cap", "columns": ["a", "b", "c"],
+            "rows": [{"a": "x", "b": 1.5, "c": 3}, {"a": "y", "b": 2.25, "c": 4}]}
+    save_result("snn", figs, config={}, command="python -m bench.snn", results=res / "bench")
+    doc = tmp_path / "README.md"
+    doc.write_text('t\n<!-- results:bench/snn columns="a; c" rows="1" caption="no" -->\n'
+                   'old\n<!-- /results:bench/snn -->\n', encoding="utf-8")
+    assert stale_blocks([doc], res)
+    update_documents([doc], res)
+    text = doc.read_text(encoding="utf-8")
+    assert "| a | c |" in text and "| y | 4 |" in text
+    assert "| x " not in text and "\ncap\n" not in text and "2.25" not in text
+    assert "`results/bench/snn.json`" in text
+    assert stale_blocks([doc], res) == []
+    with pytest.raises(ResultError, match="no column"):
+        render_table(load_result("bench/snn", res), parse_view(' columns="a; zz"'))
+    with pytest.raises(ResultError, match="no row"):
+        render_table(load_result("bench/snn", res), parse_view(' rows="5"'))
+    with pytest.raises(ResultError, match="unknown block option"):
+        parse_view(' colour="red"')
