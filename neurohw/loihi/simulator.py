@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .cuba import cuba_sequence
-from .fixedpoint import (ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
+from .fixedpoint import (to_int64, ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
                          effective_dense_weights, shift_exp, signed_clamp,
                          wrap32, wrap_current)
 from .network import Conn, CubaParams, DenseConn, LoihiConfigError, LoihiNetwork
@@ -181,7 +181,7 @@ class _Synapse:
             e = self.sum_exp
             wraps = bound * 2 ** max(e, 0) >= 2**31  # the int32 channel
             if wraps or (self.graded and bound >= 2**31):
-                s = s.to(torch.int64)
+                s = to_int64(s)
                 if self.graded and bound >= 2**31:  # numpy int32 dot: wraps at 32 bits
                     s = wrap32(s)
                 if e:
@@ -200,7 +200,7 @@ class _Synapse:
         out = self._conv(xin.reshape(T * B, *x.shape[2:]), dt)
         self.out_bound = bound
         if bound >= 2**23:  # Lava's Conv wraps its output to 24 bits
-            out = signed_clamp(wrap32(out.to(torch.int64)), 24)
+            out = signed_clamp(wrap32(to_int64(out)), 24)
             self.out_bound = float(2**23)
         return out.reshape(T, B, -1)
 
@@ -245,7 +245,7 @@ def layer_input(groups: Sequence[tuple["_Synapse", torch.Tensor, int]], T: int, 
         if exact_float:
             total[o:] += a
         else:
-            total[o:] = wrap32(total[o:] + a.to(torch.int64))
+            total[o:] = wrap32(total[o:] + to_int64(a))
     return total, lead, min(bound, 2.0**31)
 
 
@@ -295,7 +295,7 @@ def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_s
         overflow, need_wrap, need_clip = flags(float(amax))
     keep_u, keep_v = decay_u / DECAY_UNITY, decay_v / DECAY_UNITY
     if overflow:  # int64 with numpy's int32 wrap at every int32 store
-        act = wrap32(a_in.to(torch.int64) << ACT_SHIFT)
+        act = wrap32(to_int64(a_in) << ACT_SHIFT)
         out = cuba_sequence(act, keep_u, keep_v, vth, bias=bias, arith="int", lead=lead, return_states=record_state)
     else:  # exact in float: every value is an integer far below 2^53, u·(d/4096) is exact
         if not a_in.dtype.is_floating_point:
@@ -307,7 +307,7 @@ def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_s
     if not record_state:
         return out, None, None
     spikes, us, vs = out
-    return spikes, vs.to(torch.int64), us.to(torch.int64)
+    return spikes, to_int64(vs), to_int64(us)
 
 
 def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), device=None,
