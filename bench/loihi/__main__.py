@@ -1,6 +1,6 @@
 """Benchmark: neurohw's exact Loihi simulator vs Lava ``fixed_pt`` vs a float snnTorch network.
 
-``python -m bench.loihi [--quick] [--device cpu|cuda] [--no-lava] [--out FILE]``
+``python -m bench.loihi [--quick] [--batch N] [--device cpu|cuda] [--no-lava] [--out FILE]``
 
 Two networks, 32 steps, rate-coded MNIST-5k test digits: a 784-512-10 dense net and a small conv
 net (1×28×28 → conv 8 s2 → conv 16 s2 → dense 10). At batch 1 and batch 256 (quick: 32),
@@ -146,12 +146,12 @@ def bench_lava(net: LoihiNetwork, x: torch.Tensor, repeats: int, n_check: int) -
 
 
 def run(quick: bool = False, device: str = "cpu", lava: bool = True, lava_samples: int = 4,
-        out: Path | None = None, argv=()) -> dict:
+        batch: int | None = None, out: Path | None = None, argv=()) -> dict:
     from bench import harness
 
     load0, t_start = harness.loadavg(), time.perf_counter()
     torch.manual_seed(0)
-    big = 32 if quick else 256
+    big = batch or (32 if quick else 256)
     repeats = 3 if quick else 7
     lava_repeats = 2 if quick else 3
     if lava:
@@ -207,11 +207,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.loihi", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="batch 32, fewer repeats")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=None, help="the batched row's size (default 256, quick 32)")
     ap.add_argument("--no-lava", action="store_true")
     ap.add_argument("--lava-samples", type=int, default=4, help="samples whose spikes are checked against Lava")
     ap.add_argument("--out", type=Path, default=None, help="result file (default results/bench/loihi.json)")
     args = ap.parse_args(argv)
-    res = run(quick=args.quick, device=args.device, lava=not args.no_lava, lava_samples=args.lava_samples,
+    res = run(quick=args.quick, device=args.device, lava=not args.no_lava, lava_samples=args.lava_samples, batch=args.batch,
               out=args.out, argv=argv if argv is not None else sys.argv[1:])
     ok = all(e.get("lava_spikes_identical", True) for e in res["networks"])
     return 0 if ok else 1
