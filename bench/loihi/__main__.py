@@ -1,14 +1,17 @@
-"""Benchmark: neurohw's exact Loihi simulator vs Lava fixed_pt vs a float snnTorch network.
+"""Benchmark: neurohw's exact Loihi simulator vs Lava ``fixed_pt`` vs a float snnTorch network.
 
-``python -m bench.loihi [--quick] [--batch N] [--device cpu]``
+``python -m bench.loihi [--quick] [--batch N] [--device cpu|cuda] [--no-lava] [--out FILE]``
 
 Two networks, 32 steps, rate-coded MNIST-5k test digits: a 784-512-10 dense net and a small conv
-net (1×28×28 → conv 8 s2 → conv 16 s2 → dense 10). For each: neurohw (batched, CPU), Lava
-(``Loihi2SimCfg(select_tag='fixed_pt')``, one sample at a time: its runtime is one set of
-processes; the per-sample-step cost is taken from runs of 32 and 128 steps so that start-up is
-separated, quick mode uses the 32-step run only), and snnTorch (``nn.Linear``/``nn.Conv2d`` +
-``snn.Synaptic``, float32, same batch). Lava's spikes are checked against neurohw's for the
-samples Lava ran. Prints a table and writes ``reports/bench/loihi.json``.
+net (1×28×28 → conv 8 s2 → conv 16 s2 → dense 10). At batch 1 and batch 256 (quick: 32),
+neurohw (``simulate``) and snnTorch (``nn.Linear``/``nn.Conv2d`` + ``snn.Synaptic``, float32,
+same batch) are timed in interleaved rounds through :mod:`bench.harness`.
+
+Lava (``Loihi2SimCfg(select_tag='fixed_pt')``) runs one sample at a time. Its per-sample-step
+cost is the *marginal* cost: runs of 32 and 128 steps of one sample are timed in interleaved
+repeats and ``(median t128 − median t32) / 96`` excludes compile and process start-up (also
+from the minima). Lava's spikes are checked against neurohw's on ``--lava-samples`` (≥ 4)
+samples. Figures go to ``results/bench/loihi.json``.
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurohw.io import atomic_write_json, provenance
 from neurohw.loihi import ConvLayer, CubaParams, DenseLayer, LoihiNetwork, simulate
 
 STEPS = 32
@@ -81,6 +83,7 @@ def run_snntorch(mods, x: torch.Tensor) -> torch.Tensor:
 
 
 def mnist_spikes(batch: int, shape, seed: int = 0) -> torch.Tensor:
+    """(batch, STEPS, *shape) rate-coded MNIST-5k test digits (float 0/1)."""
     from neurohw.data import load_mnist5k, rate_encode
 
     ds = load_mnist5k()
@@ -90,103 +93,128 @@ def mnist_spikes(batch: int, shape, seed: int = 0) -> torch.Tensor:
     return s.reshape(batch, STEPS, *shape)
 
 
-def timed(fn, repeats: int = 3):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+def syn_ops_per_sample(net: LoihiNetwork, x: torch.Tensor) -> float:
+    """Synaptic events per sample over STEPS steps (mean over the samples of x)."""
+    ops = simulate(net, x, count_ops=True).ops
+    return sum(o["syn_ops"] for o in ops) / x.shape[0]
 
 
-def bench_one(net: LoihiNetwork, batch: int, quick: bool, lava_ok: bool, device: str) -> dict:
-    x = mnist_spikes(batch, net.input_shape)
-    ops = simulate(net, x[:8], count_ops=True).ops
-    syn_per_sample = sum(o["syn_ops"] for o in ops) / 8
-    simulate(net, x[:2], device=device)  # warm-up
-    t_nh, res = timed(lambda: simulate(net, x.to(device), device=device))
+def bench_batch(net: LoihiNetwork, x: torch.Tensor, device: str, repeats: int) -> dict:
+    """neurohw vs snnTorch at the batch of ``x``, interleaved; sample-steps per second."""
+    from bench import harness
+
+    dev = torch.device(device)
+    xd = x.to(dev)
     mods = snntorch_model(net)
-    run_snntorch(mods, x[:2])
-    t_snn, _ = timed(lambda: run_snntorch(mods, x))
-    row = {"network": net.name, "batch": batch, "steps": STEPS,
-           "neurohw_s": t_nh, "neurohw_sample_steps_per_s": batch * STEPS / t_nh,
-           "neurohw_syn_ops_per_s": syn_per_sample * batch / t_nh,
-           "snntorch_s": t_snn, "snntorch_sample_steps_per_s": batch * STEPS / t_snn,
-           "time_ratio_neurohw_over_snntorch": t_nh / t_snn,
-           "syn_ops_per_sample": syn_per_sample,
-           "spikes_per_layer_per_sample": [float(s.float().sum() / batch) for s in res.spikes]}
-    if lava_ok:
-        from neurohw.loihi.lava_bridge import first_divergence, run_in_lava
-
-        xs = x[:1].numpy()
-        t0 = time.perf_counter()
-        lava = run_in_lava(net, xs)
-        t32 = time.perf_counter() - t0
-        div = first_divergence(simulate(net, xs), lava)
-        row["lava_32_steps_s"] = t32
-        per_step = t32 / STEPS
-        how = "total wall time of one 32-step run / 32 (includes compile and process start-up)"
-        if not quick:
-            x2 = np.concatenate([xs, xs, xs, xs], axis=1)  # 128 steps
-            t0 = time.perf_counter()
-            lava128 = run_in_lava(net, x2)
-            t128 = time.perf_counter() - t0
-            div = div or first_divergence(simulate(net, x2), lava128)
-            row["lava_128_steps_s"] = t128
-            if t128 > t32:
-                per_step = (t128 - t32) / (3 * STEPS)
-                how = "marginal cost per step: (t(128 steps) − t(32 steps)) / 96, start-up excluded"
-            else:
-                how += " (the 128-step run was not slower: machine noise)"
-        row["lava_sample_steps_per_s"] = 1.0 / per_step
-        row["lava_syn_ops_per_s"] = syn_per_sample / STEPS / per_step
-        row["lava_extrapolation"] = how
-        row["speedup_neurohw_over_lava"] = row["neurohw_sample_steps_per_s"] / row["lava_sample_steps_per_s"]
-        row["lava_spikes_identical"] = div is None
-        row["lava_first_divergence"] = div
+    for lin, lif, _ in mods:
+        lin.to(dev)
+        lif.to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+    sides = {"neurohw": lambda: simulate(net, xd, device=dev), "snntorch": lambda: run_snntorch(mods, xd)}
+    st = harness.interleave(sides, repeats, warmup=1, sync=sync)
+    B = x.shape[0]
+    row = {"batch": B, "steps": STEPS, "timing": st}
+    for side in sides:
+        row[f"{side}_sample_steps_per_s"] = B * STEPS / st[side]["wall_s"]["median"]
+        row[f"{side}_sample_steps_per_s_best"] = B * STEPS / st[side]["wall_s"]["min"]
+    row["time_ratio_neurohw_over_snntorch"] = harness.ratio(st, "neurohw", "snntorch")
+    row["time_ratio_neurohw_over_snntorch_min"] = harness.ratio(st, "neurohw", "snntorch", "min")
     return row
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.loihi")
-    ap.add_argument("--quick", action="store_true", help="smaller batch, Lava 32-step run only")
-    ap.add_argument("--batch", type=int, default=None)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-lava", action="store_true")
-    ap.add_argument("--out", type=Path, default=Path("reports/bench/loihi.json"))
-    args = ap.parse_args(argv)
-    batch = args.batch or (32 if args.quick else 256)
-    lava_ok = False
-    if not args.no_lava:
+def bench_lava(net: LoihiNetwork, x: torch.Tensor, repeats: int, n_check: int) -> dict:
+    """Lava's marginal per-sample-step cost (32- vs 128-step runs of one sample, interleaved
+    repeats) and a spike check against neurohw on the first ``n_check`` samples."""
+    from bench import harness
+    from neurohw.loihi.lava_bridge import first_divergence, run_in_lava
+
+    xs = x[:n_check].numpy()
+    div = first_divergence(simulate(net, xs), run_in_lava(net, xs))
+    x1 = xs[:1]
+    x4 = np.concatenate([x1] * 4, axis=1)  # 128 steps
+    st = harness.interleave({"lava_32": lambda: run_in_lava(net, x1), "lava_128": lambda: run_in_lava(net, x4)},
+                            repeats, warmup=0)
+    out = {"lava_samples_checked": int(xs.shape[0]), "lava_spikes_identical": div is None,
+           "lava_first_divergence": div, "lava_timing": st}
+    for key in ("median", "min"):
+        t32, t128 = st["lava_32"]["wall_s"][key], st["lava_128"]["wall_s"][key]
+        per_step = (t128 - t32) / (3 * STEPS)
+        out[f"lava_marginal_step_s_{key}"] = per_step if per_step > 0 else None
+    out["lava_extrapolation"] = ("marginal cost per sample-step: (t(128 steps) − t(32 steps)) / 96 from the "
+                                 "medians (and the minima) of interleaved repeats; compile and start-up excluded")
+    return out
+
+
+def run(quick: bool = False, device: str = "cpu", lava: bool = True, lava_samples: int = 4,
+        batch: int | None = None, out: Path | None = None, argv=()) -> dict:
+    from bench import harness
+
+    load0, t_start = harness.loadavg(), time.perf_counter()
+    torch.manual_seed(0)
+    big = batch or (32 if quick else 256)
+    repeats = 3 if quick else 7
+    lava_repeats = 2 if quick else 3
+    if lava:
         from neurohw.loihi.lava_bridge import lava_available
 
-        lava_ok = lava_available()
-    torch.manual_seed(0)
-    rows = [bench_one(net, batch, args.quick, lava_ok, args.device) for net in (dense_net(), conv_net())]
-    import os
-
-    load = os.getloadavg()
-    print(f"\nneurohw.loihi benchmark — {STEPS} steps, batch {batch}, device {args.device}, torch threads {torch.get_num_threads()}, "
-          f"{os.cpu_count()} CPUs, load average {load[0]:.1f} (timings on a shared machine vary with its load)")
-    hdr = f"{'network':<18}{'engine':<10}{'time (s)':>10}{'sample-steps/s':>16}{'synops/s':>12}  notes"
+        lava = lava_available()
+    nets = []
+    for net in (dense_net(), conv_net()):
+        x = mnist_spikes(big, net.input_shape)
+        entry = {"network": net.name, "syn_ops_per_sample": syn_ops_per_sample(net, x[:8]),
+                 "rows": [bench_batch(net, x[:1], device, repeats * 3), bench_batch(net, x, device, repeats)]}
+        if lava:
+            entry.update(bench_lava(net, x, lava_repeats, lava_samples))
+            for key in ("median", "min"):
+                per_step = entry[f"lava_marginal_step_s_{key}"]
+                for r in entry["rows"]:
+                    sfx = "" if key == "median" else "_best"
+                    r[f"speedup_over_lava{sfx}"] = (r[f"neurohw_sample_steps_per_s{sfx}"] * per_step
+                                                    if per_step else None)
+        nets.append(entry)
+    print(f"neurohw.loihi benchmark — {STEPS} steps, device {device}, torch threads {torch.get_num_threads()}, "
+          f"{'quick' if quick else 'full'} mode, {repeats} interleaved repeats (×3 at batch 1)")
+    hdr = f"{'network':<18}{'B':>5} {'neurohw ms':>26} {'snnTorch ms':>26} {'nh/snt':>7} {'(min)':>6} {'×Lava':>7} {'(min)':>7}"
     print(hdr)
     print("-" * len(hdr))
-    for r in rows:
-        print(f"{r['network']:<18}{'neurohw':<10}{r['neurohw_s']:>10.4f}{r['neurohw_sample_steps_per_s']:>16.4g}{r['neurohw_syn_ops_per_s']:>12.4g}  exact integer")
-        print(f"{'':<18}{'snnTorch':<10}{r['snntorch_s']:>10.4f}{r['snntorch_sample_steps_per_s']:>16.4g}{'':>12}  float32, same shapes")
-        if "lava_sample_steps_per_s" in r:
-            print(f"{'':<18}{'Lava':<10}{r['lava_32_steps_s']:>10.2f}{r['lava_sample_steps_per_s']:>16.4g}{r['lava_syn_ops_per_s']:>12.4g}  "
-                  f"1 sample; spikes identical to neurohw: {r['lava_spikes_identical']}")
-        print(f"{'':<18}ratios: neurohw time / snnTorch time = {r['time_ratio_neurohw_over_snntorch']:.2f} (target ≤ 2)"
-              + (f"; neurohw / Lava throughput = {r['speedup_neurohw_over_lava']:.0f}× (target ≥ 1000×)" if "speedup_neurohw_over_lava" in r else "; Lava not run"))
-    if lava_ok:
-        print(f"Lava per-sample-step cost: {rows[0]['lava_extrapolation']}")
-    report = {"rows": rows, "load_average_1min": load[0], "cpus": os.cpu_count(),
-              "provenance": provenance(seed=0, config={"batch": batch, "steps": STEPS, "quick": args.quick,
-                                                       "device": args.device, "lava": lava_ok})}
-    atomic_write_json(args.out, report)
-    print(f"wrote {args.out}")
-    ok = all(r.get("lava_spikes_identical", True) for r in rows)
+    for e in nets:
+        for r in e["rows"]:
+            st = r["timing"]
+            sp, spm = r.get("speedup_over_lava"), r.get("speedup_over_lava_best")
+            print(f"{e['network']:<18}{r['batch']:>5} {harness.fmt_stats(st['neurohw']['wall_s']):>26} "
+                  f"{harness.fmt_stats(st['snntorch']['wall_s']):>26} {r['time_ratio_neurohw_over_snntorch']:>6.2f}x "
+                  f"{r['time_ratio_neurohw_over_snntorch_min']:>5.2f}x "
+                  + (f"{sp:>6.0f}x {spm:>6.0f}x" if sp and spm else f"{'—':>7} {'—':>7}"))
+        if "lava_timing" in e:
+            lt = e["lava_timing"]
+            print(f"{'':<18}Lava 1 sample: 32 steps {harness.fmt_stats(lt['lava_32']['wall_s'])} ms, 128 steps "
+                  f"{harness.fmt_stats(lt['lava_128']['wall_s'])} ms; marginal "
+                  f"{(e['lava_marginal_step_s_median'] or float('nan')) * 1e3:.3g} ms/step; spikes identical on "
+                  f"{e['lava_samples_checked']} samples: {e['lava_spikes_identical']}")
+    print("ms: median (min, IQR) per full run of B samples × 32 steps; nh/snt = neurohw time / snnTorch time "
+          "(targets ≤ 1.0 dense, ≤ 1.5 conv at batch 256); ×Lava = neurohw sample-steps/s over Lava's marginal "
+          "(targets ≥ 100× batch 1, ≥ 1000× batched)")
+    config = {"quick": quick, "device": device, "steps": STEPS, "batches": [1, big], "repeats": repeats,
+              "lava": lava, "lava_repeats": lava_repeats, "lava_samples": lava_samples, "seed": 0}
+    res = {"networks": nets}
+    path = harness.write("loihi", res, config=config, argv=argv, load_before=load0,
+                         wall_time_s=time.perf_counter() - t_start, out=out)
+    print(f"wrote {path}")
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.loihi", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="batch 32, fewer repeats")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=None, help="the batched row's size (default 256, quick 32)")
+    ap.add_argument("--no-lava", action="store_true")
+    ap.add_argument("--lava-samples", type=int, default=4, help="samples whose spikes are checked against Lava")
+    ap.add_argument("--out", type=Path, default=None, help="result file (default results/bench/loihi.json)")
+    args = ap.parse_args(argv)
+    res = run(quick=args.quick, device=args.device, lava=not args.no_lava, lava_samples=args.lava_samples, batch=args.batch,
+              out=args.out, argv=argv if argv is not None else sys.argv[1:])
+    ok = all(e.get("lava_spikes_identical", True) for e in res["networks"])
     return 0 if ok else 1
 
 

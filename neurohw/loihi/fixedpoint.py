@@ -40,6 +40,18 @@ SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 
 
 # ----------------------------------------------------------------------------- torch integer ops
+def to_int64(x: torch.Tensor) -> torch.Tensor:
+    """int64 copy of ``x``; float values are rounded to the nearest integer first.
+
+    Every float tensor the simulator casts holds exact integer sums on CPU, but a GPU kernel
+    (or a future reordering of a sum) may return 2.9999 for 3; ``.to(torch.int64)`` alone would
+    truncate that to 2. Rounding first makes every float→int cast safe.
+    """
+    if x.dtype.is_floating_point:
+        return torch.round(x).to(torch.int64)
+    return x.to(torch.int64)
+
+
 def wrap32(x: torch.Tensor) -> torch.Tensor:
     """Two's-complement wrap of int64 values to int32 (what numpy does when it stores into int32)."""
     return ((x + (1 << 31)) & ((1 << 32) - 1)) - (1 << 31)

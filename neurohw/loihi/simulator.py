@@ -13,6 +13,8 @@ TF32 is off), else float64 (exact below 2^53), so results are exact on CPU and C
 from __future__ import annotations
 
 import math
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .cuba import cuba_sequence
-from .fixedpoint import (ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
+from .fixedpoint import (to_int64, ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
                          effective_dense_weights, shift_exp, signed_clamp,
                          wrap32, wrap_current)
 from .network import Conn, CubaParams, DenseConn, LoihiConfigError, LoihiNetwork
@@ -181,7 +183,7 @@ class _Synapse:
             e = self.sum_exp
             wraps = bound * 2 ** max(e, 0) >= 2**31  # the int32 channel
             if wraps or (self.graded and bound >= 2**31):
-                s = s.to(torch.int64)
+                s = to_int64(s)
                 if self.graded and bound >= 2**31:  # numpy int32 dot: wraps at 32 bits
                     s = wrap32(s)
                 if e:
@@ -200,7 +202,7 @@ class _Synapse:
         out = self._conv(xin.reshape(T * B, *x.shape[2:]), dt)
         self.out_bound = bound
         if bound >= 2**23:  # Lava's Conv wraps its output to 24 bits
-            out = signed_clamp(wrap32(out.to(torch.int64)), 24)
+            out = signed_clamp(wrap32(to_int64(out)), 24)
             self.out_bound = float(2**23)
         return out.reshape(T, B, -1)
 
@@ -216,6 +218,40 @@ class _Synapse:
         out = F.conv2d(act.reshape(R, *x.shape[2:]), nz, stride=c.stride, padding=c.padding,
                        dilation=c.dilation, groups=c.groups)
         return int(torch.round(out.sum()).item())
+
+
+#: Prepared synapses kept between ``simulate`` calls (small networks run at batch 1 spend a
+#: third of their time preparing weights otherwise). Bounded; oldest entries go first.
+_PREPARED: "OrderedDict[tuple, tuple]" = OrderedDict()
+PREPARED_MAX = 64
+
+
+def _conn_state(conn: Conn) -> tuple:
+    """Every field of ``conn`` but its weight (which is compared by content)."""
+    return tuple((k, v) for k, v in sorted(vars(conn).items()) if k != "weight")
+
+
+def prepared_synapse(conn: Conn, graded: bool, device: torch.device, weight_exp_mode: str = "lava") -> "_Synapse":
+    """A :class:`_Synapse` for ``conn``, reused from an earlier call when ``conn`` has the same
+    fields and the same live weight array (layers build a new ``conn`` object per access), with
+    content equal to the one it was prepared from (so in-place edits of the weights are seen)."""
+    w = conn.weight
+    key = (type(conn).__name__, id(w), _conn_state(conn), bool(graded), str(torch.device(device)), weight_exp_mode)
+    hit = _PREPARED.get(key)
+    if hit is not None:
+        ref, w0, syn = hit
+        if ref() is w and np.array_equal(w, w0):
+            _PREPARED.move_to_end(key)
+            return syn
+    syn = _Synapse(conn, graded=graded, device=device, weight_exp_mode=weight_exp_mode)
+    try:
+        ref = weakref.ref(w)
+    except TypeError:  # not an array (a list): nothing to key on, no reuse
+        return syn
+    _PREPARED[key] = (ref, np.array(w, copy=True), syn)
+    while len(_PREPARED) > PREPARED_MAX:
+        _PREPARED.popitem(last=False)
+    return syn
 
 
 def layer_input(groups: Sequence[tuple["_Synapse", torch.Tensor, int]], T: int, B: int, N: int,
@@ -245,7 +281,7 @@ def layer_input(groups: Sequence[tuple["_Synapse", torch.Tensor, int]], T: int, 
         if exact_float:
             total[o:] += a
         else:
-            total[o:] = wrap32(total[o:] + a.to(torch.int64))
+            total[o:] = wrap32(total[o:] + to_int64(a))
     return total, lead, min(bound, 2.0**31)
 
 
@@ -295,7 +331,7 @@ def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_s
         overflow, need_wrap, need_clip = flags(float(amax))
     keep_u, keep_v = decay_u / DECAY_UNITY, decay_v / DECAY_UNITY
     if overflow:  # int64 with numpy's int32 wrap at every int32 store
-        act = wrap32(a_in.to(torch.int64) << ACT_SHIFT)
+        act = wrap32(to_int64(a_in) << ACT_SHIFT)
         out = cuba_sequence(act, keep_u, keep_v, vth, bias=bias, arith="int", lead=lead, return_states=record_state)
     else:  # exact in float: every value is an integer far below 2^53, u·(d/4096) is exact
         if not a_in.dtype.is_floating_point:
@@ -307,7 +343,7 @@ def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_s
     if not record_state:
         return out, None, None
     spikes, us, vs = out
-    return spikes, vs.to(torch.int64), us.to(torch.int64)
+    return spikes, to_int64(vs), to_int64(us)
 
 
 def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), device=None,
@@ -342,7 +378,7 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
         for i, layer in enumerate(net.layers):
             shape = shapes[i]
             N = int(math.prod(shape))
-            groups = [(_Synapse(conn, graded=graded_in and src < 0, device=device, weight_exp_mode=weight_exp_mode),
+            groups = [(prepared_synapse(conn, graded=graded_in and src < 0, device=device, weight_exp_mode=weight_exp_mode),
                        outs[src], 1 + delay)
                       for src, conn, delay in [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]]
             total, lead, bound = layer_input(groups, T, B, N, device)

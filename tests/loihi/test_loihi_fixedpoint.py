@@ -225,3 +225,22 @@ def test_recurrence_rejects_bad_arguments():
         cuba_sequence(torch.zeros(3, 2), 0.5, 0.5, 1.0, arith="fixed")
     with pytest.raises(ValueError, match="1/4096"):
         cuba_sequence(torch.zeros(3, 2, dtype=torch.long), 0.3, 0.5, 1, arith="int")
+
+
+def test_float_to_int_casts_round_first():
+    """A float sum that comes back as 2.9999 (a GPU kernel, a reordered sum) must become 3, not
+    2: ``to_int64`` rounds before casting, and the simulator's int32-overflow path (which casts
+    its float input to int64) gives the same states as for the exact integers."""
+    from neurohw.loihi.fixedpoint import to_int64
+
+    x = torch.tensor([2.9999, -2.9999, 3.0001, -0.4999, 7.0], dtype=torch.float64)
+    assert to_int64(x).tolist() == [3, -3, 3, 0, 7]
+    assert to_int64(x.float()).tolist() == [3, -3, 3, 0, 7]
+    assert to_int64(torch.tensor([5, -6])).tolist() == [5, -6]
+    p = CubaParams(du=100, dv=300, vth=1000)
+    a = torch.tensor([2**27 + 3, -(2**26) - 5, 9, 2**27, -7], dtype=torch.int64).reshape(1, -1, 1)
+    exact = cuba_run(p, a, (1,), record_state=True)
+    off = a.to(torch.float64) - 1e-4  # each value a hair below its integer
+    near = cuba_run(p, off, (1,), record_state=True)
+    for e, n in zip(exact, near):
+        assert torch.equal(e, n)

@@ -166,3 +166,30 @@ def test_package_works_without_lava():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "ok 3" in out.stdout
+
+
+def test_prepared_synapses_follow_in_place_weight_edits():
+    """``simulate`` reuses prepared weights between calls; an in-place edit of a layer's weight
+    array (or a changed field) must be seen: results equal those of a fresh copy of the net."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from neurohw.loihi import CubaParams, DenseLayer, LoihiNetwork, simulate
+    from neurohw.loihi.simulator import _PREPARED
+
+    rng = np.random.default_rng(3)
+    net = LoihiNetwork((20,), [DenseLayer(rng.integers(-60, 90, size=(12, 20)), CubaParams(du=500, dv=300, vth=40)),
+                               DenseLayer(rng.integers(-60, 90, size=(5, 12)), CubaParams(du=500, dv=300, vth=40))])
+    x = torch.as_tensor(rng.random((3, 15, 20)) < 0.4)
+    first = simulate(net, x, probe="all")
+    assert [torch.equal(a, b) for a, b in zip(first.spikes, simulate(net, x, probe="all").spikes)] == [True, True]
+    net.layers[0].weight[:] = -net.layers[0].weight  # in place: same array object
+    net.layers[1].weight_exp = 1
+    edited = simulate(net, x, probe="all")
+    _PREPARED.clear()
+    fresh = simulate(copy.deepcopy(net), x, probe="all")
+    assert not torch.equal(first.voltage[0], edited.voltage[0])
+    for a, b in zip(edited.spikes + [edited.voltage[1], edited.current[1]], fresh.spikes + [fresh.voltage[1], fresh.current[1]]):
+        assert torch.equal(a, b)

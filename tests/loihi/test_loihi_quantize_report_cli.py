@@ -135,9 +135,12 @@ def test_benchmark_runs_quick(tmp_path):
 
     out = tmp_path / "loihi.json"
     assert bench_main(["--quick", "--no-lava", "--batch", "4", "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
-    assert [r["network"] for r in rows] == ["dense_784_512_10", "conv_small"]
+    nets = json.loads(out.read_text())["figures"]["networks"]
+    assert [e["network"] for e in nets] == ["dense_784_512_10", "conv_small"]
+    rows = [r for e in nets for r in e["rows"]]
+    assert [r["batch"] for r in rows] == [1, 4, 1, 4]
     assert all(r["neurohw_sample_steps_per_s"] > 0 and r["time_ratio_neurohw_over_snntorch"] > 0 for r in rows)
+    assert all(r["timing"]["neurohw"]["wall_s"]["n"] >= 3 for r in rows)  # interleaved repeats recorded
 
 
 @pytest.mark.slow
