@@ -71,6 +71,8 @@ FIELDS: dict[str, Field] = {
         Field("measured/spike_raster", "uint8", ("N", "T_out", "C_out"), "spikes per bin", "output spike raster"),
         Field("calibration/dark_frames", "float32", ("D", "C", "H", "W"), "attr unit", "frames with no input light", per_capture=False),
         Field("calibration/psf", "float32", ("K", "H_psf", "W_psf"), "relative intensity", "measured PSFs (laser), dark-subtracted", per_capture=False),
+        Field("calibration/psf_positions", "float32", ("K", "YX"), "sensor pixels (y, x) from the optical axis",
+              "where each laser PSF was captured (matches PSFs to tiles; optional)", per_capture=False),
         Field("device/wavelengths_nm", "float64", ("L",), "nm", "illumination wavelengths", per_capture=False, positive=True),
     )
 }
@@ -300,9 +302,18 @@ class CaptureWriter:
         self._statics["calibration/dark_frames"] = (a, {"unit": self.frame_attrs["unit"], "exposure_s": float(exposure_s),
                                                         "gain": float(gain)})
 
-    def set_psf(self, psf: Any, *, wavelength_nm: float, pixel_pitch_um: float) -> None:
-        """Measured PSFs ``(K, H_psf, W_psf)`` (laser captures), one per kernel/PSF of the device."""
+    def set_psf(self, psf: Any, *, wavelength_nm: float, pixel_pitch_um: float, positions: Any = None) -> None:
+        """Measured PSFs ``(K, H_psf, W_psf)`` (laser captures), any K.
+
+        ``positions`` (K, 2): where each PSF was captured, sensor pixels (y, x) from the optical
+        axis; the calibration matches PSFs to tiles by it (without it only K == tiles, in tile order).
+        """
         a = self._coerce_static("calibration/psf", psf)
+        if positions is not None:
+            pa = self._coerce_static("calibration/psf_positions", positions)
+            if pa.shape != (len(a), 2):
+                raise CaptureFormatError(f"{self.path}: /calibration/psf_positions must be ({len(a)}, 2), got {pa.shape}")
+            self._statics["calibration/psf_positions"] = (pa, {"unit": FIELDS["calibration/psf_positions"].unit})
         self._statics["calibration/psf"] = (a, {"unit": FIELDS["calibration/psf"].unit, "wavelength_nm": float(wavelength_nm),
                                                 "pixel_pitch_um": float(pixel_pitch_um)})
 

@@ -134,5 +134,6 @@ def capture_virtual(
             zeros = torch.zeros(int(dark_frames), *x.shape[1:])
             wr.set_dark_frames(inst(zeros, noise=True).numpy(), exposure_s=exposure_s, gain=gain)
         if psf:
-            wr.set_psf(measure_psf(inst), wavelength_nm=wl[0], pixel_pitch_um=om.design.config.pixel_pitch * 1e6)
+            wr.set_psf(measure_psf(inst), wavelength_nm=wl[0], pixel_pitch_um=om.design.config.pixel_pitch * 1e6,
+                       positions=inst.centres.numpy())
     return Path(out)

@@ -399,6 +399,7 @@ def _calibrate(om, captures, config, teacher, dataset_loader) -> CalibrationResu
 
             teacher = get_teacher(config.teacher, progress=config.progress)
         teacher.eval()
+        psf_match = laser_psf_match(cf, om, config)  # named error now, before any training
         timings: dict = {}
         split = calibration_split(cf.labels, config.fraction, config.seed)
 
@@ -429,7 +430,7 @@ def _calibrate(om, captures, config, teacher, dataset_loader) -> CalibrationResu
         rec = {k: recovery(v, accs["uncalibrated"], accs["simulation"]) for k, v in accs.items()
                if k not in ("simulation", "uncalibrated", "simulation_extra")}
 
-        plot_data = _plot_data(cf, split, twin, dataset_loader)
+        plot_data = _plot_data(cf, split, twin, dataset_loader, psf_match)
         curve = []
         if config.curve:
             t = time.perf_counter()
@@ -438,7 +439,8 @@ def _calibrate(om, captures, config, teacher, dataset_loader) -> CalibrationResu
         timings["total_s"] = time.perf_counter() - t_start
         return CalibrationResult(
             accuracies=accs, recovery=rec, split=split.to_dict(), refit=refit_info, curve=curve, timings=timings,
-            capture=cf.summary(), config=config.to_dict(), backends=backends, twin=twin, plot_data=plot_data)
+            capture={**cf.summary(), "laser_psfs": None if psf_match is None else psf_match.to_dict()},
+            config=config.to_dict(), backends=backends, twin=twin, plot_data=plot_data)
     finally:
         if own:
             cf.close()
@@ -478,7 +480,26 @@ def sample_efficiency(om, cf: CaptureFile, config: CalibrationConfig, teacher, d
     return out
 
 
-def _plot_data(cf: CaptureFile, split: Split, twin, dataset_loader=None) -> dict:
+def laser_psf_match(cf: CaptureFile, om, config: CalibrationConfig):
+    """Match the file's laser PSFs to the device's tiles (:mod:`calibration.psf_match`), or None.
+
+    Raises :class:`~calibration.psf_match.PSFMatchError` when ``calibration/psf_positions``
+    does not fit the tile layout; a PSF count that cannot be matched is recorded as a note.
+    """
+    from calibration.psf_match import PSFMatch, match_psfs
+
+    if not cf.has("calibration/psf"):
+        return None
+    k = int(cf.read_static("calibration/psf").shape[0])
+    if config.device_model != "optics":
+        return PSFMatch(np.full(0, -1, dtype=np.int64), k, "none", note=f"{cf.path}: the generic device model has no tiles; "
+                        "laser PSFs not used")
+    centres = om.device_frontend().centres.numpy()
+    pos = cf.read_static("calibration/psf_positions") if cf.has("calibration/psf_positions") else None
+    return match_psfs(k, centres, pos, where=str(cf.path))
+
+
+def _plot_data(cf: CaptureFile, split: Split, twin, dataset_loader=None, psf_match=None) -> dict:
     """A few held-out captures: measured frames, the refit twin's prediction, the ideal maps; PSFs."""
     idx = split.held_out[:3]
     x = capture_inputs(cf, idx, dataset_loader) if cf.has("inputs/images") or cf.dataset_name else None
@@ -489,6 +510,6 @@ def _plot_data(cf: CaptureFile, split: Split, twin, dataset_loader=None) -> dict
     if hasattr(twin, "nominal_tiles"):
         d["tiles_nominal"] = twin.nominal_tiles().numpy()
         d["tiles_refit"] = twin.effective_tiles().numpy()
-    if cf.has("calibration/psf"):
-        d["psf_measured"] = cf.read_static("calibration/psf")
+    if psf_match is not None and psf_match.matched:
+        d["psf_measured"] = psf_match.per_tile(cf.read_static("calibration/psf"))  # list per tile, None = no PSF
     return d

@@ -112,6 +112,9 @@ def plot_psfs(data: dict, path: Path, tiles: int = 6) -> Path | None:
     for i, (name, arr) in enumerate(rows):
         for j in range(t):
             a = arr[j]
+            if a is None:  # a tile without a matched laser PSF
+                axes[i, j].axis("off")
+                continue
             cmap = "RdBu_r" if i == 2 else "magma"
             lim = float(np.abs(a).max()) or 1.0
             axes[i, j].imshow(a, cmap=cmap, vmin=-lim if i == 2 else 0, vmax=lim)
@@ -173,6 +176,12 @@ def markdown(result, plots: dict[str, Path | None]) -> str:
               "```json", _json(rf["params"]), "```", ""]
     if plots.get("frames"):
         lines += ["![frames](frames.png)", ""]
+    lp = result.capture.get("laser_psfs")
+    if lp:
+        lines += [f"Laser PSFs: {lp['n_psf']} in the file, {lp['matched']} of {lp['n_tiles']} tiles matched "
+                  f"(by {lp['by']}).", ""]
+        if lp.get("note"):
+            lines += [f"Note: {lp['note']}", ""]
     if plots.get("psfs"):
         lines += ["![psfs](psfs.png)", ""]
     lines += ["## Timings (s)", "", "| step | wall (s) |", "|---|---|"]

@@ -186,3 +186,51 @@ def test_cli_capture_never_writes_the_device_seed(setup, tmp_path, monkeypatch):
     assert b"987654321" not in out.read_bytes()
     with h5py.File(out, "r") as f:
         assert "<hidden>" in str(f.attrs["provenance"])
+
+
+def _with_psfs(src, dst, psf, positions=None):
+    import shutil
+
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as fh:
+        attrs = dict(fh["calibration/psf"].attrs)
+        del fh["calibration/psf"]
+        if "calibration/psf_positions" in fh:
+            del fh["calibration/psf_positions"]
+        d = fh.create_dataset("calibration/psf", data=psf.astype(np.float32))
+        d.attrs.update(attrs)
+        if positions is not None:
+            fh.create_dataset("calibration/psf_positions", data=positions.astype(np.float32)).attrs["unit"] = "px"
+    return dst
+
+
+def test_calibrate_and_report_with_any_laser_psf_count(setup, tmp_path):
+    """A capture with fewer laser PSFs than tiles used to crash the report (IndexError)."""
+    from calibration.psf_match import PSFMatchError
+
+    om = setup["om"]
+    with open_captures(setup["captures"]) as cf:
+        psf = cf.read_static("calibration/psf")
+        pos = cf.read_static("calibration/psf_positions")
+    assert len(psf) == len(om.device_frontend().centres)  # the lab writes one per tile, with positions
+    cfg = CalibrationConfig.quick(fraction=0.2, curve=False, twin_steps=4, finetune_max_steps=2, twin_pool=64,
+                                  refit=RefitConfig(steps_geometry=2, steps_joint=2, shift_search_px=0, batch_size=32))
+    for name, (p, q) in {"five_by_position": (psf[[3, 7, 0, 11, 5]], pos[[3, 7, 0, 11, 5]]),
+                         "five_no_positions": (psf[:5], None), "one": (psf[[9]], pos[[9]])}.items():
+        f = _with_psfs(setup["captures"], tmp_path / f"{name}.h5", p, q)
+        res = calibrate(om, f, cfg, teacher=setup["teacher"])
+        lp = res.capture["laser_psfs"]
+        paths = write_report(res, tmp_path / name, seed=0)
+        text = paths["report"].read_text()
+        if q is None:
+            assert lp["matched"] == 0 and "no /calibration/psf_positions" in text
+        else:
+            want = [-1] * len(psf)
+            for k, t in enumerate([3, 7, 0, 11, 5] if len(p) == 5 else [9]):
+                want[t] = k
+            assert lp["tile_to_psf"] == want and lp["matched"] == len(p)
+            assert f"{len(p)} of {len(psf)} tiles matched (by position)" in text
+            assert paths["psfs"].stat().st_size > 0
+    bad = _with_psfs(setup["captures"], tmp_path / "bad.h5", psf[:2], np.array([[0.0, 0.0], [500.0, 0.0]]))
+    with pytest.raises(PSFMatchError, match=r"bad.h5: /calibration/psf_positions\[\d\]"):
+        calibrate(om, bad, cfg, teacher=setup["teacher"])
