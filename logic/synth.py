@@ -1,0 +1,88 @@
+"""FPGA synthesis figures for a gate netlist with yosys (``neurohw logic synth``).
+
+:func:`synthesize` writes the Verilog export (:func:`logic.export.to_verilog`), runs yosys
+(``synth -lut 6`` for a generic 6-input-LUT fabric, ``synth_ice40`` for Lattice iCE40, both
+mapping with abc) and returns the figures parsed from ``stat -json`` and ``ltp -noff``:
+
+* ``luts``: LUT cells (``$lut`` or ``SB_LUT4``), GroupSum popcount included;
+* ``flip_flops``: flip-flop cells (0 for the combinational export);
+* ``carry_cells``: ``SB_CARRY`` cells (ice40 only);
+* ``logic_depth``: the longest topological path in cells (``ltp -noff``), input to output;
+* ``fmax_mhz``: None — yosys/abc give no timing estimate for these flows (iCE40 timing needs
+  nextpnr/icetime, not installed), so none is reported.
+
+The LUT6 netlist (``write_verilog``) is plain Verilog and simulates in Icarus
+(:func:`simulate_synth_netlist`).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from logic.export import ExportError, _run, to_verilog
+from logic.netlist import Netlist
+
+TARGETS = ("lut6", "ice40")
+_SYNTH = {"lut6": "synth -lut 6 -top {top}", "ice40": "synth_ice40 -top {top}"}
+
+
+def have_yosys() -> bool:
+    return shutil.which("yosys") is not None
+
+
+def synthesize(net: Netlist, target: str = "lut6", name: str = "nh_logic", workdir: str | Path | None = None,
+               timeout: float = 900) -> dict:
+    """Synthesise ``net`` for ``target`` ("lut6" | "ice40"); returns the figures (see the module docstring)
+    and ``netlist_verilog`` (the synthesised netlist's text)."""
+    if target not in TARGETS:
+        raise ValueError(f"synthesize: target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if not have_yosys():
+        raise ExportError("yosys is not installed (apt-get install yosys; tools/system_deps.sh does)")
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(workdir or tmp)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "net.v").write_text(to_verilog(net, name))
+        script = (f"read_verilog net.v; {_SYNTH[target].format(top=name)}; tee -q -o ltp.txt ltp -noff; "
+                  f"tee -q -o stat.json stat -json; write_verilog -noattr synth.v")
+        _run(["yosys", "-q", "-p", script], f"yosys ({target})", timeout=timeout, cwd=str(d))
+        stat = json.loads((d / "stat.json").read_text())
+        ltp = (d / "ltp.txt").read_text()
+        text = (d / "synth.v").read_text()
+    cells = stat["design"]["num_cells_by_type"]
+    luts = sum(v for k, v in cells.items() if k in ("$lut", "SB_LUT4"))
+    ffs = sum(v for k, v in cells.items() if "DFF" in k.upper())
+    depth = None
+    for ln in ltp.splitlines():
+        if "length=" in ln:
+            depth = int(ln.split("length=")[1].split(")")[0])
+    if depth is None:
+        raise ExportError(f"yosys ltp printed no path length: {ltp[-500:]}")
+    return {"target": target, "luts": int(luts), "flip_flops": int(ffs), "carry_cells": int(cells.get("SB_CARRY", 0)),
+            "logic_depth": depth, "cells_by_type": {k: int(v) for k, v in cells.items()}, "fmax_mhz": None,
+            "fmax_note": "yosys/abc give no timing estimate for this flow (needs nextpnr/icetime)",
+            "netlist_verilog": text}
+
+
+def simulate_synth_netlist(net: Netlist, synth_verilog: str, bits, name: str = "nh_logic"):
+    """Simulate a LUT6 netlist written by :func:`synthesize` in Icarus on (N, NI) bits → (N, classes) int64 counts."""
+    import torch
+
+    from logic.export import have_iverilog, verilog_testbench
+
+    if not have_iverilog():
+        raise ExportError("Icarus Verilog (iverilog, vvp) is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        b = bits.cpu().bool().numpy()
+        lines = ["".join("1" if v else "0" for v in row[::-1]) for row in b]
+        (d / "vectors.txt").write_text("\n".join(lines) + "\n")
+        (d / "net.v").write_text(synth_verilog)
+        (d / "tb.v").write_text(verilog_testbench(net, len(lines), "vectors.txt", name=name))
+        _run(["iverilog", "-g2005", "-o", "sim", "tb.v", "net.v"], "iverilog", cwd=str(d))
+        out = _run(["vvp", "-n", "sim"], "vvp", cwd=str(d))
+    rows = [list(map(int, ln.split())) for ln in out.splitlines() if ln.strip() and ln.strip()[0].isdigit()]
+    if len(rows) != len(lines):
+        raise ExportError(f"vvp printed {len(rows)} result lines for {len(lines)} vectors")
+    return torch.tensor(rows, dtype=torch.int64)
