@@ -80,7 +80,9 @@ class LogicBackend(Backend):
 
         return (write_c if format == "c" else write_verilog)(hw.netlist, path, name=name)
 
-    def report(self, hw: LogicHardware, x: torch.Tensor | None = None, repeats: int = 3) -> Report:
+    def report(self, hw: LogicHardware, x: torch.Tensor | None = None, repeats: int = 3,
+               synth_targets: tuple[str, ...] = ()) -> Report:
+        """``synth_targets``: yosys targets ("lut6", "ice40") whose synthesis figures join the report."""
         net = hw.netlist
         kinds = net.counts_by_kind()
         if x is not None:
@@ -113,6 +115,14 @@ class LogicBackend(Backend):
                     f"{words_in:,} / {net.outputs.size:,} / {net.n_signals:,} × uint64"),
                    ("images/s, packed evaluator (best of runs)", f"{ips:,.0f} on {source}, {torch.get_num_threads()} thread(s)"),
                    ("estimated LUTs (gate logic)", f"{logic_luts:,}")]
+        for target in synth_targets:
+            from logic.synth import synthesize
+
+            fig = synthesize(net, target)
+            fig.pop("netlist_verilog")
+            figures[f"synth_{target}"] = fig
+            summary.append((f"yosys {target}: LUTs / flip-flops / depth (cells)",
+                            f"{fig['luts']:,} / {fig['flip_flops']:,} / {fig['logic_depth']} (fmax not estimated)"))
         constants = {"lut_per_gate": Constant(1.0, "LUT per two-input or NOT gate (upper bound)",
                                               "assumption: one k≥2-input LUT per gate; LUT6 packing merges gates, "
                                               "wires and constants cost none; the popcount is not included")}

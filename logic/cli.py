@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-simplify", action="store_true", help="export every gate as built (no counting-rule simplification)")
     e.set_defaults(func=_export)
 
+    y = lsub.add_parser("synth", help="synthesise a net with yosys (lut6 / ice40): LUTs, flip-flops, logic depth")
+    y.add_argument("net", type=Path, help="model.safetensors or netlist.npz written by `neurohw logic train`")
+    y.add_argument("--target", choices=["lut6", "ice40"], default="lut6")
+    y.add_argument("--timeout", type=at.positive, default=900.0, help="yosys time limit, s")
+    y.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    y.set_defaults(func=_synth)
+
     x = lsub.add_parser("experiments", help="dense LGN, LogicTreeNet (residual/Gaussian init) and ∂B net; writes results/logic-<data>.json")
     x.add_argument("--seeds", type=at.count, default=3)
     x.add_argument("--data", choices=["mnist5k", "fashion-mnist"], default="mnist5k")
@@ -102,6 +109,45 @@ def _export(args) -> int:
     (write_c if args.format == "c" else write_verilog)(net, args.out, name=args.name)
     print(f"wrote {args.out}: {net.gate_count():,} gates, {net.n_inputs} inputs, {net.outputs.size} outputs, "
           f"{net.num_classes} classes")
+    return 0
+
+
+def _load_net(path: Path):
+    """A simplified netlist from a model checkpoint (.safetensors) or a netlist (.npz); exit-2 errors name the file."""
+    from logic.models import load_model
+    from logic.netlist import Netlist, simplify
+
+    if not path.is_file():
+        return None
+    if path.suffix == ".npz":
+        return simplify(Netlist.load(path))
+    return load_model(path).to_netlist()
+
+
+def _synth(args) -> int:
+    import sys
+
+    from logic.export import ExportError
+    from logic.synth import synthesize
+    from neurohw.io import atomic_write_json
+
+    net = _load_net(args.net)
+    if net is None:
+        print(f"error: {args.net}: no such file", file=sys.stderr)
+        return 2
+    try:
+        fig = synthesize(net, args.target, timeout=args.timeout)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    fig.pop("netlist_verilog")
+    fig["gates"] = net.gate_count()
+    print(f"{args.target}: {fig['luts']:,} LUTs, {fig['flip_flops']:,} flip-flops, logic depth {fig['logic_depth']} cells "
+          f"({fig['gates']:,} gates, gate depth {net.depth})" + (f", {fig['carry_cells']:,} SB_CARRY" if args.target == "ice40" else ""))
+    print(f"max frequency: not estimated — {fig['fmax_note']}")
+    if args.json:
+        atomic_write_json(args.json, fig)
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -53,6 +53,9 @@ def test_atomic_files_get_the_umask_mode(tmp_path):
         os.umask(0o077)
         p2 = atomic_write_json(tmp_path / "r2.json", {"a": 1})
         assert (p2.stat().st_mode & 0o777) == 0o600
+        os.umask(0o022)  # safetensors writes its file itself (0600): the finished checkpoint still follows the umask
+        ck = save_checkpoint(tmp_path / "m.safetensors", {"w": torch.arange(3.0)})
+        assert (ck.stat().st_mode & 0o777) == 0o644
     finally:
         os.umask(old)
 

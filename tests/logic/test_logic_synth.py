@@ -44,3 +44,20 @@ def test_ice40_synthesis_reports_luts():
 def test_bad_target_is_rejected():
     with pytest.raises(ValueError, match="target"):
         synth.synthesize(_nets()["dense"].to_netlist(), "xc7")
+
+
+@needs_tools
+def test_cli_synth_and_report_face(tmp_path, capsys):
+    from logic.backend import LogicHardware, LogicBackend
+    from neurohw.cli import main
+
+    net = _nets()["dense"].to_netlist()
+    net.save(tmp_path / "n.npz")
+    assert main(["logic", "synth", str(tmp_path / "n.npz"), "--target", "lut6", "--json", str(tmp_path / "s.json")]) == 0
+    import json
+
+    fig = json.loads((tmp_path / "s.json").read_text())
+    assert f"{fig['luts']:,} LUTs" in capsys.readouterr().out
+    assert main(["logic", "synth", str(tmp_path / "missing.npz")]) == 2
+    rep = LogicBackend().report(LogicHardware(net, 2, (1, 28, 28)), repeats=1, synth_targets=("lut6",))
+    assert rep.figures["synth_lut6"]["luts"] == fig["luts"]

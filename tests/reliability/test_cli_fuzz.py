@@ -1,0 +1,81 @@
+"""CLI fuzz: malformed arguments and input files, run in-process through :func:`neurohw.cli.main`.
+
+Every case must exit 2 with an error line naming the option/file, print no traceback, and
+leave a sentinel output file (the command's ``--out``) byte-for-byte unchanged.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from neurohw.cli import main
+from neurohw.loihi.netx_io import write_netx
+from neurohw.loihi.random_nets import random_conv_net
+
+SENTINEL = b"a good result that no failing run may touch\n"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli_fuzz")
+    write_netx(random_conv_net(3), d / "net.net")
+    np.save(d / "x.npy", np.zeros((2, 3, 2, 10, 10), np.uint8))
+    np.savez(d / "x.npz", a=np.zeros(3))
+    nan = np.zeros((3, 2, 10, 10)); nan[0, 0, 0, 0] = np.nan
+    np.save(d / "nan.npy", nan)
+    np.save(d / "big.npy", np.full((3, 2, 10, 10), 300, np.int64))
+    np.save(d / "neg.npy", np.full((3, 2, 10, 10), -1, np.int64))
+    np.save(d / "empty.npy", np.zeros((0, 2, 10, 10), np.uint8))
+    (d / "junk.npy").write_bytes(b"not numpy")
+    (d / "cfg_type.json").write_text(json.dumps({"epochs": "two"}))
+    (d / "cfg_junk.json").write_text("{not json")
+    (d / "afile").write_text("x")
+    return d
+
+
+#: (argv with {d} for the workspace and {out} for the sentinel, words the error must contain)
+CASES = [
+    (["loihi", "simulate", "{d}/net.net", "--input", "{d}/x.npz", "--out", "{out}"], "x.npz"),
+    (["loihi", "simulate", "{d}/net.net", "--input", "{d}/nan.npy", "--out", "{out}"], "nan.npy"),
+    (["loihi", "simulate", "{d}/net.net", "--input", "{d}/big.npy", "--out", "{out}"], "big.npy"),
+    (["loihi", "simulate", "{d}/net.net", "--input", "{d}/neg.npy", "--out", "{out}"], "neg.npy"),
+    (["loihi", "simulate", "{d}/net.net", "--input", "{d}/empty.npy", "--out", "{out}"], "empty.npy"),
+    (["loihi", "simulate", "{d}/net.net", "--input", "{d}/junk.npy", "--out", "{out}"], "junk.npy"),
+    (["loihi", "simulate", "{d}/missing.net", "--input", "{d}/x.npy", "--out", "{out}"], "missing.net"),
+    (["loihi", "simulate", "{d}/x.npy", "--input", "{d}/x.npy", "--out", "{out}"], "x.npy"),
+    (["loihi", "simulate", "{d}/net.net", "--input", "{d}/x.npy", "--out", "{d}/afile/o.npy"], "--out"),
+    (["loihi", "compare", "{d}/net.net", "--steps", "0"], "--steps"),
+    (["loihi", "compare", "{d}/net.net", "--steps", "-1"], "--steps"),
+    (["loihi", "compare", "{d}/net.net", "--rate", "1.5"], "--rate"),
+    (["loihi", "compare", "{d}/net.net", "--rate", "nan"], "--rate"),
+    (["loihi", "report", "{d}/net.net", "--samples", "0", "--json", "{out}"], "--samples"),
+    (["loihi", "encode", "--data", "digits8x8", "--steps", "4", "--limit", "-5", "--out", "{out}"], "--limit"),
+    (["train-teacher", "lenet5", "--epochs", "0", "--out", "{d}/t"], "--epochs"),
+    (["distill", "ntk", "--n", "-3"], "--n"),
+    (["snn", "train", "--config", "{d}/cfg_type.json", "--out", "{d}/s"], "epochs"),
+    (["snn", "train", "--config", "{d}/cfg_junk.json", "--out", "{d}/s"], "cfg_junk.json"),
+    (["logic", "export", "--netlist", "{d}/x.npz", "--format", "c", "--out", "{out}",
+      "--name", "x; } int evil() { return 1; } void y("], "--name"),
+    (["logic", "export", "--netlist", "{d}/x.npz", "--format", "c", "--out", "{out}", "--name", "module"], "--name"),
+    (["logic", "export", "--netlist", "{d}/x.npz", "--format", "c", "--out", "{out}", "--name", "1abc"], "--name"),
+    (["optics", "export-layout", "--design", "{d}/x.npy", "--out", "{out}"], "x.npy"),
+]
+
+
+@pytest.mark.parametrize("argv, word", CASES, ids=[" ".join(c[0][:2]) + f" [{i}]" for i, c in enumerate(CASES)])
+def test_bad_input_exits_2_and_keeps_output(ws, tmp_path, capsys, argv, word):
+    out = tmp_path / "sentinel.out"
+    out.write_bytes(SENTINEL)
+    args = [a.replace("{d}", str(ws)).replace("{out}", str(out)) for a in argv]
+    try:
+        rc = main(args)
+    except SystemExit as exc:  # argparse rejects the option before the command starts
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert "error" in last and word in last, last
+    assert out.read_bytes() == SENTINEL
