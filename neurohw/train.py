@@ -324,6 +324,20 @@ def resolve_teacher(spec: str | os.PathLike | None, *, dataset: str = "mnist5k",
     return get_teacher(name, dataset=dataset, epochs=epochs, seed=seed, progress=progress)
 
 
+def _check_fits(model, name: str, data: str, input_shape) -> None:
+    """Run one zero image (``input_shape`` = (C, H, W)) through ``model`` before training, so a
+    model that cannot take the data set's image size fails now with a message naming both."""
+    from neurohw.errors import UsageError
+
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros((1, *input_shape)))
+    except RuntimeError as exc:
+        raise UsageError(f"--data {data}", f"images {tuple(input_shape)} do not fit teacher {name!r} ({' '.join(str(exc).split())})") from None
+    finally:
+        model.train()
+
+
 def train_teacher_cli(args) -> int:
     """``neurohw train-teacher``: train, checkpoint every epoch, print test accuracy."""
     from neurohw.data import load_dataset
@@ -334,6 +348,7 @@ def train_teacher_cli(args) -> int:
         split = split.subset(args.limit)
     seed_everything(args.seed)  # the initial weights depend only on the seed (same on every rank)
     model = build_teacher(args.model, num_classes=split.num_classes, in_channels=split.input_shape[0])
+    _check_fits(model, args.model, args.data, split.input_shape)
     res = fit(  # validation is monitored each epoch; the test split is read once, below
         model, split.train(), split.val(), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, out=args.out, resume=args.resume, augment_shift=args.augment_shift,

@@ -53,6 +53,7 @@ CASES = [
     (["loihi", "report", "{d}/net.net", "--samples", "0", "--json", "{out}"], "--samples"),
     (["loihi", "encode", "--data", "digits8x8", "--steps", "4", "--limit", "-5", "--out", "{out}"], "--limit"),
     (["train-teacher", "lenet5", "--epochs", "0", "--out", "{d}/t"], "--epochs"),
+    (["train-teacher", "lenet5", "--data", "digits8x8", "--limit", "8", "--out", "{d}/t"], "--data digits8x8"),
     (["distill", "ntk", "--n", "-3"], "--n"),
     (["snn", "train", "--config", "{d}/cfg_type.json", "--out", "{d}/s"], "epochs"),
     (["snn", "train", "--config", "{d}/cfg_junk.json", "--out", "{d}/s"], "cfg_junk.json"),
