@@ -234,3 +234,40 @@ def test_calibrate_and_report_with_any_laser_psf_count(setup, tmp_path):
     bad = _with_psfs(setup["captures"], tmp_path / "bad.h5", psf[:2], np.array([[0.0, 0.0], [500.0, 0.0]]))
     with pytest.raises(PSFMatchError, match=r"bad.h5: /calibration/psf_positions\[\d\]"):
         calibrate(om, bad, cfg, teacher=setup["teacher"])
+
+
+def _misfit_of(om, x, frames, dark, epu):
+    from calibration.misfit import misfit_test, noise_from_bench
+
+    twin = OpticsTwin(om.model.frontend, om.device_frontend(), electrons_per_unit=epu)
+    twin.refit(x[:150], frames[:150], RefitConfig(steps_geometry=40, steps_joint=80, lr=0.02, lr_psf=0.01,
+                                                  shift_search_px=2, batch_size=48))
+    held = slice(150, None)
+    noise = noise_from_bench(dark, electrons_per_unit=epu)
+    with torch.no_grad():
+        rep = misfit_test(frames[held], twin.predict(x[held]), twin._signal(x[held]), noise)
+    return rep
+
+
+def test_misfit_test_passes_an_in_family_device_and_flags_an_out_of_family_one(setup, mnist5k):
+    """The noise comes from the dark frames and the exposure, not from the refit residual, so the
+    test can fail: it must for a device with blur/cross-talk/vignetting/gamma/gain-map errors."""
+    from calibration.virtual_devices import OutOfFamilyDevice, OutOfFamilyErrors
+
+    om = setup["om"]
+    with open_captures(setup["captures"]) as cf:
+        x = torch.from_numpy(cf.read("inputs/images"))
+        f = torch.from_numpy(cf.read("measured/frames"))
+        dark = cf.read_static("calibration/dark_frames")
+        epu = float(np.median(cf.exposure_s)) * cf.extra["source_flux_e_per_unit_s"]
+    good = _misfit_of(om, x, f, dark, epu)
+    print("in-family:", good.verdict, [round(b["ratio"], 3) for b in good.bins], [round(c["chi2_per_pixel"], 2) for c in good.channels])
+    assert good.fits and good.verdict == "twin fits within noise"
+
+    inst = draw_device(om, DEVICE_SEED, mnist5k.x_train[:200])
+    bad_dev = OutOfFamilyDevice(inst, OutOfFamilyErrors.strong(), seed=1)
+    fb = bad_dev(x)
+    db = bad_dev(torch.zeros(16, *x.shape[1:])).numpy()
+    bad = _misfit_of(om, x, fb, db, float(inst.sensor.config.electrons_per_unit))
+    print("out-of-family:", bad.verdict, [round(b["ratio"], 3) for b in bad.bins], [round(c["chi2_per_pixel"], 2) for c in bad.channels])
+    assert not bad.fits and bad.verdict.startswith("twin does not fit within noise")
