@@ -430,8 +430,12 @@ def have_iverilog() -> bool:
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 
 
-def simulate_verilog(net: Netlist, bits: torch.Tensor, workdir: str | Path | None = None) -> torch.Tensor:
-    """Simulate the Verilog export with Icarus Verilog on (N, NI) bits → (N, classes) int64 counts."""
+def simulate_verilog(net: Netlist, bits: torch.Tensor, workdir: str | Path | None = None, *,
+                     verilog: str | None = None, name: str = "nh_logic") -> torch.Tensor:
+    """Simulate Verilog with Icarus Verilog on (N, NI) bits → (N, classes) int64 counts.
+
+    ``verilog``: the module source to test (default: ``to_verilog(net)``; e.g. a synthesised
+    netlist of the same ports), ``name`` its module name; the testbench is ``net``'s."""
     if not have_iverilog():
         raise ExportError("Icarus Verilog (iverilog, vvp) is not installed")
     with tempfile.TemporaryDirectory() as tmp:
@@ -440,8 +444,8 @@ def simulate_verilog(net: Netlist, bits: torch.Tensor, workdir: str | Path | Non
         b = bits.cpu().bool().numpy()
         lines = ["".join("1" if v else "0" for v in row[::-1]) for row in b]
         (d / "vectors.txt").write_text("\n".join(lines) + "\n")
-        (d / "net.v").write_text(to_verilog(net))
-        (d / "tb.v").write_text(verilog_testbench(net, len(lines), "vectors.txt"))
+        (d / "net.v").write_text(to_verilog(net) if verilog is None else verilog)
+        (d / "tb.v").write_text(verilog_testbench(net, len(lines), "vectors.txt", name=name))
         _run(["iverilog", "-g2005", "-o", "sim", "tb.v", "net.v"], "iverilog", cwd=str(d))
         out = _run(["vvp", "-n", "sim"], "vvp", cwd=str(d))
     rows = [list(map(int, ln.split())) for ln in out.splitlines() if ln.strip() and ln.strip()[0].isdigit()]

@@ -67,22 +67,6 @@ def synthesize(net: Netlist, target: str = "lut6", name: str = "nh_logic", workd
 
 def simulate_synth_netlist(net: Netlist, synth_verilog: str, bits, name: str = "nh_logic"):
     """Simulate a LUT6 netlist written by :func:`synthesize` in Icarus on (N, NI) bits → (N, classes) int64 counts."""
-    import torch
+    from logic.export import simulate_verilog
 
-    from logic.export import have_iverilog, verilog_testbench
-
-    if not have_iverilog():
-        raise ExportError("Icarus Verilog (iverilog, vvp) is not installed")
-    with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
-        b = bits.cpu().bool().numpy()
-        lines = ["".join("1" if v else "0" for v in row[::-1]) for row in b]
-        (d / "vectors.txt").write_text("\n".join(lines) + "\n")
-        (d / "net.v").write_text(synth_verilog)
-        (d / "tb.v").write_text(verilog_testbench(net, len(lines), "vectors.txt", name=name))
-        _run(["iverilog", "-g2005", "-o", "sim", "tb.v", "net.v"], "iverilog", cwd=str(d))
-        out = _run(["vvp", "-n", "sim"], "vvp", cwd=str(d))
-    rows = [list(map(int, ln.split())) for ln in out.splitlines() if ln.strip() and ln.strip()[0].isdigit()]
-    if len(rows) != len(lines):
-        raise ExportError(f"vvp printed {len(rows)} result lines for {len(lines)} vectors")
-    return torch.tensor(rows, dtype=torch.int64)
+    return simulate_verilog(net, bits, verilog=synth_verilog, name=name)
