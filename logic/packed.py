@@ -33,7 +33,11 @@ def pack_bits(bits: torch.Tensor) -> torch.Tensor:
         byte = b[:, :, 0].clone()
         for j in range(1, 8):
             byte |= b[:, :, j] << j
-        return byte.permute(2, 0, 1).contiguous().view(torch.int64).view(n, words)
+        # A fresh buffer, not .contiguous(): with one input the permuted tensor already counts as
+        # contiguous but keeps an odd stride on its size-1 dim, which view(int64) rejects.
+        packed = torch.empty((n, words, 8), dtype=torch.uint8, device=bits.device)
+        packed.copy_(byte.permute(2, 0, 1))
+        return packed.view(torch.int64).view(n, words)
     padded = torch.zeros(words * WORD, n, dtype=torch.int64, device=bits.device)
     padded[:n_samples] = bits.to(torch.int64)
     padded = padded.view(words, WORD, n)

@@ -60,11 +60,12 @@ def test_simplify_rules_on_a_hand_made_netlist():
     assert torch.equal(net.evaluate(all_inputs(2)), simple.evaluate(all_inputs(2)))
 
 
+@pytest.mark.parametrize("inputs", [1, 7])
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 200])
-def test_pack_unpack_roundtrip(n):
-    bits = torch.rand(n, 7) > 0.5
+def test_pack_unpack_roundtrip(n, inputs):
+    bits = torch.rand(n, inputs) > 0.5
     words = pack_bits(bits)
-    assert words.shape == (7, -(-n // 64)) and words.dtype == torch.int64
+    assert words.shape == (inputs, -(-n // 64)) and words.dtype == torch.int64
     assert torch.equal(unpack_bits(words, n), bits)
     # bit k of word w is sample 64w + k, including the sign bit
     if n > 63:
