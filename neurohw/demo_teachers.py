@@ -25,7 +25,7 @@ def run(ctx) -> dict:
     for name, epochs in plan.items():
         torch.manual_seed(ctx.seed)
         model = build_teacher(name, num_classes=10, in_channels=1)
-        res = fit(model, split.train(), split.test(), epochs=epochs, lr=2e-3, seed=ctx.seed, device="cpu",
+        res = fit(model, split.train(), split.val(), epochs=epochs, lr=2e-3, seed=ctx.seed, device="cpu",
                   augment_shift=2 if name == "lenet5" else 0, progress=False)
         ev = evaluate(model, split.test())
         histories[name] = res.history

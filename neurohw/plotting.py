@@ -34,15 +34,15 @@ def save(fig, path: str | os.PathLike | None, dpi: int = 120):
 
 
 def learning_curves(histories: dict[str, list[dict]], path=None):
-    """Train loss and test accuracy per epoch for several runs (``{label: fit history}``)."""
+    """Train loss and validation accuracy per epoch for several runs (``{label: fit history}``)."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for label, hist in histories.items():
-        ep = [h["epoch"] + 1 for h in hist]
+        ep = [h["epoch"] for h in hist]  # epochs completed
         ax1.plot(ep, [h["train_loss"] for h in hist], marker="o", ms=3, label=label)
-        if hist and "test_accuracy" in hist[0]:
-            ax2.plot(ep, [100 * h["test_accuracy"] for h in hist], marker="o", ms=3, label=label)
+        if hist and "val_accuracy" in hist[0]:
+            ax2.plot(ep, [100 * h["val_accuracy"] for h in hist], marker="o", ms=3, label=label)
     ax1.set(xlabel="epoch", ylabel="train loss", yscale="log", title="training loss")
-    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    ax2.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -1,9 +1,13 @@
-"""Training loop for teachers (and any classifier): seeded, resumable, data-parallel.
+"""The project's one training loop: seeded, resumable, data-parallel.
 
-:func:`fit` trains with Adam and cross-entropy (or a given ``loss_fn``), shows tqdm progress,
-evaluates each epoch, and — when ``out`` is given — writes ``last.safetensors`` (model and
-optimiser state, with a JSON sidecar holding history, seed and config) after every epoch, so
-``resume=True`` continues where an interrupted run stopped.
+:func:`fit` trains teachers and every backend's student (``snn.train.fit_snn``,
+``logic.train.fit_logic`` / ``fit_dbnet``, ``optics.hybrid.train_hybrid``,
+``distill.compare.train_arm`` are thin wrappers that choose the loss, forward, per-step hook,
+optimiser and schedule). It trains with Adam and cross-entropy by default (or a given
+optimiser, parameter groups and ``loss_fn``), shows tqdm progress, evaluates on validation data
+each epoch (optionally stopping early or keeping the best epoch), and — when ``out`` is given —
+writes ``last.safetensors`` (model and optimiser state, with a JSON sidecar holding history,
+seed and config) after every epoch, so ``resume=True`` continues where an interrupted run stopped.
 
 Data-parallel: started under ``torchrun`` (``WORLD_SIZE`` > 1), :func:`fit` joins the process
 group (gloo on CPU, NCCL on CUDA) and wraps the model in DistributedDataParallel. Every rank
@@ -61,18 +65,28 @@ def global_batches(n: int, batch_size: int, epoch: int, seed: int, drop_last: bo
     return [perm[i : min(i + batch_size, stop)] for i in range(0, stop, batch_size)]
 
 
+def _as_data(data):
+    """A Dataset for ``data``: a Dataset or DataLoader as given, or a pair of tensors ``(x, y)``."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
+        return torch.utils.data.TensorDataset(*data)
+    return data
+
+
 def _loader(dataset_or_loader, batch_size: int):
     if isinstance(dataset_or_loader, torch.utils.data.DataLoader):
         return dataset_or_loader
-    return torch.utils.data.DataLoader(dataset_or_loader, batch_size=batch_size, shuffle=False)
+    return torch.utils.data.DataLoader(_as_data(dataset_or_loader), batch_size=batch_size, shuffle=False)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data, batch_size: int = 256, device: torch.device | str | None = None, num_classes: int | None = None) -> dict:
-    """Accuracy, mean cross-entropy and confusion matrix of ``model`` on a dataset or loader.
+def evaluate(model: nn.Module, data, batch_size: int = 256, device: torch.device | str | None = None, num_classes: int | None = None,
+             forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> dict:
+    """Accuracy, mean cross-entropy and confusion matrix of ``model`` on ``data``.
 
-    Returns ``{"accuracy": float in [0, 1], "loss": float, "confusion": int array (C, C)
-    with rows = true class, columns = predicted, "n": int}``.
+    ``data``: a Dataset or DataLoader of (x, y), or a pair of tensors ``(x, y)``. ``forward(model,
+    x)`` gives the logits (default ``model(x)``), called in eval mode. Returns ``{"accuracy":
+    float in [0, 1], "loss": float, "confusion": int array (C, C) with rows = true class,
+    columns = predicted, "n": int}``.
     """
     device = torch.device(device) if device else next(model.parameters()).device
     was_training = model.training
@@ -80,8 +94,8 @@ def evaluate(model: nn.Module, data, batch_size: int = 256, device: torch.device
     preds, labels, loss_sum = [], [], 0.0
     for x, y in _loader(data, batch_size):
         x, y = x.to(device), y.to(device)
-        logits = model(x)
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        logits = forward(model, x) if forward else model(x)
+        loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
         preds.append(logits.argmax(1).cpu())
         labels.append(y.cpu())
     model.train(was_training)
@@ -132,10 +146,46 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+SCHEDULES = ("cosine", "cosine_step", "constant")
+OPTIMIZERS = ("adam", "adamw")
+
+
+def lr_factor(schedule: str, epoch: int, epochs: int, step: int, steps_per_epoch: int) -> float:
+    """The learning-rate multiplier of ``schedule`` at (0-based) ``epoch`` and ``step`` within it.
+
+    ``"cosine"``: ``½(1 + cos(π·epoch/epochs))``, set once per epoch; ``"cosine_step"``: the same
+    curve over every optimiser step, ``½(1 + cos(π·t/T))`` with ``t`` the steps taken so far and
+    ``T = epochs·steps_per_epoch`` (torch's ``CosineAnnealingLR`` stepped every batch);
+    ``"constant"``: 1.
+    """
+    if schedule == "cosine":
+        return 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+    if schedule == "cosine_step":
+        return 0.5 * (1 + np.cos(np.pi * (epoch * steps_per_epoch + step) / (epochs * steps_per_epoch)))
+    return 1.0
+
+
+def _make_optimizer(optimizer, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if callable(optimizer):
+        return optimizer(params)
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS} or a callable(params) -> Optimizer, got {optimizer!r}")
+
+
+def _loss_and_parts(out) -> tuple[torch.Tensor, dict]:
+    """``loss_fn`` returns a loss tensor, or ``(loss, {name: float})`` with the parts to log."""
+    if isinstance(out, tuple):
+        return out[0], out[1]
+    return out, {}
+
+
 def fit(
     model: nn.Module,
     train_ds,
-    test_ds=None,
+    val_ds=None,
     *,
     epochs: int,
     batch_size: int = 64,
@@ -145,32 +195,67 @@ def fit(
     device: torch.device | str | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | tuple] | None = None,
     progress: bool = True,
     config: dict | None = None,
     schedule: str = "cosine",
     augment_shift: int = 0,
     drop_last: bool | None = None,
+    optimizer: str | Callable = "adam",
+    params=None,
+    forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    val_forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    step_hook: Callable[[nn.Module], None] | None = None,
+    epoch_hook: Callable[[nn.Module, int], None] | None = None,
+    epoch_metrics: Callable[[nn.Module], dict] | None = None,
+    patience: int | None = None,
+    keep_best: bool = False,
+    desc: str = "train",
 ) -> TrainResult:
-    """Train ``model`` on ``train_ds`` (a Dataset of (x, y)) with Adam.
+    """Train ``model`` on ``train_ds`` — the one training loop of the project.
 
-    ``loss_fn(logits, y, x)`` defaults to cross-entropy. After each epoch the model is evaluated
-    on ``test_ds`` (if given) and, with ``out``, a resumable checkpoint is written to
-    ``out/last.safetensors`` (+ ``last.json``) and the history to ``out/history.json``.
-    ``schedule``: ``"cosine"`` (learning rate annealed to 0 over ``epochs``, per epoch) or
-    ``"constant"``. ``augment_shift``: random translation of each image by up to that many
-    pixels (seeded per batch, identical on every rank). ``drop_last`` drops the epoch's last,
-    incomplete global batch (default: only when distributed). Returns a :class:`TrainResult`.
+    Data: ``train_ds`` and ``val_ds`` are Datasets of (x, y) or pairs of tensors ``(x, y)``.
+    Every epoch draws the global batches of :func:`global_batches` (a permutation seeded by
+    ``(seed, epoch)``).
+
+    Each step: ``x`` is shifted by up to ``augment_shift`` pixels (:func:`random_shift`),
+    ``logits = forward(model, x)`` (default ``model(x)``), ``loss_fn(logits, y, x)`` (default
+    cross-entropy; it may return ``(loss, parts)`` with a dict of floats to log), backward,
+    ``optimizer.step()``, then ``step_hook(model)`` (e.g. clipping latent binary weights).
+
+    Optimiser: ``optimizer`` is ``"adam"`` / ``"adamw"`` (with ``lr``, ``weight_decay``) or a
+    callable ``params -> Optimizer``; ``params`` are the parameters or param groups to train
+    (default ``model.parameters()``). ``schedule`` (see :func:`lr_factor`): ``"cosine"`` per
+    epoch (default), ``"cosine_step"`` per step, or ``"constant"``; it scales every group's
+    initial learning rate.
+
+    Each epoch: ``epoch_hook(model, epoch)`` first (0-based epoch; e.g. a hardening schedule);
+    after it, a history row ``{"epoch": epochs completed, "step": optimiser steps so far,
+    "lr", "train_loss", "train_accuracy", "train_<part>"...}``, plus ``"val_loss"`` and
+    ``"val_accuracy"`` on ``val_ds`` (through ``val_forward``, default ``model(x)``, in eval
+    mode) and whatever ``epoch_metrics(model)`` returns. The test split is never read here.
+    ``patience``: stop when ``val_accuracy`` has not improved for that many epochs;
+    ``keep_best``: end with the weights of the epoch with the best ``val_accuracy``.
+
+    With ``out`` a resumable checkpoint is written after every epoch to
+    ``out/last.safetensors`` (+ ``last.json``) and the history to ``out/history.json``;
+    ``resume=True`` continues from it. ``drop_last`` drops the epoch's last, incomplete global
+    batch (default: only when distributed). Returns a :class:`TrainResult` whose ``final`` is
+    :func:`evaluate` on ``val_ds`` at the end (``{}`` without it).
     """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if (patience is not None or keep_best) and val_ds is None:
+        raise ValueError("fit: patience / keep_best select on validation accuracy and need val_ds")
     device = torch.device(device) if device else default_device()
     ws, rank = _init_distributed(device)
     if ws > 1 and batch_size % ws:
         raise ValueError(f"global batch size {batch_size} is not divisible by the world size {ws}")
     seed_everything(seed)
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    if schedule not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    opt = _make_optimizer(optimizer, list(params) if params is not None else model.parameters(), lr, weight_decay)
+    for group in opt.param_groups:
+        group.setdefault("initial_lr", group["lr"])
     history: list[dict] = []
     start_epoch = 0
     out = Path(out) if out else None
@@ -179,6 +264,8 @@ def fit(
         tensors, meta = load_checkpoint(ckpt, device=device)
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         _restore_optimizer(opt, tensors, meta["extra"]["optimizer"])
+        for group in opt.param_groups:
+            group.setdefault("initial_lr", lr)  # checkpoints written before schedules scaled each group
         history = meta["extra"]["history"]
         start_epoch = meta["extra"]["epoch"] + 1
         if rank == 0 and progress:
@@ -189,40 +276,55 @@ def fit(
 
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = loss_fn or (lambda logits, y, x: F.cross_entropy(logits, y))
+    forward = forward or (lambda m, x: m(x))
     xs, ys = _materialise(train_ds)
+    drop = (ws > 1) if drop_last is None else drop_last
+    steps = history[-1].get("step", 0) if history else 0
+    best_acc, best_state, since_best = -1.0, None, 0
     for epoch in range(start_epoch, epochs):
+        if epoch_hook is not None:
+            epoch_hook(model, epoch)
         net.train()
-        epoch_lr = lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs)) if schedule == "cosine" else lr
-        for group in opt.param_groups:
-            group["lr"] = epoch_lr
-        batches = global_batches(len(xs), batch_size, epoch, seed, drop_last=(ws > 1) if drop_last is None else drop_last)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress or rank != 0, leave=False)
-        loss_sum, n_seen, correct = 0.0, 0, 0
+        batches = global_batches(len(xs), batch_size, epoch, seed, drop_last=drop)
+        bar = tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress or rank != 0, leave=False)
+        loss_sum, n_seen, correct, parts_sum = 0.0, 0, 0, {}
         for step, gidx in enumerate(bar):
+            factor = lr_factor(schedule, epoch, epochs, step, len(batches))
+            for group in opt.param_groups:
+                group["lr"] = group["initial_lr"] * factor
             idx = gidx[rank::ws]
             x, y = xs[idx], ys[idx]
             if augment_shift:
                 x = random_shift(x, augment_shift, seed=(seed, epoch, step), global_index=np.arange(len(gidx))[rank::ws])
             x, y = x.to(device), y.to(device)
-            logits = net(x)
-            loss = loss_fn(logits, y, x)
+            logits = forward(net, x)
+            loss, parts = _loss_and_parts(loss_fn(logits, y, x))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if step_hook is not None:
+                step_hook(model)
+            steps += 1
             loss_sum += float(loss.detach()) * len(idx)
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + float(v) * len(idx)
             n_seen += len(idx)
             correct += int((logits.argmax(1) == y).sum())
             bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}")
-        row = {"epoch": epoch, "train_loss": loss_sum / max(n_seen, 1), "train_accuracy": correct / max(n_seen, 1)}
-        if test_ds is not None:
-            ev = evaluate(model, test_ds, device=device)
-            row.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"])
+        row = {"epoch": epoch + 1, "step": steps, "lr": opt.param_groups[0]["lr"],
+               "train_loss": loss_sum / max(n_seen, 1), "train_accuracy": correct / max(n_seen, 1)}
+        row.update({f"train_{k}": v / max(n_seen, 1) for k, v in parts_sum.items()})
+        if val_ds is not None:
+            ev = evaluate(model, val_ds, device=device, forward=val_forward)
+            row.update(val_loss=ev["loss"], val_accuracy=ev["accuracy"])
+        if epoch_metrics is not None:
+            row.update(epoch_metrics(model))
         history.append(row)
         if progress and rank == 0:
-            msg = f"epoch {epoch + 1}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
-            if "test_accuracy" in row:
-                msg += f" | test acc {row['test_accuracy']:.4f}"
-            print(msg, flush=True)
+            msg = f"{desc} epoch {epoch + 1}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
+            if "val_accuracy" in row:
+                msg += f" | val acc {row['val_accuracy']:.4f}"
+            tqdm.write(msg)
         if ckpt is not None and rank == 0:
             opt_tensors, opt_meta = _optimizer_tensors(opt)
             tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_tensors
@@ -232,9 +334,20 @@ def fit(
                 extra={"epoch": epoch, "history": history, "optimizer": opt_meta, "world_size": ws},
             )
             atomic_write_json(out / "history.json", history)
-    final = {}
-    if test_ds is not None:
-        final = evaluate(model, test_ds, device=device)
+        if val_ds is not None and (patience is not None or keep_best):
+            if row["val_accuracy"] > best_acc:
+                best_acc, since_best = row["val_accuracy"], 0
+                if keep_best:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                since_best += 1
+            if patience is not None and since_best >= patience:
+                if progress and rank == 0:
+                    tqdm.write(f"{desc}: stopping early after epoch {epoch + 1} (val accuracy flat for {patience} epochs)")
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    final = evaluate(model, val_ds, device=device, forward=val_forward) if val_ds is not None else {}
     return TrainResult(history=history, final=final, checkpoint=ckpt)
 
 
@@ -256,7 +369,9 @@ def random_shift(x: torch.Tensor, max_shift: int, seed: tuple, global_index: np.
 
 
 def _materialise(ds) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tensors (x, y) of a dataset: uses ``.x``/``.y`` when present, else stacks the items."""
+    """Tensors (x, y) of a dataset: a pair ``(x, y)`` as given, ``.x``/``.y`` when present, else the stacked items."""
+    if isinstance(ds, (tuple, list)) and len(ds) == 2 and all(torch.is_tensor(t) for t in ds):
+        return ds[0], ds[1]
     if hasattr(ds, "x") and hasattr(ds, "y"):
         return ds.x, ds.y
     xs, ys = zip(*[ds[i] for i in range(len(ds))])

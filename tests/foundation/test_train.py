@@ -41,7 +41,8 @@ def test_resume_equals_uninterrupted(tmp_path, mnist5k):
     c = LeNet5()
     res = fit(c, small.train(), small.test(), epochs=3, batch_size=32, seed=3, device="cpu", out=tmp_path,
               resume=True, progress=False, augment_shift=1, schedule="constant")
-    assert [h["epoch"] for h in res.history] == [0, 1, 2]
+    assert [h["epoch"] for h in res.history] == [1, 2, 3]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "step", "lr"} <= set(res.history[-1])
     for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
         torch.testing.assert_close(va, vc, rtol=0, atol=1e-6, msg=k)
     _, meta = load_checkpoint(tmp_path / "last.safetensors")
@@ -108,3 +109,67 @@ def test_lenet5_reaches_97_percent_on_mnist5k(tmp_path):
     again = get_teacher("lenet5", cache_dir=tmp_path, progress=False)
     x = load_mnist5k().x_test[:64]
     assert torch.equal(model(x), again(x))
+
+
+def _tiny(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+
+
+def _blobs(n: int = 96, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.randn(n, 1, 4, 4, generator=g) * 0.5 + y.view(-1, 1, 1, 1).float()
+    return x, y
+
+
+def test_cosine_step_schedule_is_torch_cosine_annealing_per_step():
+    """``schedule="cosine_step"`` sets the same learning rate before every step as CosineAnnealingLR."""
+    from neurohw.train import lr_factor
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=3 * 5)
+    for epoch in range(3):
+        for step in range(5):
+            assert opt.param_groups[0]["lr"] == pytest.approx(lr_factor("cosine_step", epoch, 3, step, 5), abs=1e-12)
+            opt.step()
+            sched.step()
+    assert lr_factor("cosine", 2, 4, 3, 5) == pytest.approx(0.5 * (1 + np.cos(np.pi * 2 / 4)))
+    assert lr_factor("constant", 2, 4, 3, 5) == 1.0
+
+
+def test_fit_hooks_param_groups_and_validation_keys():
+    x, y = _blobs()
+    m = _tiny()
+    calls = {"step": 0, "epoch": []}
+
+    def clamp(model):
+        calls["step"] += 1
+        model[1].weight.data.clamp_(-0.05, 0.05)
+
+    groups = [{"params": [m[1].weight], "lr": 0.05}, {"params": [m[1].bias], "lr": 0.0}]
+    b0 = m[1].bias.detach().clone()
+    res = fit(m, (x, y), (x[:32], y[:32]), epochs=3, batch_size=32, device="cpu", progress=False, params=groups,
+              step_hook=clamp, epoch_hook=lambda model, e: calls["epoch"].append(e), schedule="constant",
+              loss_fn=lambda logits, yb, xb: (torch.nn.functional.cross_entropy(logits, yb), {"zero": 0.0}))
+    assert calls == {"step": 9, "epoch": [0, 1, 2]}
+    assert float(m[1].weight.detach().abs().max()) <= 0.05 + 1e-7
+    assert torch.equal(m[1].bias, b0)  # a group with lr 0 does not move
+    assert [h["step"] for h in res.history] == [3, 6, 9]
+    assert res.history[-1]["train_zero"] == 0.0 and res.final["n"] == 32
+    with pytest.raises(ValueError, match="need val_ds"):
+        fit(_tiny(), (x, y), epochs=1, device="cpu", progress=False, patience=1)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        fit(_tiny(), (x, y), epochs=1, device="cpu", progress=False, optimizer="sgdx")
+
+
+def test_fit_patience_stops_and_keep_best_restores_the_best_epoch():
+    x, y = _blobs()
+    # lr 0: validation accuracy never improves after epoch 1, so patience 2 stops after epoch 3
+    res = fit(_tiny(), (x, y), (x, y), epochs=10, batch_size=32, lr=0.0, device="cpu", progress=False, patience=2)
+    assert len(res.history) == 3
+    m = _tiny()
+    res = fit(m, (x, y), (x[:48], y[:48]), epochs=6, batch_size=16, lr=0.05, device="cpu", progress=False, keep_best=True)
+    best = max(h["val_accuracy"] for h in res.history)
+    assert res.final["accuracy"] == pytest.approx(best)
