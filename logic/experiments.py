@@ -97,7 +97,7 @@ def run_one(name: str, split, seed: int, cfg: dict, device="cpu", progress: bool
         raise RuntimeError(f"{name}: hard predictions disagree with the evaluator ({test_correct.mean()} vs {res['acc_hard']})")
     res.pop("gates_by_kind", None)
     res.update(model=name, seed=seed, train_s=round(tr.train_s, 2), wall_s=round(time.perf_counter() - t0, 2),
-               final_loss=tr.history[-1]["loss"] if tr.history else None,
+               final_loss=tr.history[-1]["train_loss"] if tr.history else None,
                val_acc_hard=float((val_pred == split.y_val).float().mean()),
                n_test=len(test_correct), correct=pack_correct(test_correct))
     return res

@@ -1,4 +1,9 @@
-"""Training and three-way evaluation (float soft / float hard / packed netlist) for logic nets and ∂B nets."""
+"""Training and three-way evaluation (float soft / float hard / packed netlist) for logic nets and ∂B nets.
+
+:func:`fit_logic` and :func:`fit_dbnet` are thin wrappers around the project's one training loop,
+:func:`neurohw.train.fit`: they choose the optimiser, the training forward (soft gates; ∂B
+encoding and the optional straight-through estimator) and, for ∂B nets, the per-step weight clamp.
+"""
 from __future__ import annotations
 
 import time
@@ -6,23 +11,19 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from logic.dbnets import DBMnistNet, harden
 from logic.models import LogicNet
 from logic.packed import PackedEvaluator
+from neurohw.train import fit
 
 
 @dataclass
 class TrainResult:
+    """Per-epoch history of :func:`neurohw.train.fit` and the wall time of training (s)."""
+
     history: list[dict] = field(default_factory=list)
     train_s: float = 0.0
-
-
-def _batches(n: int, batch_size: int, gen: torch.Generator):
-    perm = torch.randperm(n, generator=gen)
-    for s in range(0, n, batch_size):
-        yield perm[s : s + batch_size]
 
 
 def fit_logic(model: LogicNet, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 10, batch_size: int = 128,
@@ -31,30 +32,15 @@ def fit_logic(model: LogicNet, x: torch.Tensor, y: torch.Tensor, *, epochs: int 
     """Train a :class:`LogicNet` (soft gates) with AdamW and cross-entropy on GroupSum/τ scores.
 
     ``x``: (N, *input_shape) images in [0, 1]; ``y``: (N,) int64. Defaults follow the
-    convolutional LGN paper (AdamW lr 0.02, weight decay 0.002, batch 128).
+    convolutional LGN paper (AdamW lr 0.02, weight decay 0.002, batch 128, constant learning
+    rate). History rows: ``train_loss``, ``train_accuracy`` (of the soft model).
     """
-    device = torch.device(device)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(int(seed))
-    res = TrainResult()
     t0 = time.perf_counter()
-    for ep in tqdm(range(epochs), desc="logic train", disable=not progress, leave=False):
-        tot, correct, n = 0.0, 0, 0
-        for idx in _batches(len(x), batch_size, gen):
-            xb, yb = x[idx].to(device), y[idx].to(device)
-            out = model(xb, hard=False)
-            loss = F.cross_entropy(out, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot += float(loss.detach()) * len(idx)
-            correct += int((out.argmax(-1) == yb).sum())
-            n += len(idx)
-        res.history.append({"epoch": ep + 1, "loss": tot / n, "train_soft_acc": correct / n})
-    res.train_s = time.perf_counter() - t0
+    res = fit(model, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
+              device=device, optimizer="adamw", schedule="constant", forward=lambda m, xb: m(xb, hard=False),
+              progress=progress, desc="logic")
     model.eval()
-    return res
+    return TrainResult(res.history, time.perf_counter() - t0)
 
 
 @torch.no_grad()
@@ -102,37 +88,26 @@ def fit_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, epochs: in
     ``sqrt(bucket size)`` (logits are sums of thousands of soft bits). ``ste``: the loss sees
     the *hardened* output bits (forward ``harden(soft)``, gradient of the soft bits — a
     straight-through estimator), so it trains the bucket counts that the deployed net computes
-    instead of the real-valued soft sums.
+    instead of the real-valued soft sums. Constant learning rate. History rows: ``train_loss``,
+    ``train_accuracy`` (argmax of the trained bucket sums).
     """
-    device = torch.device(device)
-    model.to(device).train()
     bucket = model.w2.numel() // model.num_classes
     tau = float(tau or bucket**0.5)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(int(seed))
-    res = TrainResult()
+
+    def forward(m: DBMnistNet, xb: torch.Tensor) -> torch.Tensor:
+        xb = m.encode(xb)
+        if not ste:
+            return m(xb)
+        sb = m.bits(xb)
+        sb = sb + (harden(sb).to(sb.dtype) - sb).detach()
+        return sb.view(len(xb), m.num_classes, -1).sum(-1)
+
     t0 = time.perf_counter()
-    for ep in tqdm(range(epochs), desc="∂B train", disable=not progress, leave=False):
-        tot, n = 0.0, 0
-        for idx in _batches(len(x), batch_size, gen):
-            xb, yb = model.encode(x[idx].to(device)), y[idx].to(device)
-            if ste:
-                sb = model.bits(xb)
-                sb = sb + (harden(sb).to(sb.dtype) - sb).detach()
-                logits = sb.view(len(idx), model.num_classes, -1).sum(-1)
-            else:
-                logits = model(xb)
-            loss = F.cross_entropy(logits / tau, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.clamp_()
-            tot += float(loss.detach()) * len(idx)
-            n += len(idx)
-        res.history.append({"epoch": ep + 1, "loss": tot / n})
-    res.train_s = time.perf_counter() - t0
+    res = fit(model, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, schedule="constant",
+              forward=forward, loss_fn=lambda logits, yb, xb: F.cross_entropy(logits / tau, yb),
+              step_hook=lambda m: m.clamp_(), progress=progress, desc="∂B")
     model.eval()
-    return res
+    return TrainResult(res.history, time.perf_counter() - t0)
 
 
 @torch.no_grad()
