@@ -16,11 +16,11 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from optics.frontend import KernelFrontEnd
-from neurohw.train import accuracy  # noqa: F401  (re-exported; one implementation in the hub)
+from neurohw.train import accuracy, fit  # accuracy re-exported (one implementation in the hub)
 
 __all__ = ["HybridModel", "HybridMNIST", "HybridPolychromatic", "train_hybrid", "accuracy"]
 
@@ -90,8 +90,6 @@ class HybridPolychromatic(HybridModel):
         self.config = dict(n_kernels=n_kernels, kernel_size=kernel_size, image_size=image_size, hidden=list(hidden), train_noise=train_noise)
 
 
-
-
 def train_hybrid(
     model: nn.Module,
     x: torch.Tensor,
@@ -105,28 +103,16 @@ def train_hybrid(
     progress: bool = True,
     loss_fn=None,
 ) -> list[float]:
-    """Plain end-to-end training (Adam, cross-entropy) in kernel mode; returns the mean loss per epoch.
+    """End-to-end training in kernel mode: a thin wrapper around :func:`neurohw.train.fit`.
 
-    ``params``: the parameters to train (default all — pass ``model.backend.parameters()`` to
-    fine-tune the back-end behind a frozen front-end). Seeded shuffling.
+    Adam at a constant learning rate on ``loss_fn(logits, y)`` (default cross-entropy), on the
+    model's device. ``params``: the parameters to train (default all — pass
+    ``model.backend.parameters()`` to fine-tune the back-end behind a frozen front-end).
+    Returns the mean training loss per epoch; the model is left in eval mode.
     """
-    gen = torch.Generator().manual_seed(int(seed))
-    torch.manual_seed(int(seed))
-    opt = torch.optim.Adam(list(params) if params is not None else model.parameters(), lr=lr)
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    hist = []
-    model.train()
-    for ep in tqdm(range(epochs), desc="train hybrid", disable=not progress, leave=False):
-        perm = torch.randperm(len(x), generator=gen)
-        tot, nb = 0.0, 0
-        for s in range(0, len(x), batch_size):
-            idx = perm[s : s + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            tot += float(loss.detach())
-            nb += 1
-        hist.append(tot / max(1, nb))
+    crit = loss_fn or F.cross_entropy
+    res = fit(model, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=next(model.parameters()).device,
+              params=params, schedule="constant", loss_fn=lambda logits, yb, xb: crit(logits, yb), progress=progress,
+              desc="hybrid")
     model.eval()
-    return hist
+    return [h["train_loss"] for h in res.history]
