@@ -25,7 +25,6 @@ Outputs (``out``): ``results.json`` (provenance, config, every run), ``table.md`
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,7 +40,7 @@ from distill.losses import NTKDLossConfig, TeacherKernelCache, cka, kd_loss, ntk
 from distill.ntk import empirical_ntk
 from distill.students import build_student
 from neurohw.stats import bootstrap_ci, bootstrap_diff_ci, mean_std, pack_correct, unpack_correct
-from neurohw.train import accuracy  # noqa: F401  (re-exported; one implementation in the hub)
+from neurohw.train import accuracy, fit  # accuracy re-exported (one implementation in the hub)
 
 ARMS = ("ce", "kd", "ntkd")
 
@@ -140,6 +139,38 @@ def kernel_metrics(student: nn.Module, probe_x: torch.Tensor, k_teacher: torch.T
     }, k_s
 
 
+def _arm_loss(arm: str, student: nn.Module, teacher: nn.Module, cache: TeacherKernelCache, anchors: list[torch.Tensor],
+              cfg: CompareConfig, seed: int):
+    """``loss_fn(logits, y, x)`` of one arm for :func:`neurohw.train.fit`: the loss and its parts.
+
+    The NTKD arm matches the student's kernel on the anchor batches in turn (one per step), with
+    its sketch drawn from a generator seeded by ``10_000 + seed``.
+    """
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    lcfg = cfg.loss_config()
+    step = [0]
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor):
+        ce = F.cross_entropy(logits, y)
+        loss = cfg.alpha * ce
+        parts = {"ce": float(ce.detach())}
+        if arm == "kd" or (arm == "ntkd" and cfg.ntkd_kd_weight):
+            with torch.no_grad():
+                t_logits = teacher(x)
+            kd = kd_loss(logits, t_logits, cfg.temperature)
+            loss = loss + (cfg.kd_weight if arm == "kd" else cfg.ntkd_kd_weight) * kd
+            parts["kd"] = float(kd.detach())
+        if arm == "ntkd":
+            xa = anchors[step[0] % len(anchors)]
+            d, _ = student_kernel_loss(student, xa, cache(xa), lcfg, generator=gen)
+            loss = loss + cfg.ntk_weight * d
+            parts["ntk"] = float(d.detach())
+        step[0] += 1
+        return loss, parts
+
+    return loss_fn
+
+
 def train_arm(
     student_name: str,
     arm: str,
@@ -153,7 +184,12 @@ def train_arm(
     cfg: CompareConfig,
     progress: bool = True,
 ) -> RunResult:
-    """Train one student with one arm's loss; returns accuracy and per-epoch history."""
+    """Train one student with one arm's loss through :func:`neurohw.train.fit`; returns accuracy and history.
+
+    Adam with the per-epoch cosine schedule, batches permuted by ``(seed, epoch)``, validation
+    accuracy and the probe-kernel metrics after every epoch (row ``epoch 0``: before training);
+    the test split is read once, at the end.
+    """
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; use {ARMS}")
     dev = torch.device(cfg.device)
@@ -162,56 +198,25 @@ def train_arm(
     if split.x_val is None:
         raise ValueError(f"dataset {split.name!r} has no validation split (needed for per-epoch monitoring)")
     x_va, y_va = split.x_val.to(dev), split.y_val.to(dev)
-    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(10_000 + seed)
-    lcfg = cfg.loss_config()
     t0 = time.perf_counter()
-    m0, _ = kernel_metrics(student, probe[0], k_teacher_probe)
-    history = [{"epoch": 0, "step": 0, "val_accuracy": accuracy(student, x_va, y_va), **m0}]
-    steps = 0
-    n = len(x_tr)
-    for epoch in range(cfg.epochs):
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
-        perm = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n)).to(dev)
-        batches = [perm[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
-        bar = tqdm(batches, desc=f"{student_name}/{arm}/s{seed} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        parts_sum: dict[str, float] = {}
-        student.train()
-        for idx in bar:
-            x, y = x_tr[idx], y_tr[idx]
-            logits = student(x)
-            ce = F.cross_entropy(logits, y)
-            loss = cfg.alpha * ce
-            parts = {"ce": float(ce.detach())}
-            if arm == "kd" or (arm == "ntkd" and cfg.ntkd_kd_weight):
-                with torch.no_grad():
-                    t_logits = teacher(x)
-                kd = kd_loss(logits, t_logits, cfg.temperature)
-                loss = loss + (cfg.kd_weight if arm == "kd" else cfg.ntkd_kd_weight) * kd
-                parts["kd"] = float(kd.detach())
-            if arm == "ntkd":
-                a = steps % len(anchors)
-                xa = anchors[a]
-                k_t = cache(xa)
-                d, _ = student_kernel_loss(student, xa, k_t, lcfg, generator=gen)
-                loss = loss + cfg.ntk_weight * d
-                parts["ntk"] = float(d.detach())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            steps += 1
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v
-        m, k_s = kernel_metrics(student, probe[0], k_teacher_probe)
-        row = {"epoch": epoch + 1, "step": steps, "val_accuracy": accuracy(student, x_va, y_va), **m}
-        row.update({f"train_{k}": v / len(batches) for k, v in parts_sum.items()})
-        history.append(row)
+    m0, k_s = kernel_metrics(student, probe[0], k_teacher_probe)
+    before = {"epoch": 0, "step": 0, "val_accuracy": accuracy(student, x_va, y_va), **m0}
+    last_kernel = [k_s]
+
+    def probe_metrics(model: nn.Module) -> dict:
+        m, last_kernel[0] = kernel_metrics(model, probe[0], k_teacher_probe)
+        return m
+
+    res = fit(student, (x_tr, y_tr), (x_va, y_va), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
+              device=dev, loss_fn=_arm_loss(arm, student, teacher, cache, anchors, cfg, seed),
+              epoch_metrics=probe_metrics, progress=progress, desc=f"{student_name}/{arm}/s{seed}")
+    history = [before, *res.history]
     wall = time.perf_counter() - t0
     correct = test_correctness(student, split.x_test.to(dev), split.y_test.to(dev))  # the one read of the test split
     return RunResult(
         student=student_name, arm=arm, seed=seed, test_accuracy=float(correct.mean()), history=history,
-        wall_s=wall, steps=steps, final_kernel=k_s.cpu().tolist(), test_correct=pack_correct(correct), n_test=len(correct),
+        wall_s=wall, steps=history[-1]["step"], final_kernel=last_kernel[0].cpu().tolist(),
+        test_correct=pack_correct(correct), n_test=len(correct),
     )
 
 
