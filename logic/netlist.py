@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from logic.gates import ANF, CONSTANT_GATES, NOT_GATES, PASS_THROUGH_GATES, TRUTH, swap_inputs, truth_value
+from logic.gates import CONSTANT_GATES, NOT_GATES, PASS_THROUGH_GATES, TRUTH, swap_inputs, truth_value
 
 NETLIST_FORMAT = "neurohw-logic-netlist"
 NETLIST_VERSION = 1
@@ -292,8 +292,3 @@ def _remove_dead(net: Netlist) -> Netlist:
     remap = np.arange(net.n_signals, dtype=np.int64)
     remap[n_in + keep] = n_in + np.arange(keep.size)
     return Netlist(n_in, net.op[keep], remap[net.a[keep]], remap[net.b[keep]], remap[net.outputs], net.num_classes)
-
-
-def anf_masks(op: np.ndarray) -> np.ndarray:
-    """(G, 4) int64 masks (0 or -1, i.e. all bits set) of each gate's GF(2) normal form."""
-    return -ANF.numpy()[np.asarray(op)]

@@ -387,8 +387,3 @@ def incoherent_psf(pupil: torch.Tensor, dx: float, wavelength, z, method: str = 
 
 
 __all__ += ["coherent_psf", "incoherent_psf", "intensity"]
-
-
-def wavelengths_tensor(wavelengths: Sequence[float] | float, device=None, dtype=torch.float32) -> torch.Tensor:
-    """A 1-D tensor of wavelengths (metres)."""
-    return torch.as_tensor(wavelengths, dtype=dtype, device=device).reshape(-1)
