@@ -87,6 +87,14 @@ class CompareConfig:
             raise ValueError(f"student_overrides[{name!r}]: cannot override {sorted(unknown)}")
         return replace(self, **over)
 
+    @classmethod
+    def quick(cls, **overrides: Any) -> "CompareConfig":
+        """A seconds-scale configuration for tests and ``--quick``: tiny data, 1 epoch, 2 seeds."""
+        base = dict(seeds=(0, 1), epochs=1, n_train=512, n_test=200, ntk_batch=16, ntk_anchors=4, probe_size=20, n_projections=4,
+                    student_overrides={"bwsnn": {"n_train": 128, "ntk_batch": 8, "n_projections": 2, "ntk_anchors": 2, "probe_size": 10}})
+        base.update(overrides)
+        return cls(**base)
+
     def loss_config(self) -> NTKDLossConfig:
         return NTKDLossConfig(
             alpha=self.alpha, beta=self.ntk_weight, gamma=self.ntkd_kd_weight, temperature=self.temperature,
@@ -527,9 +535,5 @@ def run_comparison(
         torch.set_num_threads(prev_threads)
 
 
-def quick_config(**overrides: Any) -> CompareConfig:
-    """A seconds-scale configuration for tests and ``--quick``: tiny data, 1 epoch, 2 seeds."""
-    base = dict(seeds=(0, 1), epochs=1, n_train=512, n_test=200, ntk_batch=16, ntk_anchors=4, probe_size=20, n_projections=4,
-                student_overrides={"bwsnn": {"n_train": 128, "ntk_batch": 8, "n_projections": 2, "ntk_anchors": 2, "probe_size": 10}})
-    base.update(overrides)
-    return CompareConfig(**base)
+#: The same preset under its older name (``distill.cli`` still calls it so).
+quick_config = CompareConfig.quick

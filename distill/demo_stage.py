@@ -7,7 +7,7 @@ folder (table, accuracy bars, kernel heatmaps, kernel distance over training).
 """
 from __future__ import annotations
 
-from distill.compare import CompareConfig, quick_config, run_comparison
+from distill.compare import CompareConfig, run_comparison
 
 
 def _student() -> str:
@@ -20,7 +20,7 @@ def run(ctx) -> dict:
     student = _student()
     seed = int(ctx.seed)
     if ctx.quick:
-        cfg = quick_config(students=(student,), seeds=(seed,), n_train=256, n_test=200, ntk_anchors=2, probe_size=10)
+        cfg = CompareConfig.quick(students=(student,), seeds=(seed,), n_train=256, n_test=200, ntk_anchors=2, probe_size=10)
     else:
         cfg = CompareConfig(students=(student,), seeds=(seed,), epochs=3, ntk_loss="cka", ntk_weight=1.0, ntk_anchors=8)
     teacher = ctx.shared.get("teacher_lenet5")

@@ -43,7 +43,7 @@ VARIANTS: dict[str, dict] = {
 
 #: The table's base configuration (MLP: fits the 15-minute, 2-core budget; see docs/snn.md).
 DEFAULT_BASE = BWSNNConfig(arch="mlp", channels=(256,), steps=4, epochs=15, lr=2e-3)
-QUICK_BASE = BWSNNConfig(arch="mlp", channels=(64,), steps=4, epochs=1, lr=2e-3)
+QUICK_BASE = BWSNNConfig.quick()
 
 
 def save_model(path: Path, model: BWSNN, extra: dict | None = None) -> Path:

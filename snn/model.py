@@ -67,6 +67,11 @@ class BWSNNConfig:
         return d
 
     @classmethod
+    def quick(cls, **overrides) -> "BWSNNConfig":
+        """A seconds-scale preset for tests and ``--quick``: MLP with 64 hidden neurons, T = 4, one epoch."""
+        return cls(**{"arch": "mlp", "channels": (64,), "steps": 4, "epochs": 1, "lr": 2e-3, **overrides})
+
+    @classmethod
     def from_dict(cls, d: dict, where: str = "BWSNNConfig") -> "BWSNNConfig":
         """Build from a JSON dict; types, ranges and choices are checked first (errors name ``where`` and the field)."""
         from neurohw import config as C

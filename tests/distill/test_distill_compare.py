@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.compare import ARMS, CompareConfig, anchor_batches, probe_batch, quick_config, run_comparison
+from distill.compare import ARMS, CompareConfig, anchor_batches, probe_batch, run_comparison
 from distill.students import LinearConstrainedStudent, StudentUnavailable, build_student, student_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +93,7 @@ def test_probe_and_anchor_batches(mnist5k):
 
 @pytest.mark.slow
 def test_quick_comparison_equal_budgets_outputs_and_repeatable(tmp_path, mnist5k, tiny_teacher):
-    cfg = quick_config(students=("cnn",), seeds=(0, 1), n_train=256, n_test=100, ntk_anchors=2)
+    cfg = CompareConfig.quick(students=("cnn",), seeds=(0, 1), n_train=256, n_test=100, ntk_anchors=2)
     res = run_comparison(cfg, tmp_path, teacher=tiny_teacher, split=mnist5k, progress=False, result="cmp-quick",
                          results_dir=tmp_path / "results", command="test")
     for f in ("table.md", "results.json", "accuracy.png", "kernels.png", "kernel_distance.png"):
