@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from distill.losses import NTKDLossConfig, TeacherKernelCache, cka, kd_loss, ntk_normalised_distance, student_kernel_loss
 from distill.ntk import empirical_ntk
 from distill.students import build_student
-from neurohw.stats import bootstrap_ci, bootstrap_diff_ci, mean_std, pack_correct, unpack_correct
+from neurohw.stats import bootstrap_ci, mean_std, paired_difference, pack_correct, unpack_correct
 from neurohw.train import accuracy, fit  # accuracy re-exported (one implementation in the hub)
 
 ARMS = ("ce", "kd", "ntkd")
@@ -288,11 +288,7 @@ def paired_differences(runs: list[RunResult]) -> dict[str, dict[str, dict]]:
             ca, cb = _correct_matrix(ra), _correct_matrix(rb)
             if ca is None or cb is None or [r.seed for r in ra] != [r.seed for r in rb]:
                 continue
-            d = 100 * (ca.mean(1) - cb.mean(1))
-            m, sd = mean_std(d)
-            lo, hi = bootstrap_diff_ci(ca, cb)
-            out.setdefault(s, {})[f"{a} − {b}"] = {"mean": m, "std": sd, "ci95": [100 * lo, 100 * hi],
-                                                   "excludes_0": bool(lo > 0 or hi < 0)}
+            out.setdefault(s, {})[f"{a} − {b}"] = paired_difference(ca, cb)
     return out
 
 

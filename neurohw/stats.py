@@ -88,6 +88,19 @@ def bootstrap_diff_ci(correct_a, correct_b, level: float = 0.95, n_boot: int = N
     return float(np.quantile(reps, q)), float(np.quantile(reps, 1 - q))
 
 
+def paired_difference(correct_a, correct_b, level: float = 0.95, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """Accuracy(A) − accuracy(B) in points, seeds paired by row, for a table of differences.
+
+    ``correct_a``, ``correct_b``: per-image correctness (S, N) on the same test images. Returns
+    ``{"mean", "std"`` (over seeds, ddof 1), ``"ci95"`` ([low, high], the paired bootstrap of
+    :func:`bootstrap_diff_ci`, in points), ``"excludes_0"`` (the interval lies on one side of 0)``}``.
+    """
+    a, b = _as_correct(correct_a, "correct_a"), _as_correct(correct_b, "correct_b")
+    lo, hi = bootstrap_diff_ci(a, b, level=level, n_boot=n_boot, seed=seed)  # checks the shapes first
+    m, sd = mean_std(100 * (a.mean(1) - b.mean(1)))
+    return {"mean": m, "std": sd, "ci95": [100 * lo, 100 * hi], "excludes_0": bool(lo > 0 or hi < 0)}
+
+
 def summarize(values: Sequence[float], correct=None, n_boot: int = N_BOOT) -> dict:
     """``{"mean", "std", "n", "values"[, "ci95"]}`` for a table cell (fractions, std with ddof 1).
 

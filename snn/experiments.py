@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from neurohw.stats import bootstrap_ci, bootstrap_diff_ci, mean_std, pack_correct, unpack_correct
+from neurohw.stats import bootstrap_ci, mean_std, paired_difference, pack_correct, unpack_correct
 from neurohw.io import atomic_write_json, atomic_write_text, load_into, provenance, save_checkpoint
 from snn.deploy import deploy_predict
 from snn.model import BWSNN, BWSNNConfig
@@ -213,10 +213,7 @@ def _paired(runs: dict, a: str, b: str) -> dict | None:
     ra, rb = runs[a], runs[b]
     if not all("deploy_correct" in r for r in ra + rb) or sorted(r["seed"] for r in ra) != sorted(r["seed"] for r in rb):
         return None
-    ca, cb = _correct(ra), _correct(rb)
-    m, sd = mean_std(100 * (ca.mean(1) - cb.mean(1)))
-    lo, hi = bootstrap_diff_ci(ca, cb)
-    return {"mean": m, "std": sd, "ci95": [100 * lo, 100 * hi], "excludes_0": bool(lo > 0 or hi < 0)}
+    return paired_difference(_correct(ra), _correct(rb))
 
 
 def result_figures(summary: dict, gains: dict, teacher: dict | None, base: BWSNNConfig, dataset: str, sizes: dict) -> dict:

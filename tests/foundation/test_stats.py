@@ -66,3 +66,19 @@ def test_summarize_and_pack_roundtrip():
         assert np.array_equal(unpack_correct(pack_correct(row), 123), row)
     with pytest.raises(ValueError, match="need 200"):
         unpack_correct(pack_correct(c[0]), 200)
+
+
+def test_paired_difference_is_the_seed_mean_difference_with_the_paired_ci():
+    from neurohw.stats import bootstrap_diff_ci, paired_difference
+
+    rng = np.random.default_rng(3)
+    a = rng.random((3, 200)) < 0.9
+    b = rng.random((3, 200)) < 0.7
+    d = paired_difference(a, b, n_boot=400)
+    per_seed = 100 * (a.mean(1) - b.mean(1))
+    assert d["mean"] == pytest.approx(per_seed.mean()) and d["std"] == pytest.approx(per_seed.std(ddof=1))
+    lo, hi = bootstrap_diff_ci(a, b, n_boot=400)
+    assert d["ci95"] == pytest.approx([100 * lo, 100 * hi]) and d["excludes_0"] == (lo > 0 or hi < 0)
+    assert d["excludes_0"]  # 20 points apart on 600 images
+    with pytest.raises(ValueError, match="equal shapes"):
+        paired_difference(a, b[:2])
