@@ -210,6 +210,7 @@ def fit(
     epoch_metrics: Callable[[nn.Module], dict] | None = None,
     patience: int | None = None,
     keep_best: bool = False,
+    max_steps: int | None = None,
     desc: str = "train",
 ) -> TrainResult:
     """Train ``model`` on ``train_ds`` — the one training loop of the project.
@@ -236,6 +237,8 @@ def fit(
     mode) and whatever ``epoch_metrics(model)`` returns. The test split is never read here.
     ``patience``: stop when ``val_accuracy`` has not improved for that many epochs;
     ``keep_best``: end with the weights of the epoch with the best ``val_accuracy``.
+    ``max_steps``: stop after that many optimiser steps in all (the epoch in progress ends there
+    and gets its history row; schedules still span ``epochs``).
 
     With ``out`` a resumable checkpoint is written after every epoch to
     ``out/last.safetensors`` (+ ``last.json``) and the history to ``out/history.json``;
@@ -289,6 +292,8 @@ def fit(
         bar = tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress or rank != 0, leave=False)
         loss_sum, n_seen, correct, parts_sum = 0.0, 0, 0, {}
         for step, gidx in enumerate(bar):
+            if max_steps is not None and steps >= max_steps:
+                break
             factor = lr_factor(schedule, epoch, epochs, step, len(batches))
             for group in opt.param_groups:
                 group["lr"] = group["initial_lr"] * factor
@@ -345,6 +350,8 @@ def fit(
                 if progress and rank == 0:
                     tqdm.write(f"{desc}: stopping early after epoch {epoch + 1} (val accuracy flat for {patience} epochs)")
                 break
+        if max_steps is not None and steps >= max_steps:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     final = evaluate(model, val_ds, device=device, forward=val_forward) if val_ds is not None else {}

@@ -173,3 +173,9 @@ def test_fit_patience_stops_and_keep_best_restores_the_best_epoch():
     res = fit(m, (x, y), (x[:48], y[:48]), epochs=6, batch_size=16, lr=0.05, device="cpu", progress=False, keep_best=True)
     best = max(h["val_accuracy"] for h in res.history)
     assert res.final["accuracy"] == pytest.approx(best)
+
+
+def test_fit_max_steps_stops_mid_epoch_with_a_history_row():
+    x, y = _blobs()
+    res = fit(_tiny(), (x, y), epochs=5, batch_size=32, device="cpu", progress=False, max_steps=4)
+    assert [h["step"] for h in res.history] == [3, 4] and [h["epoch"] for h in res.history] == [1, 2]
