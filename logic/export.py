@@ -138,6 +138,7 @@ typedef uint64_t nh_w __attribute__((vector_size(8 * NH_LANES)));
 typedef uint64_t nh_wu __attribute__((vector_size(8 * NH_LANES), aligned(8), may_alias));
 #define NH_ZERO ((nh_w){0})
 #define NH_NOINLINE __attribute__((noinline))
+#define NH_INLINE static inline __attribute__((always_inline))
 #define NH_TLS __thread
 #else
 #undef NH_LANES
@@ -146,9 +147,18 @@ typedef uint64_t nh_w;
 typedef uint64_t nh_wu;
 #define NH_ZERO ((nh_w)0)
 #define NH_NOINLINE
+#define NH_INLINE static
 #define NH_TLS
 #endif
 #define NH_BLOCK (64 * NH_LANES)
+/* NH_CLONES: GCC on x86-64 Linux builds the gate loop twice, for AVX2 and for the baseline ISA,
+ * and picks one at load time (target_clones); -DNH_NO_CLONES turns this off. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(NH_NO_CLONES) \
+    && !defined(NH_NO_VECTOR)
+#define NH_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NH_CLONES
+#endif
 """
 
 
@@ -195,12 +205,12 @@ def to_c(net: Netlist, name: str = "nh_logic", chunk: int = C_CHUNK, style: str 
         "  memcpy(y, w, sizeof w);",
         "}",
         "",
-        "static void nh_add_bit(nh_w *plane, int p, nh_w c) {",
+        "NH_INLINE void nh_add_bit(nh_w *plane, int p, nh_w c) {",
         "  for (; p < NB; p++) { nh_w t = plane[p] & c; plane[p] ^= c; c = t; }",
         "}",
         "#define NH_CSA(h, l, a, b, c) do { nh_w u_ = (a) ^ (b); h = ((a) & (b)) | (u_ & (c)); l = u_ ^ (c); } while (0)",
         "/* plane[0..NB-1] = bit planes of the count of set bits among y[0..n-1] (carry-save, Harley-Seal). */",
-        "static void nh_popcount(const nh_w *y, int n, nh_w *plane) {",
+        "NH_INLINE void nh_popcount(const nh_w *y, int n, nh_w *plane) {",
         "  nh_w ones = NH_ZERO, twos = NH_ZERO, fours = NH_ZERO, ta, tb, fa, fb, eights;",
         "  for (int p = 0; p < NB; p++) plane[p] = NH_ZERO;",
         "  int i = 0;",
@@ -219,7 +229,7 @@ def to_c(net: Netlist, name: str = "nh_logic", chunk: int = C_CHUNK, style: str 
         "}",
         "",
         "/* counts[k*NC + c]: set outputs of class c for sample k of the block (k < NH_BLOCK). */",
-        f"void {name}_counts(const uint64_t *restrict x, int32_t *restrict counts) {{",
+        f"NH_CLONES void {name}_counts(const uint64_t *restrict x, int32_t *restrict counts) {{",
         "  static const uint64_t spread[16] = {0x0ull, 0x1ull, 0x10000ull, 0x10001ull, 0x100000000ull, 0x100000001ull,",
         "    0x100010000ull, 0x100010001ull, 0x1000000000000ull, 0x1000000000001ull, 0x1000000010000ull, 0x1000000010001ull,",
         "    0x1000100000000ull, 0x1000100000001ull, 0x1000100010000ull, 0x1000100010001ull};",
@@ -325,7 +335,7 @@ def _c_table_body(net: Netlist, name: str) -> tuple[str, list[str]]:
         *_c_array(itype, f"{name}_out", slot[net.outputs]),
         "",
         "/* x: NI words of NH_BLOCK samples, y: NO words. Workspace v: NV slots, inputs in 0..NI-1. */",
-        f"void {name}_eval_words(const nh_wu *restrict x, nh_w *restrict y) {{",
+        f"NH_CLONES void {name}_eval_words(const nh_wu *restrict x, nh_w *restrict y) {{",
         "  static NH_TLS nh_w ws[NV];",
         "  nh_w *restrict v = ws;  /* one thread-local address lookup per call */",
         "  for (long i = 0; i < NI; i++) v[i] = x[i];",
