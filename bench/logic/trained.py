@@ -22,16 +22,23 @@ TAU = 10.0
 SEED = 0
 
 
-def checkpoint_path(width: int, cache_dir: str | Path | None = None) -> Path:
+def checkpoint_path(width: int, layers: int = LAYERS, epochs: int = EPOCHS, n_train: int | None = None,
+                    cache_dir: str | Path | None = None) -> Path:
     from neurohw.train import default_cache_dir
 
-    stem = f"dense-{'x'.join([str(width)] * LAYERS)}-mnist5k-e{EPOCHS}-s{SEED}"
+    n = "" if n_train is None else f"-n{n_train}"
+    stem = f"dense-{'x'.join([str(width)] * layers)}-mnist5k{n}-e{epochs}-s{SEED}"
     return Path(cache_dir or default_cache_dir()) / "logic" / f"{stem}.safetensors"
 
 
-def trained_model(width: int, cache_dir: str | Path | None = None, progress: bool = True):
-    """The trained model of ``LAYERS`` × ``width`` gates (eval mode) and its test metrics
-    (``logic.train.evaluate_logic`` on the 1,000 MNIST-5k test images), loaded or trained."""
+def trained_model(width: int, layers: int = LAYERS, epochs: int = EPOCHS, n_train: int | None = None,
+                  cache_dir: str | Path | None = None, progress: bool = True):
+    """The trained model of ``layers`` × ``width`` gates (eval mode) and its test metrics
+    (``logic.train.evaluate_logic`` on the 1,000 MNIST-5k test images), loaded or trained.
+
+    ``n_train``: train on the first N training images (None: all 3,500); ``layers``, ``epochs``
+    and ``n_train`` other than the defaults are for quick smoke runs.
+    """
     import json
 
     from logic.models import dense_lgn, load_model, save_model
@@ -39,7 +46,7 @@ def trained_model(width: int, cache_dir: str | Path | None = None, progress: boo
     from neurohw.data import load_mnist5k
     from neurohw.seeding import seed_everything
 
-    path = checkpoint_path(width, cache_dir)
+    path = checkpoint_path(width, layers, epochs, n_train, cache_dir)
     split = load_mnist5k()
     if path.exists():
         model = load_model(path).eval()
@@ -47,8 +54,8 @@ def trained_model(width: int, cache_dir: str | Path | None = None, progress: boo
         return model, meta["extra"]["metrics"]
     print(f"bench.logic: training the benchmark net into {path} (first use)", file=sys.stderr)
     seed_everything(SEED)
-    model = dense_lgn(levels=2, widths=(width,) * LAYERS, tau=TAU, init="gaussian", seed=SEED)
-    tr = fit_logic(model, split.x_train, split.y_train, epochs=EPOCHS, lr=LR, batch_size=BATCH, seed=SEED,
+    model = dense_lgn(levels=2, widths=(width,) * layers, tau=TAU, init="gaussian", seed=SEED)
+    tr = fit_logic(model, split.x_train[:n_train], split.y_train[:n_train], epochs=epochs, lr=LR, batch_size=BATCH, seed=SEED,
                    progress=progress)
     metrics = evaluate_logic(model, split.x_test, split.y_test)
     metrics["train_s"] = tr.train_s

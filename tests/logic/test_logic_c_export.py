@@ -34,7 +34,8 @@ def test_c_code_form_counts_equal_packed_on_random_nets(tmp_path_factory, seed, 
 
 
 @settings(max_examples=6, deadline=None)
-@given(seed=st.integers(0, 10**6), flags=st.sampled_from([(), ("-DNH_NO_VECTOR",), ("-DNH_LANES=2",), ("-DNH_LANES=8",)]),
+@given(seed=st.integers(0, 10**6), flags=st.sampled_from([(), ("-DNH_NO_VECTOR",), ("-DNH_NO_CLONES",), ("-DNH_LANES=2",),
+                                                       ("-DNH_LANES=8",)]),
        n_samples=st.integers(1, 700))
 def test_c_table_form_counts_equal_packed_on_random_nets(tmp_path_factory, seed, flags, n_samples):
     _check_random_net(tmp_path_factory, seed, flags, n_samples, style="table")

@@ -92,13 +92,19 @@ def test_demo_stage_quick(tmp_path):
 
 @pytest.mark.slow
 def test_bench_quick(tmp_path):
+    import os
+
     out = tmp_path / "logic.json"
+    env = {**os.environ, "NEUROHW_CACHE": str(tmp_path / "cache")}  # the quick net is trained here, not in the user cache
     p = subprocess.run([sys.executable, "-m", "bench.logic", "--quick", "--out", str(out)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, timeout=600, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
-    assert "naive 16-gate sum" in p.stdout and "packed PyTorch evaluator" in p.stdout
-    res = json.loads(out.read_text())
-    assert res["training"]["fast_step_s"] > 0 and res["inference"]["packed_images_per_s"] > 0
+    assert "naive 16-gate sum" in p.stdout and "vs 1 M/s" in p.stdout
+    res = json.loads(out.read_text())["figures"]
+    assert res["training"]["fast_step_s"] > 0
+    (net,) = res["nets"]
+    assert net["c_equal_hard"] and net["c_equal_packed"] and net["c_images_per_core"]["median"] > 0
+    assert res["table"]["rows"][0]["counts = hardened"] is True
 
 
 @pytest.mark.parametrize("name", ["x; } int evil() { return 1; } void y(", "module", "1abc", "int", "endmodule", "__x", "",
