@@ -1,14 +1,18 @@
 """Netlist export: C (bit-sliced, 64 samples per ``uint64_t``) and Verilog (combinational), with runners.
 
-C (:func:`to_c`) — one translation unit, no dependencies beyond ``<stdint.h>``:
+C (:func:`to_c`) — one translation unit, no dependencies beyond ``<stdint.h>``/``<string.h>``;
+a *table* form (default: the netlist as slot tables, fixed gate loops, compiles in about a
+second) or a straight-line *code* form. A block is ``NH_BLOCK`` = 64·``NH_LANES`` samples
+(default 256, see ``nh_w``):
 
-* ``void <name>_eval(const uint64_t *x, uint64_t *y)``: ``x[NI]`` packed input words (bit k
-  of every word = sample k), ``y[NO]`` packed output words;
-* ``void <name>_counts(const uint64_t *x, int32_t *counts)``: per-class popcounts of the 64
-  samples, ``counts[k·NC + c]``, computed with bit-sliced vertical counters;
-* with ``-DNH_MAIN`` a ``main``: ``prog IN OUT NBLOCKS`` reads NBLOCKS·NI native-endian
-  uint64 words and writes NBLOCKS·64·NC int32 counts; ``prog --bench NBLOCKS REPEATS``
-  times ``_counts`` on pseudo-random inputs and prints ``images_per_s``.
+* ``void <name>_eval(const uint64_t *x, uint64_t *y)``: ``x[i·NH_LANES + l]`` = input i of
+  samples 64l … 64l+63 (bit k = sample 64l+k), ``y`` likewise for the NO outputs;
+* ``void <name>_counts(const uint64_t *x, int32_t *counts)``: per-class popcounts of the
+  block's samples, ``counts[k·NC + c]``, computed with bit-sliced carry-save counters;
+* with ``-DNH_MAIN`` a ``main``: ``prog IN OUT NBLOCKS`` reads NBLOCKS blocks of NI
+  native-endian 64-sample uint64 words and writes NBLOCKS·64·NC int32 counts; ``prog --bench
+  NBLOCKS REPEATS [THREADS]`` times ``_counts`` on pseudo-random inputs and prints
+  ``images_per_s`` (per core) and ``wall_images_per_s`` (all threads).
 
 Verilog (:func:`to_verilog`) — ``module <name>(input [NI-1:0] x, output [NO-1:0] y,
 output [NC·CW-1:0] counts)``: one ``assign`` per gate, class ``c``'s count in
