@@ -155,9 +155,10 @@ typedef uint64_t nh_wu;
 #define NH_TLS
 #endif
 #define NH_BLOCK (64 * NH_LANES)
-/* NH_CLONES: GCC on x86-64 Linux builds the gate loop twice, for AVX2 and for the baseline ISA,
- * and picks one at load time (target_clones); -DNH_NO_CLONES turns this off. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(NH_NO_CLONES) \
+/* NH_CLONES: GCC on x86-64 with glibc (ifunc) builds the gate loop and the counter twice, for
+ * AVX2 and for the baseline ISA, and picks one at load time (target_clones); -DNH_NO_CLONES
+ * turns this off. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(NH_NO_CLONES) \
     && !defined(NH_NO_VECTOR)
 #define NH_CLONES __attribute__((target_clones("avx2", "default")))
 #else
