@@ -5,7 +5,8 @@ built; 16,000: ≈50 k gates left after the counting rule's simplification), MNI
 Gaussian init, GroupSum τ = 10, AdamW lr 0.05 (weight decay 0.002), batch 128, ``EPOCHS``
 epochs, seed 0. The checkpoint goes to ``<cache>/logic/<stem>.safetensors`` (``$NEUROHW_CACHE``
 or ``~/.cache/neurohw``, :func:`neurohw.train.default_cache_dir`) and is trained there on first
-use (a few minutes on one core); it is never committed.
+use (one thread; on the shared 2-core machine about 8 min for 6 × 8,000 and 20 min for
+6 × 16,000); it is never committed.
 """
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ def trained_model(width: int, layers: int = LAYERS, epochs: int = EPOCHS, n_trai
     print(f"bench.logic: training the benchmark net into {path} (first use)", file=sys.stderr)
     seed_everything(SEED)
     model = dense_lgn(levels=2, widths=(width,) * layers, tau=TAU, init="gaussian", seed=SEED)
-    tr = fit_logic(model, split.x_train[:n_train], split.y_train[:n_train], epochs=epochs, lr=LR, batch_size=BATCH, seed=SEED,
-                   progress=progress)
+    tr = fit_logic(model, split.x_train[:n_train], split.y_train[:n_train], epochs=epochs, lr=LR, batch_size=BATCH,
+                   seed=SEED, progress=progress)
     metrics = evaluate_logic(model, split.x_test, split.y_test)
     metrics["train_s"] = tr.train_s
     path.parent.mkdir(parents=True, exist_ok=True)
