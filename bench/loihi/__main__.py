@@ -145,6 +145,45 @@ def bench_lava(net: LoihiNetwork, x: torch.Tensor, repeats: int, n_check: int) -
     return out
 
 
+def _whole(x: float | None) -> int | None:
+    return None if x is None else int(round(x))
+
+
+def results_table(nets: list[dict], *, quick: bool, device: str, repeats: int) -> dict:
+    """The table shown in README / docs/loihi.md (``figures.table``): one row per network and batch.
+
+    ``nets`` are the per-network entries of :func:`run` (``rows`` from :func:`bench_batch`, the
+    Lava keys from :func:`bench_lava` where Lava ran); Lava columns are None without Lava.
+    """
+    rows = []
+    for e in nets:
+        for r in e["rows"]:
+            st = r["timing"]
+            per_step = e.get("lava_marginal_step_s_median")
+            checked = e.get("lava_samples_checked")
+            rows.append({
+                "net": e["network"], "batch": r["batch"], "T": r["steps"],
+                "neurohw ms": 1e3 * st["neurohw"]["wall_s"]["median"],
+                "snnTorch ms": 1e3 * st["snntorch"]["wall_s"]["median"],
+                "neurohw / snnTorch time": r["time_ratio_neurohw_over_snntorch"],
+                "(min)": r["time_ratio_neurohw_over_snntorch_min"],
+                "× Lava": _whole(r.get("speedup_over_lava")),
+                "× Lava (min)": _whole(r.get("speedup_over_lava_best")),
+                "Lava ms / sample-step": 1e3 * per_step if per_step else None,
+                "Lava samples checked": checked,
+                "spikes = Lava": e.get("lava_spikes_identical")})
+    caption = (f"neurohw's exact Loihi simulator vs the float snnTorch net (same batch) and Lava fixed_pt, "
+               f"{STEPS} steps, {'quick' if quick else 'full'} mode, {repeats} interleaved repeats (×3 at batch 1), "
+               f"device {device}; ms = median per run of B samples; neurohw / snnTorch = time ratio from medians "
+               "(< 1: neurohw faster; min: from minima); × Lava = neurohw sample-steps/s times Lava's marginal "
+               "cost per sample-step ((t128 − t32) / 96, one sample); spikes = Lava: identical spikes on the "
+               "samples checked.")
+    return {"caption": caption,
+            "columns": ["net", "batch", "T", "neurohw ms", "snnTorch ms", "neurohw / snnTorch time", "(min)",
+                        "× Lava", "× Lava (min)", "Lava ms / sample-step", "Lava samples checked", "spikes = Lava"],
+            "rows": rows, "digits": 2}
+
+
 def run(quick: bool = False, device: str = "cpu", lava: bool = True, lava_samples: int = 4,
         batch: int | None = None, out: Path | None = None, argv=()) -> dict:
     from bench import harness
@@ -196,7 +235,7 @@ def run(quick: bool = False, device: str = "cpu", lava: bool = True, lava_sample
           "(targets ≥ 100× batch 1, ≥ 1000× batched)")
     config = {"quick": quick, "device": device, "steps": STEPS, "batches": [1, big], "repeats": repeats,
               "lava": lava, "lava_repeats": lava_repeats, "lava_samples": lava_samples, "seed": 0}
-    res = {"networks": nets}
+    res = {"networks": nets, "table": results_table(nets, quick=quick, device=device, repeats=repeats)}
     path = harness.write("loihi", res, config=config, argv=argv, load_before=load0,
                          wall_time_s=time.perf_counter() - t_start, out=out)
     print(f"wrote {path}")
