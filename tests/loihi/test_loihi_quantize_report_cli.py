@@ -141,6 +141,15 @@ def test_benchmark_runs_quick(tmp_path):
     assert [r["batch"] for r in rows] == [1, 4, 1, 4]
     assert all(r["neurohw_sample_steps_per_s"] > 0 and r["time_ratio_neurohw_over_snntorch"] > 0 for r in rows)
     assert all(r["timing"]["neurohw"]["wall_s"]["n"] >= 3 for r in rows)  # interleaved repeats recorded
+    from neurohw.results import load_result, render_table
+
+    res = load_result(out)
+    table = res["figures"]["table"]
+    assert [(r["net"], r["batch"]) for r in table["rows"]] == [("dense_784_512_10", 1), ("dense_784_512_10", 4),
+                                                              ("conv_small", 1), ("conv_small", 4)]
+    assert all(r["× Lava"] is None and r["spikes = Lava"] is None for r in table["rows"])  # --no-lava: no claim
+    assert table["rows"][0]["neurohw / snnTorch time"] == rows[0]["time_ratio_neurohw_over_snntorch"]
+    assert "| dense_784_512_10 | 4 |" in render_table(res)
 
 
 @pytest.mark.slow
