@@ -5,9 +5,11 @@ Two paths, both on ``Loihi2SimCfg(select_tag='fixed_pt')``:
 
 - :func:`run_in_lava` builds the processes directly (``RingBuffer`` source → per layer
   ``Dense``/``Conv`` synapses → ``LIF``; extra synapse groups for shortcuts; a delayed shortcut
-  goes through a chain of relay LIFs, ``du = dv = 4095, vth = 0``, each one step);
+  goes through a chain of relay LIFs, ``du = dv = 4095, vth = 0``, each one step; a recurrent
+  layer gets a ``Dense`` from its LIF's ``s_out`` back to its ``a_in``);
 - :func:`run_netx_in_lava` loads the exported file with ``lava.lib.dl.netx.hdf5.Network`` (and
-  adds neurohw's shortcut extension, which netx itself ignores).
+  adds neurohw's shortcut extension, which netx itself ignores; recurrent layers are netx's own
+  ``dense_rec`` blocks).
 
 Lava runs one sample at a time (its runtime is one set of processes); results come back in
 neurohw's layout: spikes (batch, steps, *shape) with ``[:, t]`` = Lava's step ``t + 1``.
@@ -256,6 +258,12 @@ def run_in_lava(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = ()):
                     port = _relay_chain(port, src_shapes[source], delay, procs)
                 syn = _make_synapse(conn, src_shapes[source], graded and source < 0)
                 _port_for(port, src_shapes[source], conn).connect(syn.s_in)
+                syn.a_out.connect(lif.a_in)
+                procs.append(syn)
+            rec = getattr(layer, "recurrent", None)
+            if rec is not None:  # the layer's own spikes back into its neurons (Dense sends last step's sum)
+                syn = _make_synapse(rec, shapes[i], False)
+                lif.s_out.connect(syn.s_in)
                 syn.a_out.connect(lif.a_in)
                 procs.append(syn)
             ports[i] = lif.s_out

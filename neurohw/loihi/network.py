@@ -14,6 +14,9 @@ Conventions (all integers are Loihi hardware units):
   may add ``delay`` steps more (:func:`matched_delay` gives the delay that makes both paths
   equally long).
 - Pooling is lowered to a depthwise convolution with a uniform kernel (:func:`pool_layer`).
+- A dense layer may have a ``recurrent`` :class:`DenseConn` (n, n): its own spikes of step
+  ``t − 1`` into its neurons at step ``t`` (Lava: a ``Dense`` from the LIF's ``s_out`` back to its
+  ``a_in``; netx: a ``dense_rec`` layer).
 
 Nothing here imports Lava.
 """
@@ -119,7 +122,11 @@ def _pair(x) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- layers
 @dataclass
 class DenseLayer:
-    """Dense synapses from the previous layer into ``weight.shape[0]`` CUBA neurons."""
+    """Dense synapses from the previous layer into ``weight.shape[0]`` CUBA neurons.
+
+    ``recurrent``: optional :class:`DenseConn` with an (n, n) weight from the layer's own
+    spikes: what the layer sends at step ``t − 1`` arrives at its neurons at step ``t``.
+    """
 
     weight: np.ndarray
     neuron: CubaParams
@@ -128,6 +135,7 @@ class DenseLayer:
     sign_mode: str | None = None
     name: str = ""
     shortcuts: list[Shortcut] = field(default_factory=list)
+    recurrent: DenseConn | None = None
 
     @property
     def conn(self) -> DenseConn:
@@ -246,7 +254,9 @@ class LoihiNetwork:
         return int(sum(math.prod(s) for s in self._shapes()))
 
     def copy(self) -> "LoihiNetwork":
-        layers = [replace(l, shortcuts=[replace(s) for s in l.shortcuts]) for l in self.layers]
+        layers = [replace(l, shortcuts=[replace(s) for s in l.shortcuts],
+                          **({"recurrent": replace(l.recurrent)} if getattr(l, "recurrent", None) is not None else {}))
+                  for l in self.layers]
         return LoihiNetwork(self.input_shape, layers, self.input_message_bits, self.name)
 
     # -- validation
@@ -280,6 +290,18 @@ class LoihiNetwork:
                 sc_out = _validate_conn(sw, "conn.weight", sc.conn, src_shape)
                 if tuple(sc_out) != tuple(out):
                     raise LoihiConfigError(sw, "conn", f"produces shape {sc_out}, but the layer's neurons are {out}")
+            rec = getattr(layer, "recurrent", None)
+            if rec is not None:
+                rw = f"{where} recurrent"
+                if not isinstance(layer, DenseLayer):
+                    raise LoihiConfigError(rw, "recurrent", "recurrent connections are supported on dense layers only")
+                if not isinstance(rec, DenseConn):
+                    raise LoihiConfigError(rw, "type", f"must be a DenseConn (an (n, n) weight from the layer's own spikes), "
+                                           f"got {type(rec).__name__}")
+                w = np.asarray(rec.weight)
+                if w.ndim != 2 or w.shape != (_flat(out), _flat(out)):
+                    raise LoihiConfigError(rw, "weight", f"must be square (n, n) with n = {_flat(out)} neurons, got shape {w.shape}")
+                _validate_conn(rw, "weight", rec, out)
             shapes.append(out)
             prev = out
         return self

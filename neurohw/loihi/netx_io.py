@@ -6,6 +6,8 @@ Layout written (every entry an HDF5 dataset, as netx expects):
 
 - dense: ``type`` ``dense``, ``shape`` (N,), ``inFeatures``, ``outFeatures``, ``weight`` (out, in)
   integers, optional ``bias``; a ``flatten`` layer precedes a dense layer that follows a 3-D one;
+  a recurrent dense layer is ``type`` ``dense_rec`` with ``weight_rec`` (N, N) as well (netx
+  optimises both matrices together: one weight exponent and bit width);
 - conv: ``type`` ``conv``, ``shape`` (C, H, W), ``inChannels``, ``outChannels``, ``kernelSize``,
   ``stride``/``padding``/``dilation`` as (y, x), ``groups``, ``weight`` (C_out, C_in/g, kH, kW),
   optional ``bias`` (per channel, or per neuron in netx's (W, H, C) order);
@@ -39,7 +41,7 @@ from .network import (ConvConn, ConvLayer, CubaParams, DenseConn, DenseLayer, Lo
                       LoihiNetwork, Shortcut)
 
 FORMAT_VERSION = 1
-UNSUPPORTED_TYPES = ("pool", "average", "convT", "unpool", "concat", "dense_rec", "dense_comp")
+UNSUPPORTED_TYPES = ("pool", "average", "convT", "unpool", "concat", "dense_comp")
 
 
 def _s(text: str) -> np.ndarray:
@@ -47,30 +49,53 @@ def _s(text: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- writing
-def netx_dense_weight(where: str, conn: DenseConn) -> np.ndarray:
-    """The integer matrix to store so that netx reproduces ``conn`` exactly; raises if impossible."""
+def _file_weight(where: str, conn: DenseConn) -> np.ndarray:
+    """The effective integer weights of ``conn`` times ``2^weight_exp`` (what a netx file holds)."""
     eff = effective_dense_weights(conn.weight, conn.sign_mode, conn.num_weight_bits)
     e = int(conn.weight_exp)
     if e >= 0:
-        w_file = eff << e
-    else:
-        if np.any(eff % (1 << -e)):
-            raise LoihiConfigError(where, "weight_exp", f"{e} with weights that are not multiples of 2^{-e}: "
-                                   "the floor of the shifted sum has no integer-weight equivalent in netx")
-        w_file = eff >> -e
-    if not np.any(w_file):
+        return eff << e
+    if np.any(eff % (1 << -e)):
+        raise LoihiConfigError(where, "weight_exp", f"{e} with weights that are not multiples of 2^{-e}: "
+                               "the floor of the shifted sum has no integer-weight equivalent in netx")
+    return eff >> -e
+
+
+def netx_split(w_files: list[np.ndarray]):
+    """What netx makes of weight matrices it optimises together (``dense_rec``: ``weight`` and
+    ``weight_rec`` side by side): one ``optimize_weight_bits`` on the stacked columns, then each
+    part a ``Dense`` whose sign mode Lava determines from that part. Returns (parts, NetxWeights)."""
+    nw = netx_optimize_weight_bits(np.hstack(w_files))
+    cuts = np.cumsum([w.shape[1] for w in w_files])[:-1]
+    return np.split(nw.weight, cuts, axis=1), nw
+
+
+def netx_dense_weights(where: str, conns: list[DenseConn]) -> list[np.ndarray]:
+    """The integer matrices to store so that netx, optimising them together, reproduces every
+    ``conn`` exactly; raises :class:`LoihiConfigError` if impossible."""
+    w_files = [_file_weight(where, c) for c in conns]
+    if not np.any(w_files[0]):
         raise LoihiConfigError(where, "weight", "all weights are zero; netx cannot load an all-zero weight matrix")
     try:
-        nw = netx_optimize_weight_bits(w_file)
+        parts, nw = netx_split(w_files)
     except ValueError as exc:
-        raise LoihiConfigError(where, "weight", f"effective weights {w_file.min()}..{w_file.max()}: {exc}") from None
-    eff2 = effective_dense_weights(nw.weight, None, nw.num_weight_bits)
+        lo, hi = min(int(w.min()) for w in w_files), max(int(w.max()) for w in w_files)
+        raise LoihiConfigError(where, "weight", f"effective weights {lo}..{hi}: {exc}") from None
     s = -nw.weight_exp
-    if np.any(eff2 % (1 << s)) or not np.array_equal(eff2 >> s, w_file):
-        raise LoihiConfigError(where, "weight", f"effective weights {w_file.min()}..{w_file.max()} (weight × 2^weight_exp) "
-                               "do not survive netx's weight-bit optimisation exactly (netx range: mixed −256..254, "
-                               "excitatory 0..255, inhibitory −255..0)")
-    return w_file
+    for k, (part, w_file) in enumerate(zip(parts, w_files)):
+        eff2 = effective_dense_weights(part, None, nw.num_weight_bits)
+        if np.any(eff2 % (1 << s)) or not np.array_equal(eff2 >> s, w_file):
+            fname = "weight" if k == 0 else "recurrent.weight"
+            raise LoihiConfigError(where, fname, f"effective weights {w_file.min()}..{w_file.max()} (weight × 2^weight_exp) "
+                                   "do not survive netx's weight-bit optimisation exactly (netx range: mixed −256..254, "
+                                   "excitatory 0..255, inhibitory −255..0"
+                                   + ("; a dense_rec layer's two matrices share one exponent and bit width)" if len(conns) > 1 else ")"))
+    return w_files
+
+
+def netx_dense_weight(where: str, conn: DenseConn) -> np.ndarray:
+    """The integer matrix to store so that netx reproduces ``conn`` exactly; raises if impossible."""
+    return netx_dense_weights(where, [conn])[0]
 
 
 def netx_bias(where: str, p: CubaParams, shape) -> np.ndarray | None:
@@ -134,12 +159,16 @@ def write_netx(net: LoihiNetwork, path: str | Path, *, seed: int | None = None, 
                 k += 1
                 g = lay.create_group(str(k))
                 if isinstance(layer, DenseLayer):
-                    w = netx_dense_weight(where, layer.conn)
-                    g.create_dataset("type", data=_s("dense"))
+                    rec = layer.recurrent
+                    ws = netx_dense_weights(where, [layer.conn] + ([rec] if rec is not None else []))
+                    w = ws[0]
+                    g.create_dataset("type", data=_s("dense" if rec is None else "dense_rec"))
                     g.create_dataset("shape", data=np.array(shape, dtype=np.int64))
                     g.create_dataset("inFeatures", data=np.int64(w.shape[1]))
                     g.create_dataset("outFeatures", data=np.int64(w.shape[0]))
                     g.create_dataset("weight", data=w)
+                    if rec is not None:
+                        g.create_dataset("weight_rec", data=ws[1])
                     b = netx_bias(where, layer.neuron, shape)
                     if b is not None:
                         g.create_dataset("bias", data=b)
@@ -280,7 +309,7 @@ def read_netx(path: str | Path) -> LoihiNetwork:
             if kind == "flatten":
                 flatten = True
                 continue
-            if kind == "dense":
+            if kind in ("dense", "dense_rec"):
                 if "delay" in g:
                     raise LoihiConfigError(where, "delay", "synaptic delays (DelayDense) are not supported")
                 w = _int_array(where, g, "weight")
@@ -297,14 +326,27 @@ def read_netx(path: str | Path) -> LoihiNetwork:
                 if w.size and w.min() < 0 < w.max() and (w.min() < -256 or w.max() > 254):
                     raise LoihiConfigError(where, "weight", f"mixed-sign weights {w.min()}..{w.max()} are outside netx's range "
                                            "−256..254 (netx would clip them with only a printed warning)")
+                mats = [w]
+                if kind == "dense_rec":
+                    wr = _int_array(where, g, "weight_rec")
+                    if wr.ndim == 1 and wr.size == shape[0] ** 2:
+                        wr = wr.reshape(shape[0], shape[0])
+                    if wr.shape != (shape[0], shape[0]):
+                        raise LoihiConfigError(where, "weight_rec", f"shape {wr.shape} must be ({shape[0]}, {shape[0]}) for {shape[0]} neurons")
+                    if wr.size and wr.min() < 0 < wr.max() and (wr.min() < -256 or wr.max() > 254):
+                        raise LoihiConfigError(where, "weight_rec", f"mixed-sign weights {wr.min()}..{wr.max()} are outside netx's range "
+                                               "−256..254 (netx would clip them with only a printed warning)")
+                    mats.append(wr)
                 try:
-                    nw = netx_optimize_weight_bits(w)
+                    parts, nw = netx_split(mats)
                 except ValueError as exc:
                     raise LoihiConfigError(where, "weight", str(exc)) from None
                 bias = _int_array(where, g, "bias", required=False)
                 neuron = _read_neuron(where, g, shape, bias)
                 file_shapes.append(shape)
-                layers.append(DenseLayer(nw.weight, neuron, weight_exp=nw.weight_exp, num_weight_bits=nw.num_weight_bits))
+                rec = DenseConn(parts[1], nw.weight_exp, nw.num_weight_bits) if kind == "dense_rec" else None
+                layers.append(DenseLayer(parts[0], neuron, weight_exp=nw.weight_exp, num_weight_bits=nw.num_weight_bits,
+                                         recurrent=rec))
                 flatten = False
                 prev_shape = shape
                 continue

@@ -71,6 +71,27 @@ def random_shortcut_net(seed: int, sizes=(16, 14, 14, 10)) -> LoihiNetwork:
     return net
 
 
+def random_recurrent_net(seed: int, sizes=(16, 14, 12, 8), *, netx_safe: bool = True) -> LoihiNetwork:
+    """Dense chain whose layers 0 and 2 are recurrent (own spikes of step t − 1 back in).
+
+    ``netx_safe``: every layer's two matrices share one exponent and bit width (as netx stores a
+    ``dense_rec`` layer); otherwise the recurrent weights get their own exponent and bits."""
+    from .network import DenseConn
+
+    net = random_dense_net(seed, sizes, netx_safe=netx_safe)
+    rng = np.random.default_rng(seed + 2000)
+    for i in (0, 2):
+        n = sizes[i + 1]
+        w = rng.integers(-90, 91, size=(n, n)).astype(np.int64) * 2
+        w[rng.random((n, n)) < 0.3] = 0
+        if netx_safe:
+            net.layers[i].recurrent = DenseConn(w)
+        else:
+            net.layers[i].recurrent = DenseConn(w, weight_exp=int(rng.integers(-2, 2)), num_weight_bits=int(rng.integers(4, 9)))
+    net.name = f"random_recurrent_{seed}"
+    return net
+
+
 def random_spikes(seed: int, steps: int, shape, batch: int | None = None, rate: float = 0.3) -> np.ndarray:
     """Bernoulli spikes (uint8), (steps, *shape) or (batch, steps, *shape)."""
     rng = np.random.default_rng(seed)

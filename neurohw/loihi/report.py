@@ -94,6 +94,8 @@ def _layer_synapses(net: LoihiNetwork, i: int) -> tuple[int, int, int]:
     src_shapes = [net.input_shape] + shapes
     total, fan_in, bits = 0, 0, 8
     groups = [(i - 1, layer.conn)] + [(sc.source, sc.conn) for sc in layer.shortcuts]
+    if getattr(layer, "recurrent", None) is not None:  # its own spikes: the layer is one more source
+        groups.append((i, layer.recurrent))
     for src, conn in groups:
         in_shape = src_shapes[src + 1]
         if isinstance(conn, DenseConn):
@@ -138,7 +140,8 @@ def deployability(net: LoihiNetwork, chip: str = "loihi2") -> dict[str, Any]:
         for j, sc in enumerate(layer.shortcuts):
             if sc.delay > lim["max_delay"].value:
                 violations.append(f"layer {i} shortcut {j}: delay {sc.delay} > {lim['max_delay'].value} steps")
-        rows.append({"layer": i, "name": layer.name, "type": "dense" if isinstance(layer, DenseLayer) else "conv",
+        rows.append({"layer": i, "name": layer.name, "type": ("dense_rec" if getattr(layer, "recurrent", None) is not None else "dense")
+                     if isinstance(layer, DenseLayer) else "conv",
                      "neurons": n, "synapses": syn, "fan_in": fan_in, "cores_by_neurons": by_neurons,
                      "cores_by_synapses": by_syn, "cores": cores})
         total_cores += cores

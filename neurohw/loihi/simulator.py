@@ -346,6 +346,51 @@ def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_s
     return spikes, to_int64(vs), to_int64(us)
 
 
+def recurrent_run(p: CubaParams, a_ff: torch.Tensor, lead: int, rec: "_Synapse", shape: Sequence[int],
+                  record_state: bool = False):
+    """A layer with a recurrent synapse group, step by step in int64 (Lava's arithmetic).
+
+    a_ff: (T − lead, B, N) exact integer feed-forward input (float or int64), preceded by
+    ``lead`` steps of zero input; rec: the prepared (N, N) recurrent synapse group. At step t
+    the neurons receive ``wrap32(a_ff[t] + rec(s[t − 1]))`` (Lava sums both ``Dense`` messages
+    into ``a_in``; the recurrent ``Dense`` sends what it computed from the spikes of the step
+    before). Returns (spikes (T, B, N) bool, v, u (T, B, N) int64 or None, active: steps × neurons
+    with non-zero input).
+    """
+    T = lead + a_ff.shape[0]
+    B, N = a_ff.shape[1], a_ff.shape[2]
+    dev = a_ff.device
+    ku = DECAY_UNITY - (int(p.du) + DS_OFFSET)
+    kv = DECAY_UNITY - (int(p.dv) + DM_OFFSET)
+    bias = torch.as_tensor(p.bias(tuple(shape)).reshape(-1), dtype=torch.int64, device=dev)
+    vth = int(p.vth) << VTH_SHIFT
+    wt = rec._w(torch.float64, transposed=True)  # (N_in, N_out); sums of ≤ N weights ≤ 2^8 are exact
+    u = torch.zeros((B, N), dtype=torch.int64, device=dev)
+    v = torch.zeros_like(u)
+    s_prev = torch.zeros((B, N), dtype=torch.bool, device=dev)
+    spikes = torch.empty((T, B, N), dtype=torch.bool, device=dev)
+    us = torch.empty((T, B, N), dtype=torch.int64, device=dev) if record_state else None
+    vs = torch.empty_like(us) if record_state else None
+    active = 0
+    for t in range(T):
+        a = to_int64(a_ff[t - lead]) if t >= lead else torch.zeros_like(u)
+        if t > 0 and bool(s_prev.any()):
+            r = to_int64(s_prev.to(torch.float64) @ wt)
+            a = wrap32(a + wrap32(shift_exp(r, rec.sum_exp)))
+        active += int((a != 0).sum().item())
+        u = wrap_current(wrap32(torch.div(u * ku, DECAY_UNITY, rounding_mode="trunc") + wrap32(a << ACT_SHIFT)))
+        v = torch.div(v * kv, DECAY_UNITY, rounding_mode="trunc") + u
+        v = wrap32(v + bias).clamp_(-(MAX_UV - 1), MAX_UV - 1)
+        s = v > vth
+        v = v.masked_fill(s, 0)
+        spikes[t] = s
+        if record_state:
+            us[t] = u
+            vs[t] = v
+        s_prev = s
+    return spikes, vs, us, active
+
+
 def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), device=None,
              count_ops: bool = False, weight_exp_mode: str = "lava") -> SimResult:
     """Simulate ``net`` exactly as Lava's ``fixed_pt`` models would, for a batch of inputs.
@@ -382,17 +427,25 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
                        outs[src], 1 + delay)
                       for src, conn, delay in [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]]
             total, lead, bound = layer_input(groups, T, B, N, device)
-            if count_ops:  # before neuron_run, which scales total in place
-                active = int((total != 0).sum().item())
-            s, v, u = neuron_run(layer.neuron, total, shape, record_state=i in probe_set, bound=bound,
-                                 lead=lead, owned=True)
+            rec = getattr(layer, "recurrent", None)
+            if rec is not None:
+                rec_syn = prepared_synapse(rec, graded=False, device=device, weight_exp_mode=weight_exp_mode)
+                s, v, u, active = recurrent_run(layer.neuron, total, lead, rec_syn, shape, record_state=i in probe_set)
+            else:
+                if count_ops:  # before neuron_run, which scales total in place
+                    active = int((total != 0).sum().item())
+                s, v, u = neuron_run(layer.neuron, total, shape, record_state=i in probe_set, bound=bound,
+                                     lead=lead, owned=True)
             outs[i] = s.reshape(T, B, *shape)
             result.spikes.append(outs[i].transpose(0, 1))
             if i in probe_set:
                 result.voltage[i] = v.reshape(T, B, *shape).transpose(0, 1)
                 result.current[i] = u.reshape(T, B, *shape).transpose(0, 1)
             if count_ops:
-                result.ops.append({"syn_ops": sum(g.syn_ops(src) for g, src, _ in groups),
+                syn_ops = sum(g.syn_ops(src) for g, src, _ in groups)
+                if rec is not None:  # every spike of the layer drives its recurrent synapses
+                    syn_ops += rec_syn.syn_ops(s.reshape(T, B, N))
+                result.ops.append({"syn_ops": syn_ops,
                                    "neuron_updates": B * T * N,
                                    "active_updates": active,
                                    "spikes": int(s.sum().item())})
