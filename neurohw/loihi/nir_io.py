@@ -98,6 +98,8 @@ def to_nir(net: LoihiNetwork, dt: float = 1e-3):
             wire(sc.source, sc.conn, lif, f"{layer.name}_shortcut{j}", sc.delay)
         out_name[i] = lif
         src_shapes[i] = shapes[i]
+        if getattr(layer, "recurrent", None) is not None:  # a cycle lif → Affine → lif (NIR's recurrence)
+            wire(i, layer.recurrent, lif, f"{layer.name}_recurrent")
     nodes["output"] = nir.Output(output_type={"output": np.array(shapes[-1])})
     edges.append((out_name[len(net.layers) - 1], "output"))
     meta = {"dt": dt, "source": "neurohw.loihi", "network": net.name,
