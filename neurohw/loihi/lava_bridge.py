@@ -6,7 +6,8 @@ Two paths, both on ``Loihi2SimCfg(select_tag='fixed_pt')``:
 - :func:`run_in_lava` builds the processes directly (``RingBuffer`` source → per layer
   ``Dense``/``Conv`` synapses → ``LIF``; extra synapse groups for shortcuts; a delayed shortcut
   goes through a chain of relay LIFs, ``du = dv = 4095, vth = 0``, each one step; a recurrent
-  layer gets a ``Dense`` from its LIF's ``s_out`` back to its ``a_in``);
+  layer gets a ``Dense`` from its LIF's ``s_out`` back to its ``a_in``; synapses with delays are
+  a ``DelayDense``);
 - :func:`run_netx_in_lava` loads the exported file with ``lava.lib.dl.netx.hdf5.Network`` (and
   adds neurohw's shortcut extension, which netx itself ignores; recurrent layers are netx's own
   ``dense_rec`` blocks).
@@ -103,7 +104,7 @@ def _port_for(port, src_shape: Sequence[int], conn) -> object:
 
 def _make_synapse(conn, src_shape: Sequence[int], graded: bool):
     from lava.proc.conv.process import Conv
-    from lava.proc.dense.process import Dense
+    from lava.proc.dense.process import DelayDense, Dense
     from lava.utils.weightutils import SignMode
 
     bits = 24 if graded else 0
@@ -113,6 +114,8 @@ def _make_synapse(conn, src_shape: Sequence[int], graded: bool):
         if conn.sign_mode is not None:
             kwargs["sign_mode"] = {"mixed": SignMode.MIXED, "excitatory": SignMode.EXCITATORY,
                                    "inhibitory": SignMode.INHIBITORY}[conn.sign_mode]
+        if conn.has_delays:  # per-synapse delays: Lava's DelayDense (a ring of max_delay + 1 sums)
+            return DelayDense(delays=np.ascontiguousarray(conn.delays()).astype(int), **kwargs)  # Lava checks dtype == int
         return Dense(**kwargs)
     assert isinstance(conn, ConvConn)
     return Conv(weight=conv_weight_to_lava(conn.weight), input_shape=to_lava_shape(src_shape),

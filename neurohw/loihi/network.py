@@ -14,6 +14,8 @@ Conventions (all integers are Loihi hardware units):
   may add ``delay`` steps more (:func:`matched_delay` gives the delay that makes both paths
   equally long).
 - Pooling is lowered to a depthwise convolution with a uniform kernel (:func:`pool_layer`).
+- Dense synapse groups may carry per-synapse delays (``DenseConn.delay``, ``DenseLayer.delay``):
+  a synapse with delay d delivers ``d`` steps after the usual one (Lava ``DelayDense``).
 - A dense layer may have a ``recurrent`` :class:`DenseConn` (n, n): its own spikes of step
   ``t − 1`` into its neurons at step ``t`` (Lava: a ``Dense`` from the LIF's ``s_out`` back to its
   ``a_in``; netx: a ``dense_rec`` layer).
@@ -73,12 +75,26 @@ class DenseConn:
     Before use Lava clips weights by sign mode and truncates ``8 − num_weight_bits + is_mixed``
     low bits; the sum over active inputs is then shifted by ``weight_exp`` (floor).
     ``sign_mode`` None means "as Lava determines it from the weights".
+    ``delay``: synaptic delays 0..62 in steps beyond the usual one (Lava ``DelayDense``; netx
+    ``delay``): a scalar, or an array broadcasting to (n_out, n_in). With delays the weight
+    exponent is applied to each delay's partial sum separately (floor), as ``DelayDense`` does.
     """
 
     weight: np.ndarray
     weight_exp: int = 0
     num_weight_bits: int = 8
     sign_mode: str | None = None
+    delay: Union[int, np.ndarray] = 0
+
+    def delays(self) -> np.ndarray:
+        """Per-synapse extra delays (n_out, n_in) int64: 0 (the default) is Lava's usual one step;
+        ``delay`` broadcasts from a scalar, (n_out, 1) (per output neuron) or (1, n_in) (per input)."""
+        w = np.asarray(self.weight)
+        return np.broadcast_to(np.asarray(self.delay, dtype=np.int64), w.shape)
+
+    @property
+    def has_delays(self) -> bool:
+        return bool(np.any(np.asarray(self.delay)))
 
 
 @dataclass
@@ -126,6 +142,7 @@ class DenseLayer:
 
     ``recurrent``: optional :class:`DenseConn` with an (n, n) weight from the layer's own
     spikes: what the layer sends at step ``t − 1`` arrives at its neurons at step ``t``.
+    ``delay``: synaptic delays of the main synapses (see :class:`DenseConn`).
     """
 
     weight: np.ndarray
@@ -136,10 +153,11 @@ class DenseLayer:
     name: str = ""
     shortcuts: list[Shortcut] = field(default_factory=list)
     recurrent: DenseConn | None = None
+    delay: Union[int, np.ndarray] = 0
 
     @property
     def conn(self) -> DenseConn:
-        return DenseConn(self.weight, self.weight_exp, self.num_weight_bits, self.sign_mode)
+        return DenseConn(self.weight, self.weight_exp, self.num_weight_bits, self.sign_mode, self.delay)
 
 
 @dataclass
@@ -302,6 +320,9 @@ class LoihiNetwork:
                 if w.ndim != 2 or w.shape != (_flat(out), _flat(out)):
                     raise LoihiConfigError(rw, "weight", f"must be square (n, n) with n = {_flat(out)} neurons, got shape {w.shape}")
                 _validate_conn(rw, "weight", rec, out)
+                if rec.has_delays:
+                    raise LoihiConfigError(rw, "delay", "delays on recurrent synapses are not supported (netx 0.6 "
+                                           "would apply the feed-forward delay matrix to them)")
             shapes.append(out)
             prev = out
         return self
@@ -345,6 +366,7 @@ def _validate_conn(where: str, name: str, conn: Conn, in_shape: Sequence[int]) -
         max_bits = 9 if (mode or _mode(w)) == "mixed" else 8
         if not 1 <= int(conn.num_weight_bits) <= max_bits:
             raise LoihiConfigError(where, "num_weight_bits", f"must be 1..{max_bits}, got {conn.num_weight_bits}")
+        _validate_delay(where, conn, w.shape)
         return (int(w.shape[0]),)
     if isinstance(conn, ConvConn):
         if len(in_shape) != 3:
@@ -368,6 +390,26 @@ def _validate_conn(where: str, name: str, conn: Conn, in_shape: Sequence[int]) -
             raise LoihiConfigError(where, name, f"kernel/stride/padding give an empty output {out} for input {tuple(in_shape)}")
         return out
     raise LoihiConfigError(where, "conn", f"unsupported synapse type {type(conn).__name__}")
+
+
+#: Largest synaptic delay (steps beyond the usual one): lava-dl netx clamps to 62 and builds
+#: ``DelayDense(max_delay=62)``; Lava's ``DelayDense`` itself accepts 0..63.
+MAX_SYN_DELAY = 62
+
+
+def _validate_delay(where: str, conn: DenseConn, shape: tuple[int, ...]) -> None:
+    d = np.asarray(conn.delay)
+    if d.dtype.kind not in "iuf" or (d.dtype.kind == "f" and not np.all(np.isfinite(d) & (d == np.round(d)))):
+        raise LoihiConfigError(where, "delay", f"must hold integer steps, got {d.dtype} values")
+    if d.size == 0:
+        raise LoihiConfigError(where, "delay", "is empty")
+    try:
+        np.broadcast_to(d, shape)
+    except ValueError:
+        raise LoihiConfigError(where, "delay", f"shape {d.shape} does not broadcast to the weight's {tuple(shape)} "
+                               "(give a scalar, (n_out, 1), (1, n_in) or (n_out, n_in))") from None
+    if d.min() < 0 or d.max() > MAX_SYN_DELAY:
+        raise LoihiConfigError(where, "delay", f"values {int(d.min())}..{int(d.max())} are outside 0..{MAX_SYN_DELAY} steps")
 
 
 def _mode(w: np.ndarray) -> str:

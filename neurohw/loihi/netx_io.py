@@ -7,7 +7,8 @@ Layout written (every entry an HDF5 dataset, as netx expects):
 - dense: ``type`` ``dense``, ``shape`` (N,), ``inFeatures``, ``outFeatures``, ``weight`` (out, in)
   integers, optional ``bias``; a ``flatten`` layer precedes a dense layer that follows a 3-D one;
   a recurrent dense layer is ``type`` ``dense_rec`` with ``weight_rec`` (N, N) as well (netx
-  optimises both matrices together: one weight exponent and bit width);
+  optimises both matrices together: one weight exponent and bit width); synaptic delays are
+  ``delay`` (out, in) integers 0..62 (netx builds a ``DelayDense``);
 - conv: ``type`` ``conv``, ``shape`` (C, H, W), ``inChannels``, ``outChannels``, ``kernelSize``,
   ``stride``/``padding``/``dilation`` as (y, x), ``groups``, ``weight`` (C_out, C_in/g, kH, kW),
   optional ``bias`` (per channel, or per neuron in netx's (W, H, C) order);
@@ -21,7 +22,7 @@ netx cannot represent exactly (naming layer and field).
 
 neurohw additions live under ``/neurohw`` (netx never looks there): ``format_version``,
 ``input_message_bits``, ``provenance`` (JSON text) and ``shortcut/<j>`` groups (``target``,
-``source``, ``delay`` and the synapse fields) — netx alone runs the main chain only; the Lava
+``source``, ``delay`` and the synapse fields, ``synapseDelay`` for per-synapse delays) — netx alone runs the main chain only; the Lava
 bridge adds the shortcuts.
 """
 from __future__ import annotations
@@ -169,6 +170,12 @@ def write_netx(net: LoihiNetwork, path: str | Path, *, seed: int | None = None, 
                     g.create_dataset("weight", data=w)
                     if rec is not None:
                         g.create_dataset("weight_rec", data=ws[1])
+                    if layer.conn.has_delays:
+                        if rec is not None:
+                            raise LoihiConfigError(where, "delay", "netx 0.6 builds a dense_rec layer's delays wrongly (the "
+                                                   "feed-forward delay matrix on the recurrent synapses, weight exponent "
+                                                   "dropped): a recurrent layer with synaptic delays cannot be written")
+                        g.create_dataset("delay", data=np.ascontiguousarray(layer.conn.delays()))
                     b = netx_bias(where, layer.neuron, shape)
                     if b is not None:
                         g.create_dataset("bias", data=b)
@@ -205,6 +212,8 @@ def write_netx(net: LoihiNetwork, path: str | Path, *, seed: int | None = None, 
                         g.create_dataset("weightExp", data=np.int64(sc.conn.weight_exp))
                         g.create_dataset("numWeightBits", data=np.int64(sc.conn.num_weight_bits))
                         g.create_dataset("signMode", data=np.bytes_(sc.conn.sign_mode or ""))
+                        if sc.conn.has_delays:
+                            g.create_dataset("synapseDelay", data=np.ascontiguousarray(sc.conn.delays()))
                     else:
                         src_shape = net.input_shape if sc.source < 0 else shapes[sc.source]
                         g.create_dataset("type", data=_s("conv"))
@@ -261,6 +270,31 @@ def _read_neuron(where: str, g: h5py.Group, shape, bias) -> CubaParams:
     return CubaParams(du=du, dv=dv, vth=vth, bias_mant=mant, bias_exp=6 if bias is not None else 0)
 
 
+def netx_delay(where: str, d: np.ndarray, shape: tuple[int, int], key: str = "delay") -> np.ndarray:
+    """A file's ``delay`` as netx 0.6 expands it for weights of ``shape`` (n_out, n_in): a scalar
+    for every synapse; 1-D of n_out values per output neuron (checked first, as netx does), of
+    n_in values per input; else (n_out, n_in). netx clamps values above 62 with only a warning
+    and Lava refuses negative ones: both are refused here."""
+    n_out, n_in = shape
+    if d.size == 0:
+        raise LoihiConfigError(where, key, "is empty")
+    if d.ndim == 0:
+        full = np.full(shape, int(d.reshape(-1)[0]), dtype=np.int64)
+    elif d.ndim == 1 and d.size == n_out:
+        full = np.repeat(d.reshape(-1, 1), n_in, axis=1)
+    elif d.ndim == 1 and d.size == n_in:
+        full = np.repeat(d.reshape(1, -1), n_out, axis=0)
+    elif d.shape == tuple(shape):
+        full = d
+    else:
+        raise LoihiConfigError(where, key, f"shape {d.shape} fits neither the weight {tuple(shape)} nor its "
+                               f"{n_out} outputs or {n_in} inputs")
+    if full.min() < 0 or full.max() > 62:
+        raise LoihiConfigError(where, key, f"values {int(full.min())}..{int(full.max())} are outside 0..62 "
+                               "(netx clamps larger delays with only a printed warning)")
+    return full
+
+
 def _read_conv_conn(where: str, g: h5py.Group) -> ConvConn:
     w = _int_array(where, g, "weight", ndim=4)
     return ConvConn(w, stride=_pair_field(where, g, "stride", 1), padding=_pair_field(where, g, "padding", 0),
@@ -310,8 +344,6 @@ def read_netx(path: str | Path) -> LoihiNetwork:
                 flatten = True
                 continue
             if kind in ("dense", "dense_rec"):
-                if "delay" in g:
-                    raise LoihiConfigError(where, "delay", "synaptic delays (DelayDense) are not supported")
                 w = _int_array(where, g, "weight")
                 shape = (math.prod(h5fields.shape(where, g)),)
                 if w.ndim == 1 and w.size and w.size % shape[0] == 0:
@@ -345,8 +377,15 @@ def read_netx(path: str | Path) -> LoihiNetwork:
                 neuron = _read_neuron(where, g, shape, bias)
                 file_shapes.append(shape)
                 rec = DenseConn(parts[1], nw.weight_exp, nw.num_weight_bits) if kind == "dense_rec" else None
+                delay = 0
+                if "delay" in g:
+                    if kind == "dense_rec":
+                        raise LoihiConfigError(where, "delay", "netx 0.6 builds a dense_rec layer's delays wrongly (the "
+                                               "feed-forward delay matrix on the recurrent synapses, weight exponent dropped); "
+                                               "not supported")
+                    delay = netx_delay(where, _int_array(where, g, "delay"), w.shape)
                 layers.append(DenseLayer(parts[0], neuron, weight_exp=nw.weight_exp, num_weight_bits=nw.num_weight_bits,
-                                         recurrent=rec))
+                                         recurrent=rec, delay=delay))
                 flatten = False
                 prev_shape = shape
                 continue
@@ -390,8 +429,10 @@ def read_netx(path: str | Path) -> LoihiNetwork:
                 kind = _text(where, g, "type")
                 if kind == "dense":
                     mode = _text(where, g, "signMode", required=False) or None
-                    conn = DenseConn(_int_array(where, g, "weight", ndim=2), _int(where, g, "weightExp", 0),
-                                     _int(where, g, "numWeightBits", 8), mode)
+                    sw = _int_array(where, g, "weight", ndim=2)
+                    sd = _int_array(where, g, "synapseDelay", required=False)
+                    conn = DenseConn(sw, _int(where, g, "weightExp", 0), _int(where, g, "numWeightBits", 8), mode,
+                                     0 if sd is None else netx_delay(where, sd, sw.shape, key="synapseDelay"))
                 elif kind == "conv":
                     conn = _read_conv_conn(where, g)
                 else:

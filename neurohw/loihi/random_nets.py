@@ -92,6 +92,24 @@ def random_recurrent_net(seed: int, sizes=(16, 14, 12, 8), *, netx_safe: bool = 
     return net
 
 
+def random_delay_net(seed: int, sizes=(16, 14, 12, 8), *, netx_safe: bool = True, max_delay: int = 4) -> LoihiNetwork:
+    """Dense chain with synaptic delays: per synapse (n_out, n_in) on layer 1, per output neuron
+    (n_out, 1) on layer 2, and a shortcut from the input into layer 2 with per-input delays
+    (1, n_in) on top of its matched delay. ``netx_safe=False``: varied (also negative) weight
+    exponents, so each delay's partial sum is floor-shifted on its own."""
+    from .network import DenseConn
+
+    net = random_dense_net(seed, sizes, netx_safe=netx_safe)
+    rng = np.random.default_rng(seed + 3000)
+    net.layers[1].delay = rng.integers(0, max_delay + 1, size=net.layers[1].weight.shape)
+    net.layers[2].delay = rng.integers(0, max_delay + 1, size=(sizes[3], 1))
+    w = rng.integers(-100, 101, size=(sizes[3], sizes[0])).astype(np.int64) * 2
+    net.layers[2].shortcuts.append(Shortcut(-1, DenseConn(w, delay=rng.integers(0, max_delay + 1, size=(1, sizes[0]))),
+                                            delay=matched_delay(-1, 2)))
+    net.name = f"random_delay_{seed}"
+    return net
+
+
 def random_spikes(seed: int, steps: int, shape, batch: int | None = None, rate: float = 0.3) -> np.ndarray:
     """Bernoulli spikes (uint8), (steps, *shape) or (batch, steps, *shape)."""
     rng = np.random.default_rng(seed)

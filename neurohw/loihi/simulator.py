@@ -1,7 +1,8 @@
 """Exact, batched integer simulator of Lava 0.10's ``fixed_pt`` CUBA networks, in PyTorch.
 
 Timing follows Lava step for step: at step ``t`` every synapse group delivers what it computed
-from its input spikes of step ``t − 1 − delay`` (zero before), so layer ``i`` first reacts to an
+from its input spikes of step ``t − 1 − delay`` (zero before; ``delay`` = a shortcut's extra
+steps plus a synapse's own delay), so layer ``i`` first reacts to an
 input spike ``i + 1`` steps later; ``result.spikes[i][:, t]`` equals what Lava's layer ``i``
 sends at its step ``t + 1`` (Lava counts from 1).
 
@@ -228,7 +229,28 @@ PREPARED_MAX = 64
 
 def _conn_state(conn: Conn) -> tuple:
     """Every field of ``conn`` but its weight (which is compared by content)."""
-    return tuple((k, v) for k, v in sorted(vars(conn).items()) if k != "weight")
+    return tuple((k, (v.shape, v.tobytes()) if isinstance(v, np.ndarray) else v)
+                 for k, v in sorted(vars(conn).items()) if k != "weight")
+
+
+def synapse_groups(conn: Conn, graded: bool, device: torch.device, weight_exp_mode: str = "lava") -> list[tuple["_Synapse", int]]:
+    """``conn`` as prepared synapse groups with their extra delays: one group, delay 0, without
+    synaptic delays; otherwise one group per distinct delay ``k`` holding the synapses with that
+    delay (Lava's ``DelayDense`` sums and shifts each delay's partial sum separately, then adds
+    them in its int32 buffer). The split keeps the whole matrix's clipping and truncation: the
+    groups are built from its effective weights with its sign mode."""
+    if not (isinstance(conn, DenseConn) and conn.has_delays):
+        return [(prepared_synapse(conn, graded=graded, device=device, weight_exp_mode=weight_exp_mode), 0)]
+    from .fixedpoint import sign_mode_of
+
+    mode = conn.sign_mode or sign_mode_of(np.asarray(conn.weight))
+    eff = effective_dense_weights(conn.weight, mode, conn.num_weight_bits)
+    d = conn.delays()
+    out = []
+    for k in np.unique(d):
+        part = DenseConn(np.where(d == k, eff, 0), conn.weight_exp, conn.num_weight_bits, mode)
+        out.append((_Synapse(part, graded=graded, device=device, weight_exp_mode=weight_exp_mode), int(k)))
+    return out
 
 
 def prepared_synapse(conn: Conn, graded: bool, device: torch.device, weight_exp_mode: str = "lava") -> "_Synapse":
@@ -423,9 +445,9 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
         for i, layer in enumerate(net.layers):
             shape = shapes[i]
             N = int(math.prod(shape))
-            groups = [(prepared_synapse(conn, graded=graded_in and src < 0, device=device, weight_exp_mode=weight_exp_mode),
-                       outs[src], 1 + delay)
-                      for src, conn, delay in [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]]
+            groups = [(syn, outs[src], 1 + delay + k)
+                      for src, conn, delay in [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]
+                      for syn, k in synapse_groups(conn, graded_in and src < 0, device, weight_exp_mode)]
             total, lead, bound = layer_input(groups, T, B, N, device)
             rec = getattr(layer, "recurrent", None)
             if rec is not None:
