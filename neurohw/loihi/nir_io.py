@@ -25,7 +25,7 @@ import numpy as np
 from neurohw.io import atomic_path
 
 from .fixedpoint import effective_dense_weights
-from .network import ConvConn, CubaParams, DenseConn, LoihiNetwork
+from .network import LoihiConfigError, ConvConn, CubaParams, DenseConn, LoihiNetwork
 
 NO_LEAK_TAU_STEPS = 1e9
 
@@ -78,8 +78,15 @@ def to_nir(net: LoihiNetwork, dt: float = 1e-3):
 
     def wire(src: int, conn, target_lif: str, tag: str, delay: int = 0):
         prev = out_name[src]
-        if delay:
-            nodes[f"{tag}_delay"] = nir.Delay(delay=np.full(tuple(src_shapes[src]), delay * dt))
+        steps = np.full(tuple(src_shapes[src]), delay, dtype=np.int64)
+        if isinstance(conn, DenseConn) and conn.has_delays:  # NIR's Delay acts per source neuron
+            d = conn.delays()
+            if not np.all(d == d[:1]):
+                raise LoihiConfigError(f"layer '{tag}'", "delay", "per-synapse or per-output delays have no NIR form "
+                                       "(NIR's Delay delays a source neuron); only per-input delays export")
+            steps = steps + d[0].reshape(steps.shape)
+        if steps.any():
+            nodes[f"{tag}_delay"] = nir.Delay(delay=steps * dt)
             edges.append((prev, f"{tag}_delay"))
             prev = f"{tag}_delay"
         if isinstance(conn, DenseConn) and len(src_shapes[src]) == 3:

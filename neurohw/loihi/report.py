@@ -138,8 +138,13 @@ def deployability(net: LoihiNetwork, chip: str = "loihi2") -> dict[str, Any]:
             violations.append(f"layer {i} ({layer.name}): fan-in {fan_in} input axons per neuron > {fan_lim} "
                               f"axons per core ({chip}); splitting the layer over cores does not reduce it")
         for j, sc in enumerate(layer.shortcuts):
-            if sc.delay > lim["max_delay"].value:
-                violations.append(f"layer {i} shortcut {j}: delay {sc.delay} > {lim['max_delay'].value} steps")
+            longest = sc.delay + (int(sc.conn.delays().max()) if isinstance(sc.conn, DenseConn) else 0)
+            if longest > lim["max_delay"].value:
+                violations.append(f"layer {i} shortcut {j}: delay {longest} > {lim['max_delay'].value} steps")
+        if isinstance(layer, DenseLayer) and layer.conn.has_delays:
+            longest = int(layer.conn.delays().max())
+            if longest > lim["max_delay"].value:  # only for chips with a lower limit than neurohw's 62
+                violations.append(f"layer {i} ({layer.name}): synaptic delay {longest} > {lim['max_delay'].value} steps")
         rows.append({"layer": i, "name": layer.name, "type": ("dense_rec" if getattr(layer, "recurrent", None) is not None else "dense")
                      if isinstance(layer, DenseLayer) else "conv",
                      "neurons": n, "synapses": syn, "fan_in": fan_in, "cores_by_neurons": by_neurons,
