@@ -2,7 +2,7 @@
 
 Public API (stable; see docs/loihi.md):
 
-- :mod:`neurohw.loihi.network` — ``CubaParams``, ``DenseLayer``, ``ConvLayer``, ``pool_layer``,
+- :mod:`neurohw.loihi.network` — ``CubaParams``, ``SigmaDeltaParams``, ``DenseLayer``, ``ConvLayer``, ``pool_layer``,
   ``Shortcut``, ``DenseConn``, ``ConvConn``, ``matched_delay``, ``LoihiNetwork``, ``LoihiConfigError``;
 - :func:`simulate` (``neurohw.loihi.simulator``) → ``SimResult``;
 - :mod:`neurohw.loihi.netx_io` — ``write_netx``, ``read_netx``;
@@ -16,10 +16,10 @@ Public API (stable; see docs/loihi.md):
 Lava is never imported when this package is imported.
 """
 from .network import (ConvConn, ConvLayer, CubaParams, DenseConn, DenseLayer, LoihiConfigError,
-                      LoihiNetwork, Shortcut, matched_delay, pool_layer)
+                      LoihiNetwork, Shortcut, SigmaDeltaParams, matched_delay, pool_layer)
 from .simulator import SimResult, simulate
 
 __all__ = [
     "ConvConn", "ConvLayer", "CubaParams", "DenseConn", "DenseLayer", "LoihiConfigError",
-    "LoihiNetwork", "Shortcut", "matched_delay", "pool_layer", "SimResult", "simulate",
+    "LoihiNetwork", "Shortcut", "SigmaDeltaParams", "matched_delay", "pool_layer", "SimResult", "simulate",
 ]

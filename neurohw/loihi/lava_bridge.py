@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .network import ConvConn, DenseConn, LoihiNetwork
+from .network import ConvConn, DenseConn, LoihiNetwork, SigmaDeltaParams, is_graded_neuron
 
 RELAY_PARAMS = {"du": 4095, "dv": 4095, "vth": 0}
 
@@ -124,9 +124,17 @@ def _make_synapse(conn, src_shape: Sequence[int], graded: bool):
 
 
 def _lif(shape: Sequence[int], p) -> object:
+    """The neuron process of a layer: Lava ``LIF`` (CUBA) or ``SigmaDelta`` (graded messages)."""
     from lava.proc.lif.process import LIF
 
     lshape = to_lava_shape(shape)
+    if isinstance(p, SigmaDeltaParams):
+        from lava.proc.sdn.process import ActivationMode, SigmaDelta
+
+        bias = np.broadcast_to(np.asarray(p.bias, dtype=np.int64), tuple(shape))
+        return SigmaDelta(shape=lshape, vth=int(p.vth), bias=to_lava_array(np.array(bias), len(shape)).astype(np.int32),
+                          act_mode=ActivationMode.RELU if p.activation == "relu" else ActivationMode.UNIT,
+                          cum_error=bool(p.cum_error), spike_exp=int(p.spike_exp), state_exp=int(p.state_exp))
     mant = np.broadcast_to(np.asarray(p.bias_mant, dtype=np.int64), tuple(shape))
     exp = np.broadcast_to(np.asarray(p.bias_exp, dtype=np.int64), tuple(shape))
     return LIF(shape=lshape, du=int(p.du), dv=int(p.dv), vth=int(p.vth),
@@ -170,18 +178,20 @@ def _batched(net: LoihiNetwork, spikes) -> np.ndarray:
     return _prepare_input(net, spikes, torch.device("cpu"), graded=True).numpy()
 
 
-def _collect(sinks, monitors, shapes, steps) -> tuple[list[np.ndarray], dict, dict]:
+def _collect(sinks, monitors, shapes, steps, graded=None) -> tuple[list[np.ndarray], dict, dict]:
+    """Spikes (bool; int64 messages where ``graded[i]``) and probed states of one run."""
     spikes = []
-    for sink, shape in zip(sinks, shapes):
+    for i, (sink, shape) in enumerate(zip(sinks, shapes)):
         d = np.asarray(sink.data.get())  # (*lava_shape, T)
         d = np.moveaxis(d, -1, 0)
         if len(shape) == 3:
             d = np.transpose(d, (0, 3, 2, 1))
-        spikes.append(d.astype(bool))
+        spikes.append(d.astype(np.int64) if graded and graded[i] else d.astype(bool))
     volt, curr = {}, {}
     for i, (mon, lif, shape) in monitors.items():
-        for var, store in (("v", volt), ("u", curr)):
-            data = mon[var].get_data()
+        for key, store in (("v", volt), ("u", curr)):
+            var = _state_names(lif)[key]
+            data = mon[key].get_data()
             arr = np.asarray(list(data.values())[0][var])  # (T, *lava_shape)
             if len(shape) == 3:
                 arr = np.transpose(arr, (0, 3, 2, 1))
@@ -197,6 +207,12 @@ def _run(sources_and_build, steps: int):
     src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
 
 
+def _state_names(proc) -> dict[str, str]:
+    """The Vars reported as neurohw's ``voltage`` ("v") and ``current`` ("u"): a LIF's ``v`` and
+    ``u``; a sigma-delta neuron's activation ``act`` and dendrite ``sigma``."""
+    return {"v": "act", "u": "sigma"} if hasattr(proc, "sigma") else {"v": "v", "u": "u"}
+
+
 def _add_probes(lifs_and_shapes, probe: set[int], steps: int):
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.monitor.process import Monitor
@@ -208,8 +224,9 @@ def _add_probes(lifs_and_shapes, probe: set[int], steps: int):
         sinks.append(sink)
         if i in probe:
             mv, mu = Monitor(), Monitor()
-            mv.probe(target=lif.v, num_steps=steps)
-            mu.probe(target=lif.u, num_steps=steps)
+            names = _state_names(lif)
+            mv.probe(target=getattr(lif, names["v"]), num_steps=steps)
+            mu.probe(target=getattr(lif, names["u"]), num_steps=steps)
             monitors[i] = ({"v": mv, "u": mu}, lif, shape)
     return sinks, monitors
 
@@ -223,6 +240,15 @@ def _stack(per_sample: list[tuple[list, dict, dict]]):
     volt = {k: torch.as_tensor(np.stack([s[1][k] for s in per_sample])) for k in per_sample[0][1]}
     curr = {k: torch.as_tensor(np.stack([s[2][k] for s in per_sample])) for k in per_sample[0][2]}
     return SimResult(spikes=spikes, voltage=volt, current=curr, batch=len(per_sample), steps=spikes[0].shape[1])
+
+
+def _graded_source(net: LoihiNetwork, source: int) -> bool:
+    """Whether the messages of ``source`` (−1: the input) are graded."""
+    return net.input_message_bits > 0 if source < 0 else is_graded_neuron(net.layers[source].neuron)
+
+
+def _graded_layers(net: LoihiNetwork) -> list[bool]:
+    return [is_graded_neuron(l.neuron) for l in net.layers]
 
 
 def _probe_set(probe, n: int) -> set[int]:
@@ -255,11 +281,13 @@ def run_in_lava(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = ()):
             groups = [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]
             for source, conn, delay in groups:
                 port = ports[source]
+                g_src = _graded_source(net, source)
                 if delay:
-                    if graded and source < 0:
-                        raise ValueError(f"layer {i}: a delayed shortcut from a graded input cannot be relayed by LIF neurons")
+                    if g_src:
+                        raise ValueError(f"layer {i}: a delayed shortcut from a graded source cannot be relayed by LIF "
+                                         "neurons (give its synapses a delay instead)")
                     port = _relay_chain(port, src_shapes[source], delay, procs)
-                syn = _make_synapse(conn, src_shapes[source], graded and source < 0)
+                syn = _make_synapse(conn, src_shapes[source], g_src)
                 _port_for(port, src_shapes[source], conn).connect(syn.s_in)
                 syn.a_out.connect(lif.a_in)
                 procs.append(syn)
@@ -276,7 +304,7 @@ def run_in_lava(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = ()):
         sinks, monitors = _add_probes(lifs, probe_set, steps)
         try:
             _run(src, steps)
-            results.append(_collect(sinks, monitors, shapes, steps))
+            results.append(_collect(sinks, monitors, shapes, steps, _graded_layers(net)))
         finally:
             src.stop()
     return _stack(results)
@@ -322,25 +350,30 @@ def run_netx_in_lava(path: str | Path, spikes, *, probe: Iterable[int] | str = (
             for sc in layer.shortcuts:
                 port = ports[sc.source]
                 if sc.delay:
+                    if _graded_source(net, sc.source):
+                        raise ValueError(f"layer {i}: a delayed shortcut from a graded source cannot be relayed by LIF neurons")
                     port = _relay_chain(port, src_shapes[sc.source], sc.delay, procs)
-                syn = _make_synapse(sc.conn, src_shapes[sc.source], net.input_message_bits > 0 and sc.source < 0)
+                syn = _make_synapse(sc.conn, src_shapes[sc.source], _graded_source(net, sc.source))
                 _port_for(port, src_shapes[sc.source], sc.conn).connect(syn.s_in)
                 syn.a_out.connect(lava_net.layers[i].neuron.a_in)
         lifs = [(block.neuron, shapes[i]) for i, block in enumerate(lava_net.layers)]
         sinks, monitors = _add_probes(lifs, probe_set, steps)
         try:
             _run(src, steps)
-            results.append(_collect(sinks, monitors, shapes, steps))
+            results.append(_collect(sinks, monitors, shapes, steps, _graded_layers(net)))
         finally:
             src.stop()
     return _stack(results)
 
 
 def first_divergence(ours, theirs) -> dict | None:
-    """The first (layer, step, sample, neuron) where two ``SimResult``s' spikes differ, or None."""
+    """The first (layer, step, sample, neuron) where two ``SimResult``s' spikes (or graded
+    messages) differ, or None."""
     for i, (a, b) in enumerate(zip(ours.spikes, theirs.spikes)):
-        a = np.asarray(a.cpu() if hasattr(a, "cpu") else a).astype(bool)
-        b = np.asarray(b.cpu() if hasattr(b, "cpu") else b).astype(bool)
+        a = np.asarray(a.cpu() if hasattr(a, "cpu") else a)
+        b = np.asarray(b.cpu() if hasattr(b, "cpu") else b)
+        graded = a.dtype != bool or b.dtype != bool
+        a, b = (a.astype(np.int64), b.astype(np.int64)) if graded else (a.astype(bool), b.astype(bool))
         if a.shape != b.shape:
             return {"layer": i, "reason": f"shape {a.shape} vs {b.shape}"}
         diff = a != b
@@ -350,9 +383,10 @@ def first_divergence(ours, theirs) -> dict | None:
                 d = diff[:, t].reshape(diff.shape[0], -1)
                 if d.any():
                     sample, neuron = map(int, np.argwhere(d)[0])
+                    conv = int if graded else bool
                     return {"layer": i, "step": t, "sample": sample, "neuron": neuron,
-                            "neurohw": bool(a[:, t].reshape(a.shape[0], -1)[sample, neuron]),
-                            "lava": bool(b[:, t].reshape(b.shape[0], -1)[sample, neuron])}
+                            "neurohw": conv(a[:, t].reshape(a.shape[0], -1)[sample, neuron]),
+                            "lava": conv(b[:, t].reshape(b.shape[0], -1)[sample, neuron])}
     return None
 
 

@@ -14,6 +14,8 @@ Conventions (all integers are Loihi hardware units):
   may add ``delay`` steps more (:func:`matched_delay` gives the delay that makes both paths
   equally long).
 - Pooling is lowered to a depthwise convolution with a uniform kernel (:func:`pool_layer`).
+- A layer's neurons are CUBA LIF (:class:`CubaParams`, binary spikes) or sigma-delta
+  (:class:`SigmaDeltaParams`, graded messages); synapses from a sigma-delta layer are graded.
 - Dense synapse groups may carry per-synapse delays (``DenseConn.delay``, ``DenseLayer.delay``):
   a synapse with delay d delivers ``d`` steps after the usual one (Lava ``DelayDense``).
 - A dense layer may have a ``recurrent`` :class:`DenseConn` (n, n): its own spikes of step
@@ -65,6 +67,49 @@ class CubaParams:
         mant = np.broadcast_to(np.asarray(self.bias_mant, dtype=np.int64), shape)
         exp = np.broadcast_to(np.asarray(self.bias_exp, dtype=np.int64), shape)
         return np.where(exp >= 0, mant << np.maximum(exp, 0), mant >> np.maximum(-exp, 0)).astype(np.int64)
+
+
+SD_ACTIVATIONS = ("relu", "unit")
+
+
+@dataclass
+class SigmaDeltaParams:
+    """Lava fixed-point sigma-delta neuron (``lava.proc.sdn.process.SigmaDelta``, tag ``fixed_pt``;
+    lava-dl netx ``SDNN``). Its output is a *graded* message, not a binary spike.
+
+    Per step (int32 states, in units of ``2^-(spike_exp + state_exp)``)::
+
+        sigma  += a_in                          # sigma dendrite: integrates the input
+        act     = relu(sigma + bias·2^e)        # e = spike_exp + state_exp ("unit": no relu)
+        delta   = act − act_prev + residue
+        s       = delta where |delta| ≥ vth·2^e else 0    (cum_error: |error| ≥ …, error += delta)
+        residue = delta − s;  act_prev = act
+        message = s >> state_exp                # sent to the next synapses (graded)
+
+    vth: one threshold mantissa per layer (≥ 0); bias: scalar or per neuron (layer shape).
+    spike_exp, state_exp: 0..7 (netx: 6 and 6). activation: ``"relu"`` or ``"unit"``.
+    """
+
+    vth: int
+    bias: Union[int, np.ndarray] = 0
+    spike_exp: int = 6
+    state_exp: int = 6
+    activation: str = "relu"
+    cum_error: bool = False
+
+    def scaled_bias(self, shape: Sequence[int]) -> np.ndarray:
+        """Per-neuron bias in state units, ``bias << (spike_exp + state_exp)`` (int64, ``shape``)."""
+        b = np.broadcast_to(np.asarray(self.bias, dtype=np.int64), tuple(shape))
+        return (b << (int(self.spike_exp) + int(self.state_exp))).astype(np.int64)
+
+    @property
+    def scaled_vth(self) -> int:
+        return int(self.vth) << (int(self.spike_exp) + int(self.state_exp))
+
+
+def is_graded_neuron(p) -> bool:
+    """True for neurons whose output messages are graded (sigma-delta)."""
+    return isinstance(p, SigmaDeltaParams)
 
 
 # ----------------------------------------------------------------------------- synapse groups
@@ -313,6 +358,8 @@ class LoihiNetwork:
                 rw = f"{where} recurrent"
                 if not isinstance(layer, DenseLayer):
                     raise LoihiConfigError(rw, "recurrent", "recurrent connections are supported on dense layers only")
+                if is_graded_neuron(layer.neuron):
+                    raise LoihiConfigError(rw, "recurrent", "recurrent connections are supported on CUBA (LIF) layers only")
                 if not isinstance(rec, DenseConn):
                     raise LoihiConfigError(rw, "type", f"must be a DenseConn (an (n, n) weight from the layer's own spikes), "
                                            f"got {type(rec).__name__}")
@@ -418,9 +465,41 @@ def _mode(w: np.ndarray) -> str:
     return sign_mode_of(w)
 
 
+#: Sigma-delta states are 24-bit in Lava's model (``precision=24``): thresholds and biases,
+#: scaled by 2^(spike_exp + state_exp), must stay below 2^23 in magnitude.
+SD_STATE_LIMIT = 1 << 23
+
+
+def _validate_sigma_delta(where: str, p: SigmaDeltaParams, shape: Sequence[int]) -> None:
+    for fname in ("spike_exp", "state_exp"):
+        val = getattr(p, fname)
+        if np.ndim(val) != 0 or float(val) != int(val) or not 0 <= int(val) <= 7:
+            raise LoihiConfigError(where, f"neuron.{fname}", f"must be one integer 0..7 (3 bits in Lava), got {val!r}")
+    e = int(p.spike_exp) + int(p.state_exp)
+    if np.ndim(p.vth) != 0 or float(p.vth) != int(p.vth) or int(p.vth) < 0:
+        raise LoihiConfigError(where, "neuron.vth", f"must be one non-negative integer per layer, got {p.vth!r}")
+    if int(p.vth) << e >= SD_STATE_LIMIT:
+        raise LoihiConfigError(where, "neuron.vth", f"{int(p.vth)} << {e} exceeds the 24-bit state (2^23)")
+    arr = np.asarray(p.bias)
+    if arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.all(arr == np.round(arr))):
+        raise LoihiConfigError(where, "neuron.bias", "must hold integers")
+    if arr.size and np.abs(arr.astype(np.int64)).max() << e >= SD_STATE_LIMIT:
+        raise LoihiConfigError(where, "neuron.bias", f"values up to {np.abs(arr).max()} << {e} exceed the 24-bit state (2^23)")
+    try:
+        np.broadcast_to(arr, tuple(shape))
+    except ValueError:
+        raise LoihiConfigError(where, "neuron.bias", f"shape {arr.shape} does not broadcast to the layer's neurons {tuple(shape)}") from None
+    if p.activation not in SD_ACTIVATIONS:
+        raise LoihiConfigError(where, "neuron.activation", f"must be one of {SD_ACTIVATIONS}, got {p.activation!r}")
+    if not isinstance(p.cum_error, (bool, np.bool_)):
+        raise LoihiConfigError(where, "neuron.cum_error", f"must be True or False, got {p.cum_error!r}")
+
+
 def _validate_neuron(where: str, p: CubaParams, shape: Sequence[int]) -> None:
+    if isinstance(p, SigmaDeltaParams):
+        return _validate_sigma_delta(where, p, shape)
     if not isinstance(p, CubaParams):
-        raise LoihiConfigError(where, "neuron", f"expected CubaParams, got {type(p).__name__}")
+        raise LoihiConfigError(where, "neuron", f"expected CubaParams or SigmaDeltaParams, got {type(p).__name__}")
     for fname in ("du", "dv", "vth"):
         val = getattr(p, fname)
         if np.ndim(val) != 0 or float(val) != int(val):

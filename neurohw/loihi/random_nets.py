@@ -110,6 +110,38 @@ def random_delay_net(seed: int, sizes=(16, 14, 12, 8), *, netx_safe: bool = True
     return net
 
 
+def random_sigma_delta_net(seed: int, input_shape=(2, 8, 8), *, netx_safe: bool = True, graded_input: bool = True) -> LoihiNetwork:
+    """Sigma-delta conv → sigma-delta dense → CUBA dense (a LIF read-out on graded messages).
+
+    Graded integer input (``input_message_bits`` 8) by default. ``netx_safe``: netx's SDNN
+    settings (spike_exp = state_exp = 6, ReLU, no cumulative error, weight_exp 0); otherwise varied
+    exponents, the unit activation, cumulative error and a negative weight exponent."""
+    from .network import SigmaDeltaParams
+
+    rng = np.random.default_rng(seed)
+    c = input_shape[0]
+
+    def sd(n_bias, vth):
+        if netx_safe:
+            return SigmaDeltaParams(vth=vth, bias=rng.integers(-3, 4, size=n_bias))
+        return SigmaDeltaParams(vth=vth, bias=rng.integers(-3, 4, size=n_bias), spike_exp=int(rng.integers(2, 7)),
+                                state_exp=int(rng.integers(2, 7)), activation=str(rng.choice(["relu", "unit"])),
+                                cum_error=bool(rng.integers(0, 2)))
+
+    conv = ConvLayer(rng.integers(-30, 40, size=(4, c, 3, 3)), sd(None, int(rng.integers(1, 4))), stride=2, padding=1)
+    conv.neuron.bias = int(rng.integers(-2, 3))
+    net = LoihiNetwork(tuple(input_shape), [conv], input_message_bits=8 if graded_input else 0)
+    n = int(np.prod(net._shapes()[0]))
+    w1 = rng.integers(-60, 61, size=(12, n)) * 2
+    net.layers.append(DenseLayer(w1, sd((12,), int(rng.integers(1, 4))), weight_exp=0 if netx_safe else -1))
+    w2 = rng.integers(-80, 81, size=(6, 12)) * 2
+    net.layers.append(DenseLayer(w2, CubaParams(du=int(rng.integers(0, 4096)), dv=int(rng.integers(0, 4096)),
+                                                vth=int(rng.integers(2000, 20000)), bias_mant=int(rng.integers(-4, 5)), bias_exp=6)))
+    net.name = f"random_sigma_delta_{seed}"
+    net.__post_init__()
+    return net
+
+
 def random_spikes(seed: int, steps: int, shape, batch: int | None = None, rate: float = 0.3) -> np.ndarray:
     """Bernoulli spikes (uint8), (steps, *shape) or (batch, steps, *shape)."""
     rng = np.random.default_rng(seed)

@@ -27,16 +27,18 @@ from .cuba import cuba_sequence
 from .fixedpoint import (to_int64, ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
                          effective_dense_weights, shift_exp, signed_clamp,
                          wrap32, wrap_current)
-from .network import Conn, CubaParams, DenseConn, LoihiConfigError, LoihiNetwork
+from .network import Conn, CubaParams, DenseConn, LoihiConfigError, LoihiNetwork, SigmaDeltaParams, is_graded_neuron
 
 
 @dataclass
 class SimResult:
     """What :func:`simulate` returns.
 
-    spikes: one bool tensor per layer, (batch, steps, *neuron_shape).
+    spikes: one tensor per layer, (batch, steps, *neuron_shape): bool for CUBA layers, int64
+    graded messages for sigma-delta layers.
     voltage / current: probed layers only, int64 (batch, steps, *neuron_shape), the state at
-    the end of each step (voltage after reset), as Lava's ``v`` / ``u`` Vars.
+    the end of each step (voltage after reset), as Lava's ``v`` / ``u`` Vars; for sigma-delta
+    layers ``voltage`` is the activation ``act`` and ``current`` the dendrite ``sigma``.
     ops: per-layer operation counts summed over the batch (``syn_ops``: synaptic events
     = active input × non-zero synapse; ``neuron_updates``; ``active_updates``: updates with
     non-zero synaptic input; ``spikes``), when requested.
@@ -368,6 +370,52 @@ def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_s
     return spikes, to_int64(vs), to_int64(us)
 
 
+def sigma_delta_run(p: SigmaDeltaParams, a_in: torch.Tensor, lead: int, shape: Sequence[int],
+                    record_state: bool = False):
+    """Lava's fixed-point ``SigmaDelta`` (``PySigmaDeltaModelFixed``) over time, int64 with the
+    int32 wrap of its numpy stores.
+
+    a_in: (T − lead, B, N) exact integer input, preceded by ``lead`` steps of zero input.
+    Returns (messages (T, B, N) int64, act, sigma (T, B, N) int64 or None, active: steps × neurons
+    with non-zero input)."""
+    T = lead + a_in.shape[0]
+    B, N = a_in.shape[1], a_in.shape[2]
+    dev = a_in.device
+    bias = torch.as_tensor(p.scaled_bias(tuple(shape)).reshape(-1), dtype=torch.int64, device=dev)
+    vth = p.scaled_vth
+    relu = p.activation == "relu"
+    sigma = torch.zeros((B, N), dtype=torch.int64, device=dev)
+    act_prev = torch.zeros_like(sigma)
+    residue = torch.zeros_like(sigma)
+    error = torch.zeros_like(sigma)
+    msgs = torch.empty((T, B, N), dtype=torch.int64, device=dev)
+    acts = torch.empty_like(msgs) if record_state else None
+    sigmas = torch.empty_like(msgs) if record_state else None
+    active = 0
+    for t in range(T):
+        if t >= lead:
+            a = to_int64(a_in[t - lead])
+            active += int((a != 0).sum().item())
+            sigma = wrap32(sigma + a)
+        act = wrap32(sigma + bias)
+        if relu:
+            act = act.clamp(min=0)
+        delta = wrap32(act - act_prev + residue)
+        if p.cum_error:
+            error = wrap32(error + delta)
+            out = torch.where(error.abs() >= vth, delta, torch.zeros_like(delta))
+            error = error * (out == 0)
+        else:
+            out = torch.where(delta.abs() >= vth, delta, torch.zeros_like(delta))
+        residue = wrap32(delta - out)
+        act_prev = act
+        msgs[t] = out >> int(p.state_exp)
+        if record_state:
+            acts[t] = act
+            sigmas[t] = sigma
+    return msgs, acts, sigmas, active
+
+
 def recurrent_run(p: CubaParams, a_ff: torch.Tensor, lead: int, rec: "_Synapse", shape: Sequence[int],
                   record_state: bool = False):
     """A layer with a recurrent synapse group, step by step in int64 (Lava's arithmetic).
@@ -441,16 +489,21 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
     outs: dict[int, torch.Tensor] = {-1: x.transpose(0, 1).contiguous()}
     result = SimResult(spikes=[], batch=B, steps=T, ops=[] if count_ops else None)
     graded_in = net.input_message_bits > 0
+
+    def graded_source(src: int) -> bool:
+        return graded_in if src < 0 else is_graded_neuron(net.layers[src].neuron)
     with torch.no_grad():
         for i, layer in enumerate(net.layers):
             shape = shapes[i]
             N = int(math.prod(shape))
             groups = [(syn, outs[src], 1 + delay + k)
                       for src, conn, delay in [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]
-                      for syn, k in synapse_groups(conn, graded_in and src < 0, device, weight_exp_mode)]
+                      for syn, k in synapse_groups(conn, graded_source(src), device, weight_exp_mode)]
             total, lead, bound = layer_input(groups, T, B, N, device)
             rec = getattr(layer, "recurrent", None)
-            if rec is not None:
+            if is_graded_neuron(layer.neuron):
+                s, v, u, active = sigma_delta_run(layer.neuron, total, lead, shape, record_state=i in probe_set)
+            elif rec is not None:
                 rec_syn = prepared_synapse(rec, graded=False, device=device, weight_exp_mode=weight_exp_mode)
                 s, v, u, active = recurrent_run(layer.neuron, total, lead, rec_syn, shape, record_state=i in probe_set)
             else:
@@ -470,5 +523,5 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
                 result.ops.append({"syn_ops": syn_ops,
                                    "neuron_updates": B * T * N,
                                    "active_updates": active,
-                                   "spikes": int(s.sum().item())})
+                                   "spikes": int((s != 0).sum().item())})
     return result
