@@ -13,7 +13,9 @@ Layout written (every entry an HDF5 dataset, as netx expects):
   ``stride``/``padding``/``dilation`` as (y, x), ``groups``, ``weight`` (C_out, C_in/g, kH, kW),
   optional ``bias`` (per channel, or per neuron in netx's (W, H, C) order);
 - ``neuron/``: ``type`` CUBA, ``iDecay`` = du + 1, ``vDecay`` = dv, ``vThMant`` = vth,
-  ``refDelay`` 1, ``gradedSpike`` 0.
+  ``refDelay`` 1, ``gradedSpike`` 0; or for a sigma-delta layer ``type`` SDNN and ``vThMant``
+  only (no ``messageBits``: netx 0.6 cannot read it; its default is 16 graded bits; netx builds ``SigmaDelta`` with spike_exp = state_exp = 6, ReLU; the layer's
+  ``bias`` is the mantissa, scaled by netx's process).
 
 netx re-derives weight exponent and bits from the integers (``optimize_weight_bits``) and fixes
 ``bias_exp = 6``, so the writer stores the *effective* integer weights (after Lava's clipping and
@@ -39,7 +41,7 @@ from neurohw.io import atomic_path, provenance
 from . import h5fields
 from .fixedpoint import effective_dense_weights, netx_optimize_weight_bits
 from .network import (ConvConn, ConvLayer, CubaParams, DenseConn, DenseLayer, LoihiConfigError,
-                      LoihiNetwork, Shortcut)
+                      LoihiNetwork, Shortcut, SigmaDeltaParams)
 
 FORMAT_VERSION = 1
 UNSUPPORTED_TYPES = ("pool", "average", "convT", "unpool", "concat", "dense_comp")
@@ -113,8 +115,28 @@ def netx_bias(where: str, p: CubaParams, shape) -> np.ndarray | None:
     return b
 
 
-def _write_neuron(g: h5py.Group, p: CubaParams) -> None:
+def netx_sd_bias(where: str, p: SigmaDeltaParams, shape) -> np.ndarray | None:
+    """A sigma-delta layer's bias as netx stores it (the mantissa; netx's ``SigmaDelta`` scales it by
+    2^12), or None when zero; refuses settings netx's SDNN blocks cannot express."""
+    for fname, want in (("spike_exp", 6), ("state_exp", 6), ("activation", "relu"), ("cum_error", False)):
+        if getattr(p, fname) != want:
+            raise LoihiConfigError(where, f"neuron.{fname}", f"netx's SDNN blocks fix {fname} = {want!r}, got {getattr(p, fname)!r}")
+    b = np.broadcast_to(np.asarray(p.bias, dtype=np.int64), tuple(shape))
+    return np.array(b) if np.any(b) else None
+
+
+def _layer_bias(where: str, p, shape) -> np.ndarray | None:
+    return netx_sd_bias(where, p, shape) if isinstance(p, SigmaDeltaParams) else netx_bias(where, p, shape)
+
+
+def _write_neuron(g: h5py.Group, p) -> None:
     n = g.create_group("neuron")
+    if isinstance(p, SigmaDeltaParams):
+        n.create_dataset("type", data=_s("SDNN"))
+        n.create_dataset("vThMant", data=np.int64(int(p.vth)))
+        # no messageBits: netx 0.6's NetDict does not list it (it would hand over a group wrapper and
+        # the build fails); SDNN's default, 16 bits, makes the next synapses graded
+        return
     n.create_dataset("type", data=_s("CUBA"))
     n.create_dataset("iDecay", data=np.int64(int(p.du) + 1))
     n.create_dataset("vDecay", data=np.int64(int(p.dv)))
@@ -176,14 +198,14 @@ def write_netx(net: LoihiNetwork, path: str | Path, *, seed: int | None = None, 
                                                    "feed-forward delay matrix on the recurrent synapses, weight exponent "
                                                    "dropped): a recurrent layer with synaptic delays cannot be written")
                         g.create_dataset("delay", data=np.ascontiguousarray(layer.conn.delays()))
-                    b = netx_bias(where, layer.neuron, shape)
+                    b = _layer_bias(where, layer.neuron, shape)
                     if b is not None:
                         g.create_dataset("bias", data=b)
                 else:
                     g.create_dataset("type", data=_s("conv"))
                     g.create_dataset("shape", data=np.array(shape, dtype=np.int64))
                     _write_conv_fields(g, layer.conn, prev[0])
-                    b = netx_bias(where, layer.neuron, shape)
+                    b = _layer_bias(where, layer.neuron, shape)
                     if b is not None:
                         per_channel = b.reshape(b.shape[0], -1)
                         if np.all(per_channel == per_channel[:, :1]):
@@ -241,12 +263,16 @@ def _read_neuron(where: str, g: h5py.Group, shape, bias) -> CubaParams:
         raise LoihiConfigError(where, "neuron", "must be a group of neuron parameters, found a dataset")
     nw = f"{where} neuron"
     kind = _text(nw, n, "type")
-    if kind not in ("CUBA", "LOIHI"):
-        raise LoihiConfigError(nw, "type", f"'{kind}' is not supported (only CUBA/LOIHI LIF neurons)")
-    if "messageBits" in n and _int(nw, n, "messageBits") != 0:
+    if kind not in ("CUBA", "LOIHI", "SDNN"):
+        raise LoihiConfigError(nw, "type", f"'{kind}' is not supported (CUBA/LOIHI LIF and SDNN sigma-delta neurons)")
+    if kind == "SDNN":
+        if "sigma_output" in n:
+            raise LoihiConfigError(nw, "sigma_output", "sigma-only output neurons (netx's Sigma) are not supported")
+        if "messageBits" in n:
+            raise LoihiConfigError(nw, "messageBits", "netx 0.6 cannot read it (its NetDict does not list the key and "
+                                   "the Lava build fails); leave it out: SDNN layers then send 16-bit graded messages")
+    elif "messageBits" in n and _int(nw, n, "messageBits") != 0:
         raise LoihiConfigError(nw, "messageBits", "graded messages between LIF layers are not supported")
-    du = _int(nw, n, "iDecay") - 1
-    dv = _int(nw, n, "vDecay")
     vth = _int(nw, n, "vThMant")
     if bias is None:
         mant = 0
@@ -267,6 +293,10 @@ def _read_neuron(where: str, g: h5py.Group, shape, bias) -> CubaParams:
             mant = np.transpose(b, (2, 1, 0)).copy()
         else:
             raise LoihiConfigError(where, "bias", f"shape {b.shape} does not broadcast to neurons (W, H, C) = {tuple(shape[::-1])}")
+    if kind == "SDNN":  # netx: SigmaDelta(vth=vThMant, bias=bias, spike_exp=6, state_exp=6), ReLU
+        return SigmaDeltaParams(vth=vth, bias=mant)
+    du = _int(nw, n, "iDecay") - 1
+    dv = _int(nw, n, "vDecay")
     return CubaParams(du=du, dv=dv, vth=vth, bias_mant=mant, bias_exp=6 if bias is not None else 0)
 
 
