@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim = s.add_parser("simulate", help="run a netx file in neurohw's exact simulator")
     sim.add_argument("net", type=Path, help="netx HDF5 file")
     sim.add_argument("--input", type=Path, default=None, help="spikes .npy: (steps, *input) or (batch, steps, *input)")
-    sim.add_argument("--out", type=Path, required=True, help="output .npy: last layer spikes (batch, steps, *shape), uint8")
+    sim.add_argument("--out", type=Path, required=True, help="output .npy: last layer spikes (batch, steps, *shape), uint8 (graded sigma-delta messages: int32)")
     sim.add_argument("--all-layers", type=Path, default=None, help="also write every layer's spikes to this .npz")
     sim.add_argument("--predictions", type=Path, default=None, help="also write the predicted classes to this .npy")
     sim.add_argument("--steps", type=at.count, default=None, help="with --data: time steps (default: the exported model's)")
@@ -266,6 +266,8 @@ def _encode(args) -> int:
 
 
 def _simulate(args) -> int:
+    import torch
+
     from neurohw.io import atomic_path
 
     from .netx_io import read_netx
@@ -275,15 +277,16 @@ def _simulate(args) -> int:
     net = read_netx(args.net)
     x, labels, source, _ = _inputs(args, net, random_steps=0) if (args.input or args.data) else _missing_input()
     res = simulate(net, x, device=args.device, probe=[len(net.layers) - 1])
-    out = res.output.cpu().numpy().astype(np.uint8)
+    as_file = lambda t: t.cpu().numpy().astype(np.uint8 if t.dtype == torch.bool else np.int32)  # noqa: E731 (graded: int32)
+    out = as_file(res.output)
     with atomic_path(args.out, suffix=".npy") as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, out)
     if args.all_layers:
         with atomic_path(args.all_layers, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **{f"layer{i}": s.cpu().numpy().astype(np.uint8) for i, s in enumerate(res.spikes)})
-    rates = [float(s.float().mean()) for s in res.spikes]
+                np.savez_compressed(fh, **{f"layer{i}": as_file(s) for i, s in enumerate(res.spikes)})
+    rates = [float((s != 0).float().mean()) for s in res.spikes]
     print(f"simulated {net.name}: batch {res.batch}, {res.steps} steps, {len(net.layers)} layers; "
           f"spike rate per layer {', '.join(f'{r:.3f}' for r in rates)}; wrote {args.out} {tuple(out.shape)}")
     pred, line = _predict(args, net, res, labels)

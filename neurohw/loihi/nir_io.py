@@ -99,6 +99,9 @@ def to_nir(net: LoihiNetwork, dt: float = 1e-3):
 
     for i, layer in enumerate(net.layers):
         lif = f"{layer.name}_lif"
+        if not isinstance(layer.neuron, CubaParams):
+            raise LoihiConfigError(f"layer {i} ({layer.name})", "neuron", "sigma-delta neurons have no NIR node; "
+                                   "only CUBA layers export to NIR")
         nodes[lif] = cuba_to_nir(layer.neuron, shapes[i], dt)
         wire(i - 1, layer.conn, lif, layer.name)
         for j, sc in enumerate(layer.shortcuts):

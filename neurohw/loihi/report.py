@@ -176,6 +176,8 @@ def energy_report(ops: list[dict[str, int]], batch: int) -> dict[str, Any]:
         "loihi2_constants": {k: asdict(v) for k, v in LOIHI2_ENERGY.items()},
         "notes": ["spike routing hops are not modelled (add 3.0–4.0 pJ per hop)",
                   "an 'active' neuron update is one whose synaptic input that step is non-zero",
+                  "sigma-delta layers: a neuron update is priced as a LIF update and a non-zero graded message as a "
+                  "spike (no separate published figures); their synaptic events are non-zero messages × fan-out",
                   "Loihi 2 estimate: every operation without a published Loihi 2 constant is priced with the Loihi 1 "
                   "(Davies 2018, pre-silicon) constant and labelled 'loihi1 (fallback)'; an order-of-magnitude estimate"],
     }
