@@ -89,7 +89,7 @@ NEURON = {"type": np.array([b"CUBA"], dtype="S10"), "iDecay": 100, "vDecay": 100
     ([{"type": np.array([b"dense"], "S10"), "shape": [3], "neuron": NEURON}], "weight", "missing"),
     ([{"type": np.array([b"dense"], "S10"), "shape": [5], "weight": np.ones((3, 4)) * 2, "neuron": NEURON}], "weight", "shape"),
     ([{"type": np.array([b"dense"], "S10"), "shape": [3], "weight": np.ones((3, 4)) * 2,
-       "neuron": {**NEURON, "type": np.array([b"SDNN"], "S10")}}], "type", "SDNN"),
+       "neuron": {**NEURON, "type": np.array([b"RF_PHASE"], "S10")}}], "type", "RF_PHASE"),  # SDNN is read since issue 13
     ([{"type": np.array([b"dense"], "S10"), "shape": [3], "weight": np.ones((3, 4)) * 2,
        "neuron": {**NEURON, "vThMant": 10**7}}], "neuron.vth", "range"),
     ([{"type": np.array([b"wormhole"], "S10")}], "type", "unknown"),

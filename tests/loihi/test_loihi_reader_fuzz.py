@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from neurohw.loihi import LoihiConfigError, simulate
 from neurohw.loihi.netx_io import read_netx, write_netx
-from neurohw.loihi.random_nets import random_conv_net, random_shortcut_net, random_spikes
+from neurohw.loihi.random_nets import (random_conv_net, random_delay_net, random_recurrent_net, random_shortcut_net,
+                                       random_sigma_delta_net, random_spikes)
 
 #: Replacement values for one dataset: wrong types, shapes, ranges and non-integers.
 BAD_VALUES = [
@@ -31,7 +32,9 @@ def _datasets(path) -> list[str]:
 @pytest.fixture(scope="module")
 def valid_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("fuzz")
-    return [write_netx(random_conv_net(3), d / "conv.net"), write_netx(random_shortcut_net(4), d / "sc.net")]
+    return [write_netx(random_conv_net(3), d / "conv.net"), write_netx(random_shortcut_net(4), d / "sc.net"),
+            write_netx(random_recurrent_net(1), d / "rec.net"), write_netx(random_delay_net(1), d / "delay.net"),
+            write_netx(random_sigma_delta_net(1), d / "sd.net")]
 
 
 def _check_outcome(path):
@@ -44,7 +47,7 @@ def _check_outcome(path):
     simulate(net, random_spikes(0, 4, net.input_shape, batch=1, rate=0.5))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_netx_reader_fuzz(valid_files, tmp_path_factory, data):
     src = data.draw(st.sampled_from(valid_files))
