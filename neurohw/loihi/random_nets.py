@@ -142,6 +142,28 @@ def random_sigma_delta_net(seed: int, input_shape=(2, 8, 8), *, netx_safe: bool 
     return net
 
 
+def random_mixed_net(seed: int, sizes=(12, 14, 12, 8)) -> LoihiNetwork:
+    """Every issue-13 kind in one netx-safe network, graded input (8 bits):
+    sigma-delta dense with per-synapse delays (0) → recurrent CUBA dense reading graded messages
+    (1) → CUBA dense with per-output delays (2), plus a shortcut 0 → 2 whose latency is matched by
+    a synaptic delay of 1 (a graded source cannot go through LIF relays)."""
+    from .network import DenseConn, SigmaDeltaParams
+
+    rng = np.random.default_rng(seed)
+    n0, n1, n2, n3 = sizes
+    sd = SigmaDeltaParams(vth=int(rng.integers(1, 4)), bias=rng.integers(-2, 3, size=n1))
+    l0 = DenseLayer(rng.integers(-60, 61, size=(n1, n0)) * 2, sd, delay=rng.integers(0, 3, size=(n1, n0)))
+    w_rec = rng.integers(-60, 61, size=(n2, n2)) * 2
+    w_rec[rng.random((n2, n2)) < 0.4] = 0
+    l1 = DenseLayer(rng.integers(-40, 41, size=(n2, n1)) * 2,
+                    CubaParams(du=int(rng.integers(500, 4096)), dv=int(rng.integers(100, 2000)), vth=int(rng.integers(1000, 8000))),
+                    recurrent=DenseConn(w_rec))
+    l2 = DenseLayer(rng.integers(-100, 101, size=(n3, n2)) * 2, random_cuba(rng, n3, netx_safe=True, vth_range=(50, 300)),
+                    delay=rng.integers(0, 4, size=(n3, 1)))
+    l2.shortcuts.append(Shortcut(0, DenseConn(rng.integers(-20, 21, size=(n3, n1)) * 2, delay=1)))
+    return LoihiNetwork((n0,), [l0, l1, l2], input_message_bits=8, name=f"random_mixed_{seed}")
+
+
 def random_spikes(seed: int, steps: int, shape, batch: int | None = None, rate: float = 0.3) -> np.ndarray:
     """Bernoulli spikes (uint8), (steps, *shape) or (batch, steps, *shape)."""
     rng = np.random.default_rng(seed)

@@ -85,3 +85,24 @@ def test_graded_input_and_pool_lowering(tmp_path):
     binary = simulate(LoihiNetwork(net.input_shape, net.layers, input_message_bits=0), x)
     assert not np.array_equal(ours.spikes[0].numpy(), binary.spikes[0].numpy()), "graded input must matter"
     _assert_identical(ours, run_netx_in_lava(path, x, probe="all"), 3)
+
+
+@pytest.mark.parametrize("seed", [1])
+def test_all_issue13_kinds_together_process_built_and_netx(seed, tmp_path):
+    """Sigma-delta with per-synapse delays → recurrent LIF on graded messages → LIF with per-output
+    delays and a graded shortcut matched by a synaptic delay; graded input. Messages/spikes and
+    states of every layer identical in both Lava paths."""
+    from neurohw.loihi.lava_bridge import run_in_lava, run_netx_in_lava
+    from neurohw.loihi.random_nets import random_mixed_net
+
+    net = random_mixed_net(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 20, size=(1, 30, *net.input_shape)) * (rng.random((1, 30, *net.input_shape)) < 0.4)
+    ours = simulate(net, x, probe="all")
+    for lava in (run_in_lava(net, x, probe="all"), run_netx_in_lava(write_netx(net, tmp_path / "mixed.net"), x, probe="all")):
+        for i, (a, b) in enumerate(zip(ours.spikes, lava.spikes)):
+            assert a.dtype == b.dtype and np.array_equal(a.numpy(), b.numpy()), f"layer {i}"
+            assert (a != 0).sum() > 0
+        for k in range(3):
+            assert np.array_equal(ours.voltage[k].numpy(), lava.voltage[k].numpy()), f"voltage of layer {k}"
+            assert np.array_equal(ours.current[k].numpy(), lava.current[k].numpy()), f"current of layer {k}"
