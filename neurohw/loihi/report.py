@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .fixedpoint import effective_dense_weights
-from .network import DenseConn, DenseLayer, LoihiNetwork
+from .network import DenseConn, DenseLayer, LoihiNetwork, is_graded_neuron
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,10 @@ def deployability(net: LoihiNetwork, chip: str = "loihi2") -> dict[str, Any]:
             longest = int(layer.conn.delays().max())
             if longest > lim["max_delay"].value:  # only for chips with a lower limit than neurohw's 62
                 violations.append(f"layer {i} ({layer.name}): synaptic delay {longest} > {lim['max_delay'].value} steps")
-        rows.append({"layer": i, "name": layer.name, "type": ("dense_rec" if getattr(layer, "recurrent", None) is not None else "dense")
-                     if isinstance(layer, DenseLayer) else "conv",
+        kind = ("dense_rec" if getattr(layer, "recurrent", None) is not None else "dense") if isinstance(layer, DenseLayer) else "conv"
+        if is_graded_neuron(layer.neuron):
+            kind += " (sigma-delta)"
+        rows.append({"layer": i, "name": layer.name, "type": kind,
                      "neurons": n, "synapses": syn, "fan_in": fan_in, "cores_by_neurons": by_neurons,
                      "cores_by_synapses": by_syn, "cores": cores})
         total_cores += cores
@@ -208,9 +210,9 @@ def format_report(rep: dict[str, Any]) -> str:
         d = rep[chip]
         lines.append(f"{chip}: {d['total_cores']} cores on {d['chips']} chip(s); "
                      f"{'deployable on one chip' if d['deployable_on_one_chip'] else 'NOT deployable as is'}")
-        lines.append(f"  {'layer':<14}{'type':<6}{'neurons':>9}{'synapses':>11}{'fan-in':>8}{'cores':>7}")
+        lines.append(f"  {'layer':<14}{'type':<22}{'neurons':>9}{'synapses':>11}{'fan-in':>8}{'cores':>7}")
         for r in d["layers"]:
-            lines.append(f"  {r['name']:<14}{r['type']:<6}{r['neurons']:>9}{r['synapses']:>11}{r['fan_in']:>8}{r['cores']:>7}")
+            lines.append(f"  {r['name']:<14}{r['type']:<22}{r['neurons']:>9}{r['synapses']:>11}{r['fan_in']:>8}{r['cores']:>7}")
         for v in d["violations"]:
             lines.append(f"  VIOLATION: {v}")
         lines.append("")

@@ -138,6 +138,7 @@ def test_sigma_delta_netx_round_trip_refusals_cli_report(tmp_path, capsys):
     assert main(["loihi", "report", str(path)]) == 0
     assert "sigma-delta" in capsys.readouterr().out
     rep = full_report(net, x)
+    assert [r["type"] for r in rep["loihi2"]["layers"]] == ["conv (sigma-delta)", "dense (sigma-delta)", "dense"]
     assert rep["energy"]["per_layer"][0]["spikes"] == int((a.spikes[0] != 0).sum()) / 2
     # what netx cannot express is refused, naming the field
     bad = net.copy()
