@@ -122,9 +122,13 @@ def bench_batch(net: LoihiNetwork, x: torch.Tensor, device: str, repeats: int) -
     return row
 
 
-def bench_lava(net: LoihiNetwork, x: torch.Tensor, repeats: int, n_check: int) -> dict:
+def bench_lava(net: LoihiNetwork, x: torch.Tensor, repeats: int, n_check: int, neurohw_sides=None) -> dict:
     """Lava's marginal per-sample-step cost (32- vs 128-step runs of one sample, interleaved
-    repeats) and a spike check against neurohw on the first ``n_check`` samples."""
+    repeats) and a spike check against neurohw on the first ``n_check`` samples.
+
+    ``neurohw_sides``: name → (callable, sample-steps per call), timed in the *same* interleaved
+    rounds as Lava, so that their ratio to Lava's marginal cost sees the same machine load
+    (``neurohw_same_rounds``: name → speedup from the medians)."""
     from bench import harness
     from neurohw.loihi.lava_bridge import first_divergence, run_in_lava
 
@@ -132,14 +136,20 @@ def bench_lava(net: LoihiNetwork, x: torch.Tensor, repeats: int, n_check: int) -
     div = first_divergence(simulate(net, xs), run_in_lava(net, xs))
     x1 = xs[:1]
     x4 = np.concatenate([x1] * 4, axis=1)  # 128 steps
-    st = harness.interleave({"lava_32": lambda: run_in_lava(net, x1), "lava_128": lambda: run_in_lava(net, x4)},
-                            repeats, warmup=0)
+    sides = {"lava_32": lambda: run_in_lava(net, x1), "lava_128": lambda: run_in_lava(net, x4)}
+    sides.update({name: fn for name, (fn, _) in (neurohw_sides or {}).items()})
+    st = harness.interleave(sides, repeats, warmup=0)
     out = {"lava_samples_checked": int(xs.shape[0]), "lava_spikes_identical": div is None,
-           "lava_first_divergence": div, "lava_timing": st}
+           "lava_first_divergence": div, "lava_timing": {k: st[k] for k in ("lava_32", "lava_128")}}
     for key in ("median", "min"):
         t32, t128 = st["lava_32"]["wall_s"][key], st["lava_128"]["wall_s"][key]
         per_step = (t128 - t32) / (3 * STEPS)
         out[f"lava_marginal_step_s_{key}"] = per_step if per_step > 0 else None
+    per_step = out["lava_marginal_step_s_median"]
+    out["neurohw_same_rounds"] = {
+        name: {"timing": st[name], "sample_steps_per_call": n,
+               "speedup_over_lava": n / st[name]["wall_s"]["median"] * per_step if per_step else None}
+        for name, (_, n) in (neurohw_sides or {}).items()}
     out["lava_extrapolation"] = ("marginal cost per sample-step: (t(128 steps) − t(32 steps)) / 96 from the "
                                  "medians (and the minima) of interleaved repeats; compile and start-up excluded")
     return out
@@ -169,6 +179,7 @@ def results_table(nets: list[dict], *, quick: bool, device: str, repeats: int) -
                 "(min)": r["time_ratio_neurohw_over_snntorch_min"],
                 "× Lava": _whole(r.get("speedup_over_lava")),
                 "× Lava (min)": _whole(r.get("speedup_over_lava_best")),
+                "× Lava (same rounds)": _whole(r.get("speedup_over_lava_same_rounds")),
                 "Lava ms / sample-step": 1e3 * per_step if per_step else None,
                 "Lava samples checked": checked,
                 "spikes = Lava": e.get("lava_spikes_identical")})
@@ -176,11 +187,12 @@ def results_table(nets: list[dict], *, quick: bool, device: str, repeats: int) -
                f"{STEPS} steps, {'quick' if quick else 'full'} mode, {repeats} interleaved repeats (×3 at batch 1), "
                f"device {device}; ms = median per run of B samples; neurohw / snnTorch = time ratio from medians "
                "(< 1: neurohw faster; min: from minima); × Lava = neurohw sample-steps/s times Lava's marginal "
-               "cost per sample-step ((t128 − t32) / 96, one sample); spikes = Lava: identical spikes on the "
-               "samples checked.")
+               "cost per sample-step ((t128 − t32) / 96, one sample; neurohw from its own interleaved rounds); "
+               "× Lava (same rounds): neurohw timed in the same interleaved rounds as Lava (same machine load); "
+               "spikes = Lava: identical spikes on the samples checked.")
     return {"caption": caption,
             "columns": ["net", "batch", "T", "neurohw ms", "snnTorch ms", "neurohw / snnTorch time", "(min)",
-                        "× Lava", "× Lava (min)", "Lava ms / sample-step", "Lava samples checked", "spikes = Lava"],
+                        "× Lava", "× Lava (min)", "× Lava (same rounds)", "Lava ms / sample-step", "Lava samples checked", "spikes = Lava"],
             "rows": rows, "digits": 2}
 
 
@@ -203,7 +215,17 @@ def run(quick: bool = False, device: str = "cpu", lava: bool = True, lava_sample
         entry = {"network": net.name, "syn_ops_per_sample": syn_ops_per_sample(net, x[:8]),
                  "rows": [bench_batch(net, x[:1], device, repeats * 3), bench_batch(net, x, device, repeats)]}
         if lava:
-            entry.update(bench_lava(net, x, lava_repeats, lava_samples))
+            x1d, xd = x[:1].to(device), x.to(device)
+            calls_b1 = 10  # a batch-1 run is milliseconds: ten per round
+
+            def b1():
+                for _ in range(calls_b1):
+                    simulate(net, x1d, device=device)
+
+            same = {"batch_1": (b1, calls_b1 * STEPS), f"batch_{big}": (lambda: simulate(net, xd, device=device), big * STEPS)}
+            entry.update(bench_lava(net, x, lava_repeats, lava_samples, neurohw_sides=same))
+            for r in entry["rows"]:
+                r["speedup_over_lava_same_rounds"] = entry["neurohw_same_rounds"][f"batch_{r['batch']}"]["speedup_over_lava"]
             for key in ("median", "min"):
                 per_step = entry[f"lava_marginal_step_s_{key}"]
                 for r in entry["rows"]:
@@ -213,7 +235,7 @@ def run(quick: bool = False, device: str = "cpu", lava: bool = True, lava_sample
         nets.append(entry)
     print(f"neurohw.loihi benchmark — {STEPS} steps, device {device}, torch threads {torch.get_num_threads()}, "
           f"{'quick' if quick else 'full'} mode, {repeats} interleaved repeats (×3 at batch 1)")
-    hdr = f"{'network':<18}{'B':>5} {'neurohw ms':>26} {'snnTorch ms':>26} {'nh/snt':>7} {'(min)':>6} {'×Lava':>7} {'(min)':>7}"
+    hdr = f"{'network':<18}{'B':>5} {'neurohw ms':>26} {'snnTorch ms':>26} {'nh/snt':>7} {'(min)':>6} {'×Lava':>7} {'(min)':>7} {'(same)':>7}"
     print(hdr)
     print("-" * len(hdr))
     for e in nets:
@@ -223,7 +245,8 @@ def run(quick: bool = False, device: str = "cpu", lava: bool = True, lava_sample
             print(f"{e['network']:<18}{r['batch']:>5} {harness.fmt_stats(st['neurohw']['wall_s']):>26} "
                   f"{harness.fmt_stats(st['snntorch']['wall_s']):>26} {r['time_ratio_neurohw_over_snntorch']:>6.2f}x "
                   f"{r['time_ratio_neurohw_over_snntorch_min']:>5.2f}x "
-                  + (f"{sp:>6.0f}x {spm:>6.0f}x" if sp and spm else f"{'—':>7} {'—':>7}"))
+                  + (f"{sp:>6.0f}x {spm:>6.0f}x" if sp and spm else f"{'—':>7} {'—':>7}")
+                  + (f" {r['speedup_over_lava_same_rounds']:>6.0f}x" if r.get("speedup_over_lava_same_rounds") else f" {'—':>7}"))
         if "lava_timing" in e:
             lt = e["lava_timing"]
             print(f"{'':<18}Lava 1 sample: 32 steps {harness.fmt_stats(lt['lava_32']['wall_s'])} ms, 128 steps "
@@ -232,7 +255,7 @@ def run(quick: bool = False, device: str = "cpu", lava: bool = True, lava_sample
                   f"{e['lava_samples_checked']} samples: {e['lava_spikes_identical']}")
     print("ms: median (min, IQR) per full run of B samples × 32 steps; nh/snt = neurohw time / snnTorch time "
           "(targets ≤ 1.0 dense, ≤ 1.5 conv at batch 256); ×Lava = neurohw sample-steps/s over Lava's marginal "
-          "(targets ≥ 100× batch 1, ≥ 1000× batched)")
+          "(targets ≥ 100× batch 1, ≥ 1000× batched); (same): neurohw timed in Lava's interleaved rounds")
     config = {"quick": quick, "device": device, "steps": STEPS, "batches": [1, big], "repeats": repeats,
               "lava": lava, "lava_repeats": lava_repeats, "lava_samples": lava_samples, "seed": 0}
     res = {"networks": nets, "table": results_table(nets, quick=quick, device=device, repeats=repeats)}

@@ -147,7 +147,8 @@ def test_benchmark_runs_quick(tmp_path):
     table = res["figures"]["table"]
     assert [(r["net"], r["batch"]) for r in table["rows"]] == [("dense_784_512_10", 1), ("dense_784_512_10", 4),
                                                               ("conv_small", 1), ("conv_small", 4)]
-    assert all(r["× Lava"] is None and r["spikes = Lava"] is None for r in table["rows"])  # --no-lava: no claim
+    assert all(r["× Lava"] is None and r["× Lava (same rounds)"] is None and r["spikes = Lava"] is None
+               for r in table["rows"])  # --no-lava: no claim
     assert table["rows"][0]["neurohw / snnTorch time"] == rows[0]["time_ratio_neurohw_over_snntorch"]
     assert "| dense_784_512_10 | 4 |" in render_table(res)
 
