@@ -33,6 +33,7 @@ the estimators use the model as it is. Recognised:
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -188,10 +189,12 @@ def factorise(
     def g(p: Params, q: torch.Tensor) -> torch.Tensor:
         return fe.logits({**fixed, **p}, q)
 
-    with torch.no_grad():
-        q = fe.patches(x)
-        if check:
+    q = fe.patches(x)  # outside no_grad: a kernel differentiated with respect to x still is
+    if check:
+        with torch.no_grad():
             a, b = f(params, x[:check]), g(params, q[:check])
             if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(a.abs().max().clamp_min(1.0))):
+                warnings.warn(f"distill.frontend_ntk: the factored form of {type(model).__name__} does not reproduce its "
+                              "forward; computing its NTK without it", RuntimeWarning, stacklevel=3)
                 return None
     return g, q
