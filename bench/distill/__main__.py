@@ -1,23 +1,32 @@
 """``python -m bench.distill [--quick] [--device cpu|cuda] [--threads 1]``
 
-Part A — one optimiser step of a student (the optical-like ``linear_constrained`` student of
-``distill.students``, ≈ 0.05 M parameters) on a batch of 128 MNIST-5k images, with
-  * ``ce``: cross-entropy (the anchor: every ratio is against this step),
+Part A — one optimiser step (forward, backward, Adam) of a student on a CE batch of MNIST-5k
+images, with
+  * ``ce``: cross-entropy (the anchor: every ratio is against the CE step of the same student
+    and CE batch, timed in the same rounds),
   * ``kd``: CE + logit KD from a LeNet-5 teacher (teacher forward included),
-  * ``ntkd/<estimator>``: CE + β·MSE(Θ_T, Θ_S) with the student's kernel from each estimator on
+  * ``ntkd/<estimator>``: CE + D(Θ_T, Θ_S) with the student's kernel from each estimator on
     an NTK batch of N images (teacher kernel precomputed and cached, as in training: its
     one-off cost is reported separately).
+Students: ``optical`` (``optics.HybridMNIST``, what ``neurohw distill compare --students
+optical`` trains: 8 signed 7×7 kernels, 2-FC back-end, ≈ 0.047 M parameters) and
+``linear_constrained`` (the optics-free optical-like student, ≈ 0.05 M). "front-end":
+``factored`` — the student's linear front-end computed once per NTK batch as pooled patches
+(:mod:`distill.frontend_ntk`, the default); ``as is`` — the same estimator on the model
+unchanged (``structured=False``, the previous computation), for the before/after ratio.
+The issue's target row: optical, CE batch 128, sketch N = 128, R = 8, ≤ 3× CE. The comparison's
+own setting (CE batch 64, sketch N = 32, R = 8, CKA loss) is timed too.
 Part B — the teacher's (LeNet-5, ≈ 61 k parameters) kernel on N images, no gradient, for
 growing N: exact Jacobian contraction next to NTK-vector products and the sketch.
 
 Times: every row of a part is built in this process and all are timed together in
 interleaved rounds (``bench.harness``); a ratio is a median over a median from the same
-rounds. Memory (full mode): each row again in a fresh process, warmed up, then the peak
-resident memory of **one call alone** above the resident size just before it (the
-process's high-water mark is reset first, ``bench.harness.peak_rss_growth``); on CUDA
-``torch.cuda.max_memory_allocated`` over that call above the allocation before it.
+rounds (and a min over a min). Memory (full mode): each row again in a fresh process, warmed
+up, then the peak resident memory of **one call alone** above the resident size just before
+it (the process's high-water mark is reset first, ``bench.harness.peak_rss_growth``); on
+CUDA ``torch.cuda.max_memory_allocated`` over that call above the allocation before it.
 Weights are random (timing does not depend on training). Figures go to
-``results/bench/distill.json``.
+``results/bench/distill.json`` (``figures.table``: the rows shown in docs/distill.md).
 """
 from __future__ import annotations
 
@@ -52,20 +61,25 @@ def _build(spec: dict, split, teacher):
     dev = torch.device(spec["device"])
     teacher = teacher.to(dev)
     if spec["part"] == "step":
-        student = build_student(spec.get("student", "linear_constrained"), 10, (1, 28, 28), 0).to(dev)
+        student = build_student(spec.get("student", "optical"), 10, (1, 28, 28), 0).to(dev)
         opt = torch.optim.Adam(student.parameters(), lr=1e-3)
         x = split.x_train[: spec["batch"]].to(dev)
         y = split.y_train[: spec["batch"]].to(dev)
         arm, est, n = spec["arm"], spec.get("estimator"), spec.get("n", 0)
         xa = split.x_train[1000 : 1000 + n].to(dev) if arm == "ntkd" else None
         output = "diag" if est == "perturbation" else "kernel"
+        if est is not None and spec.get("loss", "mse") == "cka" and output != "kernel":
+            raise ValueError("the CKA loss needs the (N, N) kernel")
         t0 = time.perf_counter()
         k_t = teacher_kernel(teacher, xa, method="exact", output=output, chunk_size=16) if arm == "ntkd" else None
         _sync(dev)
         teacher_s = time.perf_counter() - t0
-        cfg = NTKDLossConfig(beta=1.0, ntk_method=est or "sketch", ntk_output=output, ntk_loss="mse",
-                             n_projections=spec.get("r", 8), chunk_size=spec.get("chunk"))
+        cfg = NTKDLossConfig(beta=1.0, ntk_method=est or "sketch", ntk_output=output, ntk_loss=spec.get("loss", "mse"),
+                             n_projections=spec.get("r", 8), chunk_size=spec.get("chunk"),
+                             structured=spec.get("structured", True))
         gen = torch.Generator().manual_seed(0)
+
+        student.train()  # as in training (the optical front-end adds its sensor noise)
 
         def step():
             logits = student(x)
@@ -188,21 +202,28 @@ def main(argv=None) -> int:
     memory = not (q or args.no_memory)
     common = {"device": args.device, "threads": args.threads, "warmup": 1 if q else 2}
     repeats = 2 if q else 7
-    b = 128
+    opt, lc = "optical", "linear_constrained"
+    sk = {"arm": "ntkd", "estimator": "sketch"}
     steps = [
-        {"arm": "ce"},
-        {"arm": "kd"},
-        {"arm": "ntkd", "estimator": "sketch", "n": 128, "r": 4},
-        {"arm": "ntkd", "estimator": "sketch", "n": 128, "r": 8},
-        {"arm": "ntkd", "estimator": "sketch", "n": 32, "r": 8},
-        {"arm": "ntkd", "estimator": "sketch", "n": 128, "r": 2},
-        {"arm": "ntkd", "estimator": "sketch", "n": 64, "r": 4},
-        {"arm": "ntkd", "estimator": "perturbation", "n": 128, "r": 8},
-        {"arm": "ntkd", "estimator": "exact", "n": 32, "chunk": 16},
-        {"arm": "ntkd", "estimator": "ntvp", "n": 8 if q else 16, "chunk": 40},
+        {"student": opt, "arm": "ce"},
+        {"student": opt, "arm": "kd"},
+        {"student": opt, **sk, "n": 128, "r": 8},
+        {"student": opt, **sk, "n": 128, "r": 8, "structured": False},
+        {"student": opt, **sk, "n": 128, "r": 4},
+        {"student": opt, **sk, "n": 32, "r": 8},
+        {"student": opt, "arm": "ntkd", "estimator": "perturbation", "n": 128, "r": 8},
+        {"student": opt, "arm": "ntkd", "estimator": "exact", "n": 32, "chunk": 16},
+        {"student": opt, "arm": "ntkd", "estimator": "ntvp", "n": 16, "chunk": 40},
+        {"student": lc, "arm": "ce"},
+        {"student": lc, "arm": "kd"},
+        {"student": lc, **sk, "n": 128, "r": 8},
+        {"student": lc, **sk, "n": 128, "r": 8, "structured": False},
+        {"student": opt, "arm": "ce", "batch": 64},
+        {"student": opt, **sk, "n": 32, "r": 8, "loss": "cka", "batch": 64},
+        {"student": opt, **sk, "n": 32, "r": 8, "loss": "cka", "batch": 64, "structured": False},
     ]
     if q:
-        steps = [{"arm": "ce"}, {"arm": "kd"}, {"arm": "ntkd", "estimator": "sketch", "n": 32, "r": 8}]
+        steps = [{"student": opt, "arm": "ce"}, {"student": opt, "arm": "kd"}, {"student": opt, **sk, "n": 32, "r": 8}]
     kernel_ns = [8, 16] if q else [8, 16, 32, 64, 128]
     kernels = []
     for n in kernel_ns:
@@ -210,11 +231,15 @@ def main(argv=None) -> int:
         kernels.append({"estimator": "sketch", "n": n, "r": 32, "chunk": 16})
         if n <= (0 if q else 32):
             kernels.append({"estimator": "ntvp", "n": n, "chunk": 80})
-    print(f"bench.distill: device {args.device}, torch threads {args.threads}, CE batch {b}, student linear_constrained; "
+    print(f"bench.distill: device {args.device}, torch threads {args.threads}, students {opt} and {lc}; "
           f"{repeats} interleaved repeats per row; memory " + ("per row in a fresh process" if memory else "not measured"),
           flush=True)
     split, teacher = _setup()
-    step_specs = [{**common, **s, "part": "step", "batch": b} for s in steps]
+    step_specs = [{**common, "part": "step", "batch": 128, "loss": "mse", "structured": True, **s} for s in steps]
+    for sp in step_specs:
+        if sp["arm"] != "ntkd":
+            for k in ("loss", "structured"):
+                sp.pop(k)
     results_steps = _time_rows(step_specs, repeats, common["warmup"], split, teacher)
     print(f"  {len(step_specs)} training-step rows timed", flush=True)
     results_kernels = []
@@ -227,24 +252,30 @@ def main(argv=None) -> int:
             r.update(_memory({k: v for k, v in r.items() if k not in ("timing", "time_s", "time_min_s", "teacher_kernel_s")}))
         else:
             r.setdefault("peak_mem_mb", None)
-    ce = next(r for r in results_steps if r["arm"] == "ce")
-    print("\nA. training step (CE batch 128); ratio = median step time / median CE step time (interleaved, same process)")
-    print(f"{'arm':<6} {'estimator':<13} {'N':>4} {'R':>3} {'step ms':>9} {'min ms':>8} {'× CE':>6} {'peak MB':>8} "
-          f"{'teacher kernel ms (once/batch)':>31}")
+    print("\nA. training step; × CE = median step time / median CE step time of the same student and CE batch "
+          "(interleaved, same process); (min): from minima")
+    print(f"{'student':<18} {'arm':<5} {'estimator':<12} {'front-end':<9} {'B':>4} {'N':>4} {'R':>3} {'loss':<5} "
+          f"{'step ms':>9} {'min ms':>8} {'× CE':>6} {'(min)':>6} {'peak MB':>8} {'teacher kernel ms':>18}")
     for r in results_steps:
         if "error" in r:
-            print(f"{r['arm']:<6} {r.get('estimator', '-'):<13} ERROR {r['error']}")
+            print(f"{r['student']:<18} {r['arm']:<5} {r.get('estimator', '-'):<12} ERROR {r['error']}")
             continue
-        ratio = r["time_s"] / ce["time_s"] if "time_s" in ce else float("nan")
-        r["ratio_vs_ce"] = ratio
+        ce = next((c for c in results_steps if c["arm"] == "ce" and c["student"] == r["student"]
+                   and c["batch"] == r["batch"] and "time_s" in c), None)
+        r["ratio_vs_ce"] = r["time_s"] / ce["time_s"] if ce else float("nan")
+        r["ratio_vs_ce_min"] = r["time_min_s"] / ce["time_min_s"] if ce else float("nan")
         tk = f"{1e3 * r['teacher_kernel_s']:.1f}" if r["arm"] == "ntkd" else "-"
-        print(f"{r['arm']:<6} {r.get('estimator', '-'):<13} {r.get('n', '-'):>4} {r.get('r', '-'):>3} "
-              f"{1e3 * r['time_s']:9.1f} {1e3 * r['time_min_s']:8.1f} {ratio:6.2f} {_mb(r):>8} {tk:>31}")
-    sk = next((r for r in results_steps if r.get("estimator") == "sketch" and r.get("n") == 128 and r.get("r") == 8 and "ratio_vs_ce" in r), None)
-    if sk:
-        verdict = "meets" if sk["ratio_vs_ce"] <= 3 else "misses"
-        print(f"target: NTKD with the sketch (N=128, R=8) ≤ 3× a CE step at batch 128 — measured {sk['ratio_vs_ce']:.2f}× ({verdict})")
-    print("\nB. teacher (LeNet-5) kernel on N images, no gradient; ratio = median time / median exact time at the same N")
+        print(f"{r['student']:<18} {r['arm']:<5} {r.get('estimator', '-'):<12} {_front(r):<9} {r['batch']:>4} "
+              f"{r.get('n', '-'):>4} {r.get('r', '-'):>3} {r.get('loss', '-'):<5} {1e3 * r['time_s']:9.1f} "
+              f"{1e3 * r['time_min_s']:8.1f} {r['ratio_vs_ce']:6.2f} {r['ratio_vs_ce_min']:6.2f} {_mb(r):>8} {tk:>18}")
+    target = _find(results_steps, student=opt, batch=128, estimator="sketch", n=128, r=8, structured=True)
+    before = _find(results_steps, student=opt, batch=128, estimator="sketch", n=128, r=8, structured=False)
+    if target:
+        verdict = "meets" if target["ratio_vs_ce"] <= 3 else "misses"
+        print(f"target: NTKD of the optical student with the sketch (N=128, R=8) ≤ 3× a CE step at batch 128 — measured "
+              f"{target['ratio_vs_ce']:.2f}× (min {target['ratio_vs_ce_min']:.2f}×; {verdict})"
+              + (f"; the model as is: {before['ratio_vs_ce']:.2f}×" if before else ""))
+    print("\nB. teacher (LeNet-5) kernel on N images, no gradient; × exact = median time / median exact time at the same N")
     print(f"{'N':>4} {'estimator':<10} {'ms':>10} {'min ms':>8} {'× exact':>8} {'peak MB':>8}")
     for n in kernel_ns:
         ex = next((r for r in results_kernels if r["n"] == n and r["estimator"] == "exact"), {})
@@ -253,15 +284,56 @@ def main(argv=None) -> int:
                 print(f"{n:>4} {r['estimator']:<10} ERROR {r['error']}")
                 continue
             r["ratio_vs_exact"] = r["time_s"] / ex["time_s"] if "time_s" in ex else float("nan")
+            r["ratio_vs_exact_min"] = r["time_min_s"] / ex["time_min_s"] if "time_min_s" in ex else float("nan")
             print(f"{n:>4} {r['estimator'] + (' R=' + str(r['r']) if r['estimator'] == 'sketch' else ''):<10} "
                   f"{1e3 * r['time_s']:10.1f} {1e3 * r['time_min_s']:8.1f} {r['ratio_vs_exact']:8.2f} {_mb(r):>8}")
-    path = harness.write("distill", {"steps": results_steps, "kernels": results_kernels},
+    table = {
+        "caption": (f"Part A: one training step (forward, backward, Adam), × CE against the CE step of the same student "
+                    f"and CE batch; part B: the LeNet-5 teacher's kernel, × exact against the exact kernel at the same N. "
+                    f"Device {args.device}, {args.threads} torch thread(s), {repeats} interleaved repeats per row; ratios "
+                    f"from medians (min: from minima); peak MB: one call alone in a fresh process"
+                    + (" (not measured)" if not memory else "") + "."),
+        "columns": ["part", "student", "arm", "estimator", "front-end", "CE batch", "N", "R", "loss", "median ms", "min ms",
+                    "ratio", "ratio (min)", "peak MB"],
+        "digits": 2,
+        "rows": [_table_row(r) for r in results_steps + results_kernels if "error" not in r],
+    }
+    path = harness.write("distill", {"steps": results_steps, "kernels": results_kernels, "table": table},
                          config={"quick": q, "device": args.device, "threads": args.threads, "repeats": repeats,
-                                 "memory": memory, "batch": b, "seed": 0},
+                                 "memory": memory, "seed": 0},
                          argv=argv if argv is not None else sys.argv[1:], load_before=load0,
                          wall_time_s=time.perf_counter() - t_start, out=args.out)
     print(f"\nwritten {path}")
     return 0
+
+
+def _front(r: dict) -> str:
+    if r.get("arm") != "ntkd":
+        return "-"
+    return "factored" if r.get("structured", True) else "as is"
+
+
+def _find(rows: list[dict], **want) -> dict | None:
+    """The first timed step row with ``want`` (``structured`` defaults to True)."""
+    for r in rows:
+        if "ratio_vs_ce" in r and all(r.get(k, True if k == "structured" else None) == v for k, v in want.items()):
+            return r
+    return None
+
+
+def _table_row(r: dict) -> dict:
+    """One row of ``figures.table`` (times in ms)."""
+    step = r["part"] == "step"
+    est = r.get("estimator")
+    return {"part": "A" if step else "B", "student": r.get("student") if step else "teacher LeNet-5",
+            "arm": r["arm"] if step else None, "estimator": est,
+            "front-end": (_front(r) if r["arm"] == "ntkd" else None) if step else None,
+            "CE batch": r["batch"] if step else None, "N": r.get("n"), "R": r.get("r"),
+            "loss": r.get("loss") if step else None,
+            "median ms": 1e3 * r["time_s"], "min ms": 1e3 * r["time_min_s"],
+            "ratio": r.get("ratio_vs_ce" if step else "ratio_vs_exact"),
+            "ratio (min)": r.get("ratio_vs_ce_min" if step else "ratio_vs_exact_min"),
+            "peak MB": r.get("peak_mem_mb")}
 
 
 if __name__ == "__main__":
