@@ -9,12 +9,16 @@ batch ::
 
 the front-end is one matrix product, ``pool(conv2d(x, W)) = W.reshape(O, C·k·k) @ Q``
 (unfold's (C, kh, kw) order is the conv weight's; pooling is per channel and linear, so it
-commutes with the sum over the C·k·k patch entries). The NTK estimators then push their R·N
-tangents (sketch), N per-sample Jacobians (exact) or moved parameters (perturbation) through
-that product instead of through a full-resolution convolution and a pool: the function of the
-parameters is the same, only the order of the sums differs (float rounding).
+commutes with the sum over the C·k·k patch entries). When the pool is a plain s×s average
+(stride s), ``Q``'s entries are those of the s×s box-filtered image ``B`` at stride s, so the
+front-end is the stride-s convolution ``conv2d(B, W, stride=s)`` — the same sums, evaluated
+only at the pooled positions (and in the (N, O, h, w) layout the back-end reads). The NTK
+estimators then push their R·N tangents (sketch), N per-sample Jacobians (exact) or moved
+parameters (perturbation) through that operation instead of through a full-resolution
+convolution and a pool: the function of the parameters is the same, only the order of the
+sums differs (float rounding).
 
-:func:`factorise` returns ``(g, Q)`` with ``g(params, Q) == f(params, x)`` for the students it
+:func:`factorise` returns ``(g, q)`` (``q``: ``B`` or ``Q``) with ``g(params, q) == f(params, x)`` for the students it
 recognises (exact types, so a subclass with another ``forward`` is not mistaken for one), and
 checks that equality on the first samples before it is used; anything else gets ``None`` and
 the estimators use the model as it is. Recognised:
@@ -53,8 +57,8 @@ class LinearFrontEnd:
     dict; ``pool``: a linear, per-channel spatial map of (N, ·, H, W) tensors (identity
     allowed); ``rest(params, z)``: logits (N, classes) from the pooled features z (N, O, h, w).
     ``box``: s when ``pool`` is a plain s×s average with stride s (no padding, floor mode);
-    then ``Q`` is taken as patches of stride s of the s×s box-filtered image (the same sums,
-    without unfolding every conv position first).
+    then the front-end is one stride-s convolution of the s×s box-filtered image (the same
+    sums, at the pooled positions only).
     """
 
     weight: Callable[[Params], torch.Tensor]
@@ -64,27 +68,30 @@ class LinearFrontEnd:
     rest: Callable[[Params, torch.Tensor], torch.Tensor]
     box: int | None = None
 
-    def patches(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled patches ``Q`` (N, C·k·k, h, w) of images x (N, C, H, W).
+    def operand(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch's fixed operand, computed once per batch (no parameters involved).
 
-        ``Q[n, (c, u, v), i, j] = pool_ij(x_pad[n, c, · + u, · + v])``. With a plain s×s
-        average: ``= B[n, c, s·i + u, s·j + v]``, ``B`` the image averaged over s×s windows
-        at stride 1, i.e. stride-s patches of ``B``.
+        Plain s×s average (``box``): ``B``, the padded image averaged over s×s windows at
+        stride 1 (N, C, H + 2p − s + 1, W + 2p − s + 1) — then
+        ``pool(conv2d(x, W)) = conv2d(B, W, stride=s)``, because
+        ``pool_ij(conv(x, W)) = Σ_(c,u,v) W[·, c, u, v] · B[c, s·i + u, s·j + v]``.
+        Otherwise the pooled patches ``Q = pool(unfold(x))`` (N, C·k·k, h, w), with
+        ``Q[n, (c, u, v), i, j] = pool_ij(x_pad[n, c, · + u, · + v])``.
         """
         n, _, hi, wi = x.shape
         k, p = self.kernel_size, self.padding
         if self.box:
-            s = self.box
-            b = F.avg_pool2d(F.pad(x, (p, p, p, p)) if p else x, s, stride=1)
-            ho, wo = (b.shape[-2] - k) // s + 1, (b.shape[-1] - k) // s + 1
-            return F.unfold(b, k, stride=s).reshape(n, -1, ho, wo)
+            return F.avg_pool2d(F.pad(x, (p, p, p, p)) if p else x, self.box, stride=1)
         cols = F.unfold(x, k, padding=p)  # (N, C·k·k, H'·W')
         ho, wo = hi + 2 * p - k + 1, wi + 2 * p - k + 1
         return self.pool(cols.reshape(n, cols.shape[1], ho, wo))
 
     def features(self, params: Params, q: torch.Tensor) -> torch.Tensor:
-        """``pool(conv2d(x, W))`` (N, O, h, w) as ``W @ Q`` (one matrix product)."""
+        """``pool(conv2d(x, W))`` (N, O, h, w) from the operand ``q``: one strided convolution
+        of the box-filtered image (``box``), else one matrix product ``W @ Q``."""
         w = self.weight(params)
+        if self.box:
+            return F.conv2d(q, w, stride=self.box)
         o = w.shape[0]
         n, ckk, h, wd = q.shape
         qf = q.permute(1, 0, 2, 3).reshape(ckk, n * h * wd)
@@ -189,7 +196,7 @@ def factorise(
     def g(p: Params, q: torch.Tensor) -> torch.Tensor:
         return fe.logits({**fixed, **p}, q)
 
-    q = fe.patches(x)  # outside no_grad: a kernel differentiated with respect to x still is
+    q = fe.operand(x)  # outside no_grad: a kernel differentiated with respect to x still is
     if check:
         with torch.no_grad():
             a, b = f(params, x[:check]), g(params, q[:check])
