@@ -182,7 +182,7 @@ def factorise(
     model: nn.Module, f: Callable[[Params, torch.Tensor], torch.Tensor], params: Params, fixed: Params, x: torch.Tensor,
     *, check: int = 2,
 ) -> tuple[Callable[[Params, torch.Tensor], torch.Tensor], torch.Tensor] | None:
-    """``(g, Q)`` with ``g(params, Q) = f(params, x)`` (module docstring), or None.
+    """``(g, q)`` with ``g(params, q) = f(params, x)`` (module docstring; ``q``: B or Q), or None.
 
     ``f(params, x)`` is the estimators' batch function (logits (N, O)) over the
     differentiated ``params``, ``fixed`` the other parameters and buffers. The equality is
