@@ -76,7 +76,7 @@ def check_writable(path: str | os.PathLike, kind: str = "file", where: str | Non
         if kind == "dir" and not path.is_dir():
             raise UsageError(where, f"{path} exists and is not a folder")
         target = path if (kind == "dir" or (kind == "any" and path.is_dir())) else path.parent
-        if not os.access(target, os.W_OK | os.X_OK):
+        if not os.access(target, os.W_OK | os.X_OK) or not _can_create_in(target):
             raise UsageError(where, f"folder {target} is not writable")
         return path
     parent = path.parent
@@ -84,9 +84,21 @@ def check_writable(path: str | os.PathLike, kind: str = "file", where: str | Non
         parent = parent.parent
     if not parent.is_dir():
         raise UsageError(where, f"{parent} is not a folder, so {path} cannot be created")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK) or not _can_create_in(parent):
         raise UsageError(where, f"folder {parent} is not writable, so {path} cannot be created")
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """True when a file can really be created in ``folder`` (``os.access`` says yes to root
+    on a read-only file system): creates and removes an anonymous temp file."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 
@@ -32,6 +33,16 @@ def ws(tmp_path_factory):
     (d / "cfg_type.json").write_text(json.dumps({"epochs": "two"}))
     (d / "cfg_junk.json").write_text("{not json")
     (d / "afile").write_text("x")
+    (d / "cfg_huge.json").write_text(json.dumps({"channels": [10**12, 10]}))
+    y = np.arange(40) % 10
+    for name, ytr, extra in (("lab42", np.where(y == 3, 42, y), {}), ("labfloat", y + 0.5, {}),
+                             ("labneg", np.where(y == 3, -1, y), {}), ("labnc", np.where(y == 3, 42, y), {"num_classes": 10})):
+        arrs = {"x_train": np.zeros((40, 8, 8), np.float32), "y_train": ytr, "x_test": np.zeros((10, 8, 8), np.float32),
+                "y_test": y[:10], **extra}
+        np.savez(d / f"{name}.npz", **arrs)
+        with h5py.File(d / f"{name}.h5", "w") as f:
+            for k, v in arrs.items():
+                f[k] = v
     return d
 
 
@@ -62,6 +73,14 @@ CASES = [
     (["logic", "export", "--netlist", "{d}/x.npz", "--format", "c", "--out", "{out}", "--name", "module"], "--name"),
     (["logic", "export", "--netlist", "{d}/x.npz", "--format", "c", "--out", "{out}", "--name", "1abc"], "--name"),
     (["optics", "export-layout", "--design", "{d}/x.npy", "--out", "{out}"], "x.npy"),
+    # dataset files: labels that are not classes 0..K-1 (float, negative, a stray 42 among 10 classes)
+    *[(["loihi", "encode", "--data", f"{{d}}/{name}{suf}", "--steps", "2", "--out", "{out}"], f"{name}{suf}")
+      for name in ("lab42", "labfloat", "labneg", "labnc") for suf in (".npz", ".h5")],
+    (["train-teacher", "lenet5", "--data", "{d}/lab42.npz", "--epochs", "1", "--out", "{d}/t42"], "lab42.npz"),
+    # sizes that would allocate terabytes, layouts that cannot fit: refused before any work
+    (["snn", "train", "--config", "{d}/cfg_huge.json", "--out", "{d}/s"], "channels"),
+    (["snn", "train", "--quick", "--set", "channels=[1000000000000]", "--out", "{d}/s"], "channels"),
+    (["optics", "design", "--grid", "72", "--epochs", "1", "--n-train", "10", "--out", "{d}/g"], "--grid"),
 ]
 
 
@@ -80,3 +99,22 @@ def test_bad_input_exits_2_and_keeps_output(ws, tmp_path, capsys, argv, word):
     last = err.strip().splitlines()[-1]
     assert "error" in last and word in last, last
     assert out.read_bytes() == SENTINEL
+
+
+def test_grid_refused_before_any_data_or_training(ws, capsys, monkeypatch):
+    """``optics design --grid 72`` fails before the data set is even loaded (not after training)."""
+    import neurohw.data
+
+    def no_data(*a, **k):
+        raise AssertionError("data loaded before the grid was checked")
+
+    monkeypatch.setattr(neurohw.data, "load_mnist5k", no_data)
+    assert main(["optics", "design", "--grid", "72", "--out", str(ws / "g2")]) == 2
+    assert "--grid 72" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="needs a read-only /proc")
+def test_unwritable_output_refused_even_for_root(ws, capsys):
+    """``os.access`` says yes to root everywhere; the check really tries to create a file."""
+    assert main(["loihi", "report", str(ws / "net.net"), "--samples", "1", "--json", "/proc/neurohw_fuzz/r.json"]) == 2
+    assert "--json" in capsys.readouterr().err.strip().splitlines()[-1]
