@@ -271,6 +271,8 @@ def check_dataset_arrays(path: Path, arrs: dict) -> int:
             raise DataFormatError(f"{path}: y_{split}: labels must be integers, found {bad!r}")
         if y.size and y.min() < 0:
             raise DataFormatError(f"{path}: y_{split}: labels must be >= 0, found {y.min()!r}")
+        if y.size and float(y.max()) >= MAX_CLASSES:  # before any cast to int64 can wrap it
+            raise DataFormatError(f"{path}: y_{split}: label {y.max()!r} implies more than {MAX_CLASSES} classes")
     y_all = np.concatenate([arrs["y_train"], arrs["y_test"]]).astype(np.int64)
     if "num_classes" in arrs:
         nc = np.asarray(arrs["num_classes"])

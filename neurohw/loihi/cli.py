@@ -127,8 +127,10 @@ def _load_npy(path: Path, where: str) -> np.ndarray:
 
     try:
         x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}", f"{where}: not a readable .npy array ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 — a damaged header raises ValueError, SyntaxError, TokenError …
+        if not isinstance(exc, (OSError, ValueError, SyntaxError, EOFError)) and type(exc).__name__ != "TokenError":
+            raise
+        raise UsageError(f"{path}", f"{where}: not a readable .npy array ({type(exc).__name__}: {exc})") from None
     if not isinstance(x, np.ndarray):  # an .npz archive
         x.close()
         raise UsageError(f"{path}", f"{where}: an .npz archive; expected one .npy array")
@@ -144,7 +146,14 @@ def _load_input(path: Path, net=None) -> np.ndarray:
     x = _load_npy(path, "--input")
     if x.dtype.kind not in "biuf":
         raise UsageError(f"{path}", f"--input: dtype {x.dtype} is not numeric")
-    return validate_spikes(x, net, f"{path}") if net is not None else x
+    if net is None:
+        return x
+    shape = tuple(net.input_shape)
+    flat = (int(np.prod(shape)),)
+    if not any(x.ndim == len(s) + k and tuple(x.shape[k:]) == s for s in {shape, flat} for k in (1, 2)):
+        raise UsageError(f"{path}", f"--input: spikes shaped {tuple(x.shape)}; the net takes (steps, *{shape}) or "
+                                    f"(batch, steps, *{shape}) (trailing axes may be flattened to {flat[0]})")
+    return validate_spikes(x, net, f"{path}")
 
 
 def _check_size(where: str, *dims: int) -> None:
