@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _parse_config(path: Path | None, overrides: list[str], quick: bool):
     from neurohw.errors import UsageError
-    from snn.model import BWSNNConfig
+    from snn.model import BWSNNConfig, check_net_size
 
     raw: dict = {}
     if path is not None:
@@ -92,24 +92,8 @@ def _parse_config(path: Path | None, overrides: list[str], quick: bool):
         raw.setdefault("channels", [64])
         extra.setdefault("teacher_epochs", 2)
     cfg = BWSNNConfig.from_dict(raw, where=where)
-    _check_size(cfg, where)
+    check_net_size(cfg, (1, 28, 28), where)
     return cfg, extra
-
-
-#: Largest BWSNN the CLI builds: synaptic weights, all layers (2**26 ≈ 67 M, 256 MiB as float32).
-MAX_WEIGHTS = 2**26
-
-
-def _check_size(cfg, where: str, in_shape: tuple[int, ...] = (1, 28, 28)) -> None:
-    """Refuse a config whose layers would hold more than :data:`MAX_WEIGHTS` weights (for
-    ``in_shape`` images) before any allocation — ``channels`` 10**12 would ask for terabytes."""
-    from neurohw.errors import UsageError
-    from snn.model import _layer_plan
-
-    n = sum(l["cin"] * l["cout"] * (9 if l["kind"] == "conv" else 1) for l in _layer_plan(cfg, in_shape))
-    if n > MAX_WEIGHTS:
-        raise UsageError(f"{where}: channels", f"{list(cfg.channels)} gives a {cfg.arch} net with {n:,} weights, "
-                                               f"more than the limit of {MAX_WEIGHTS:,}")
 
 
 def _train(args) -> int:

@@ -193,30 +193,42 @@ def test_dataset_file_fuzz(tmp_path_factory, data, suffix):
 
 # --------------------------------------------------------------------------- checkpoints and artifacts
 @pytest.fixture(scope="module")
-def teacher_artifact(tmp_path_factory):
+def artifacts(tmp_path_factory):
+    """(file, sidecar fields to tamper with, the loader a command calls, a check of the loaded object)."""
     from neurohw.io import save_artifact
     from neurohw.models import build_teacher
+    from snn.experiments import load_model, save_model
+    from snn.model import BWSNN, BWSNNConfig
 
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("art") / "teacher.safetensors"
-    save_artifact(build_teacher("lenet5").eval(), path)
-    return path
+    d = tmp_path_factory.mktemp("art")
+    teacher = save_artifact(build_teacher("lenet5").eval(), d / "teacher.safetensors")
+    snn = save_model(d / "snn.safetensors", BWSNN(BWSNNConfig(arch="mlp", channels=(8,), steps=2), in_shape=(1, 8, 8)))
+    x = torch.zeros(1, 1, 28, 28)
+    return {
+        "teacher": (teacher, [("kind",), ("version",), ("config",), ("config", "model"), ("config", "num_classes"),
+                              ("config", "in_channels"), ("extra",)], None, lambda m: torch.isfinite(m(x)).all()),
+        "bwsnn": (snn, [("config",), ("config", "bwsnn"), ("config", "bwsnn", "steps"), ("config", "bwsnn", "channels"),
+                        ("config", "bwsnn", "arch"), ("config", "in_shape")], load_model,
+                  lambda m: torch.isfinite(m(torch.zeros(1, *m.in_shape))).all()),
+    }
 
 
-_JSON_VALUES = [None, True, -1, 0, 1.5, "x", "", [], [1, "a"], {}, {"a": 1}, 10**30]
+_JSON_VALUES = [None, True, -1, 0, 1.5, "x", "", [], [1, "a"], [0, 8, 8], {}, {"a": 1}, 10**30]
 
 
 @FUZZ
-@given(data=st.data())
-def test_checkpoint_and_artifact_fuzz(teacher_artifact, tmp_path_factory, data):
+@given(data=st.data(), which=st.sampled_from(["teacher", "bwsnn"]))
+def test_checkpoint_and_artifact_fuzz(artifacts, tmp_path_factory, data, which):
     """Corrupt weights or sidecar → CheckpointError (or another project error) naming a file, or a
-    teacher whose logits are finite."""
+    model whose output is finite."""
     from neurohw.io import load_artifact, load_checkpoint, sidecar_path
 
+    src, fields, loader, check = artifacts[which]
     d = tmp_path_factory.mktemp("ck")
-    path, side = d / "teacher.safetensors", d / "teacher.json"
-    path.write_bytes(teacher_artifact.read_bytes())
-    meta = json.loads(sidecar_path(teacher_artifact).read_text())
+    path, side = d / src.name, d / src.with_suffix(".json").name
+    path.write_bytes(src.read_bytes())
+    meta = json.loads(sidecar_path(src).read_text())
     what = data.draw(st.sampled_from(["weights", "sidecar-bytes", "sidecar-field", "sidecar-missing"]), label="what")
     if what == "weights":
         path.write_bytes(_mutate(data, path.read_bytes()))
@@ -224,25 +236,24 @@ def test_checkpoint_and_artifact_fuzz(teacher_artifact, tmp_path_factory, data):
     elif what == "sidecar-bytes":
         side.write_bytes(_mutate(data, json.dumps(meta).encode()))
     elif what == "sidecar-field":
-        keys = [("kind",), ("version",), ("config",), ("config", "model"), ("config", "num_classes"), ("extra",)]
-        key = data.draw(st.sampled_from(keys), label="field")
+        key = data.draw(st.sampled_from(fields), label="field")
         target = meta
         for k in key[:-1]:
             target = target.setdefault(k, {}) if isinstance(target, dict) else {}
         target[key[-1]] = data.draw(st.sampled_from(_JSON_VALUES), label="value")
         side.write_text(json.dumps(meta))
-    for load in (load_checkpoint, load_artifact):
+    for load in filter(None, (load_checkpoint, load_artifact, loader)):
         try:
             out = load(path)
         except Exception as exc:  # noqa: BLE001 — the property is about the exception's type and text
             assert is_project_error(exc), f"{load.__name__}: {type(exc).__name__}: {exc}"
-            assert "teacher.safetensors" in str(exc) or "teacher.json" in str(exc), str(exc)
+            assert path.name in str(exc) or side.name in str(exc), str(exc)
             continue
         if load is load_checkpoint:
             tensors, m = out
             assert isinstance(m, dict) and all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
         else:
-            assert torch.isfinite(out(torch.zeros(1, 1, 28, 28))).all()
+            assert check(out)
 
 
 # --------------------------------------------------------------------------- JSON configs
