@@ -204,7 +204,8 @@ def _inputs(args, net, *, random_steps: int, use_export_data: bool = False):
     if args.input is not None:
         x = _load_input(args.input, net)
         batch = x.shape[0] if x.ndim > len(net.input_shape) + 1 else 1
-        labels = load_labels(args.labels, batch, None) if args.labels is not None else None
+        n_out = int(np.prod(net.shapes()[-1]))  # one class per read-out neuron
+        labels = load_labels(args.labels, batch, n_out) if args.labels is not None else None
         return x, labels, f"{args.input}", None
     if args.data is not None or (use_export_data and info.get("data")):
         return _dataset_input(args, net, info, args.limit or args.samples, args.steps)

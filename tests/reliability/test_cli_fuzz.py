@@ -34,6 +34,9 @@ def ws(tmp_path_factory):
     (d / "cfg_junk.json").write_text("{not json")
     (d / "afile").write_text("x")
     (d / "cfg_huge.json").write_text(json.dumps({"channels": [10**12, 10]}))
+    np.save(d / "lab_neg.npy", np.array([0, -1]))
+    np.save(d / "lab_big.npy", np.array([0, 10**6]))
+    np.save(d / "lab_float.npy", np.array([0.0, 1.0]))
     y = np.arange(40) % 10
     for name, ytr, extra in (("lab42", np.where(y == 3, 42, y), {}), ("labfloat", y + 0.5, {}),
                              ("labneg", np.where(y == 3, -1, y), {}), ("labnc", np.where(y == 3, 42, y), {"num_classes": 10})):
@@ -77,6 +80,9 @@ CASES = [
     *[(["loihi", "encode", "--data", f"{{d}}/{name}{suf}", "--steps", "2", "--out", "{out}"], f"{name}{suf}")
       for name in ("lab42", "labfloat", "labneg", "labnc") for suf in (".npz", ".h5")],
     (["train-teacher", "lenet5", "--data", "{d}/lab42.npz", "--epochs", "1", "--out", "{d}/t42"], "lab42.npz"),
+    # --labels for the accuracy: integers, one per sample, each a read-out neuron's class
+    *[(["loihi", "simulate", "{d}/net.net", "--input", "{d}/x.npy", "--labels", f"{{d}}/{name}", "--out", "{out}"], name)
+      for name in ("lab_neg.npy", "lab_big.npy", "lab_float.npy", "x.npz")],
     # sizes that would allocate terabytes, layouts that cannot fit: refused before any work
     (["snn", "train", "--config", "{d}/cfg_huge.json", "--out", "{d}/s"], "channels"),
     (["snn", "train", "--quick", "--set", "channels=[1000000000000]", "--out", "{d}/s"], "channels"),
