@@ -67,7 +67,7 @@ def _parse_config(path: Path | None, overrides: list[str], quick: bool):
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UsageError(str(path), "config file does not exist") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(str(path), f"not valid JSON ({exc})") from None
         if not isinstance(raw, dict):
             raise UsageError(str(path), "the config must be a JSON object")

@@ -152,8 +152,11 @@ def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = F
             tag = f"{v}-s{seed}"
             rec_path = out / "runs" / f"{tag}.json"
             if rec_path.exists():
-                rec = json.loads(rec_path.read_text())
-                if rec.get("config") == cfg.to_dict() and rec.get("dataset", "mnist5k") == dataset:
+                try:
+                    rec = json.loads(rec_path.read_text(encoding="utf-8"))
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    rec = None  # a damaged run record is simply redone
+                if isinstance(rec, dict) and rec.get("config") == cfg.to_dict() and rec.get("dataset", "mnist5k") == dataset:
                     runs.setdefault(v, []).append(rec)
                     continue
             t0 = time.perf_counter()

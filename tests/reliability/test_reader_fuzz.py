@@ -410,3 +410,71 @@ def test_dataset_labels_named(tmp_path, y, words):
     with pytest.raises(DataFormatError, match=words) as info:
         load_dataset(str(path))
     assert str(path) in str(info.value) and "y_train" in str(info.value)
+
+
+# --------------------------------------------------------------------------- JSON result files and run records
+@FUZZ
+@given(data=st.data())
+def test_result_and_run_json_fuzz(tmp_path_factory, data):
+    """A damaged ``results/<name>.json`` → ResultError naming it; a damaged per-run record is
+    simply redone (``RunStore.get`` returns None), never an exception."""
+    from neurohw.results import ResultError, RunStore, load_result
+
+    d = tmp_path_factory.mktemp("res")
+    good = {"name": "x", "figures": {"rows": []}, "config": {}, "seeds": [0], "command": "neurohw x",
+            "provenance": {}, "wall_time_s": 1.0}
+    text = json.dumps(data.draw(st.sampled_from([good, [good], "x", None, {**good, "figures": []}]), label="object"))
+    raw = _mutate(data, text.encode()) if data.draw(st.booleans(), label="corrupt") else text.encode()
+    (d / "x.json").write_bytes(raw)
+    try:
+        load_result(d / "x.json")
+    except ResultError as exc:
+        assert "x.json" in str(exc)
+    store = RunStore("exp", d)
+    store.folder.mkdir(parents=True, exist_ok=True)
+    store.path("run-s0").write_bytes(raw)
+    rec = store.get("run-s0", {"seed": 0})
+    assert rec is None or (isinstance(rec, dict) and rec["config"] == {"seed": 0})
+
+
+@FUZZ
+@given(data=st.data())
+def test_netx_deploy_provenance_fuzz(tmp_path_factory, capsys, data):
+    """The deploy record an SNN export keeps in its netx file (``neurohw/provenance``), damaged:
+    ``loihi report`` exits 0 (falling back to random input) or 2 naming the file."""
+    from neurohw.loihi.netx_io import write_netx
+    from neurohw.loihi.network import CubaParams, DenseLayer, LoihiNetwork
+
+    d = tmp_path_factory.mktemp("prov")
+    net = LoihiNetwork((4,), [DenseLayer(np.array([[1, 2, -3, 4], [5, -6, 7, 8]]) * 8, CubaParams(du=0, dv=0, vth=10))])
+    path = write_netx(net, d / "exp.net")
+    deploy = {"data": "digits8x8", "encoding": "rate", "steps": 2, "pad": 1, "readout": "spikes", "window_start": 0,
+              "current_shift": 0}
+    key = data.draw(st.sampled_from(sorted(deploy)), label="field")
+    deploy[key] = data.draw(st.sampled_from(_JSON_VALUES + ["nonsense", 2**40]), label="value")
+    prov = json.dumps({"config": data.draw(st.sampled_from([{"deploy": deploy}, [deploy], {"deploy": [1]}, "x"]), label="config")})
+    raw = _mutate(data, prov.encode()) if data.draw(st.booleans(), label="corrupt") else prov.encode()
+    with h5py.File(path, "a") as f:
+        if "neurohw/provenance" in f:
+            del f["neurohw/provenance"]
+        f["neurohw/provenance"] = np.void(raw) if data.draw(st.booleans(), label="void") else raw
+    rc, err = _run_cli(["loihi", "report", str(path), "--samples", "2"], capsys)
+    assert "Traceback" not in err and rc in (0, 2), err
+    if rc == 2:
+        last = err.strip().splitlines()[-1]
+        assert "exp.net" in last or "--" in last, last  # the file, or the option a bad record fed
+
+
+@FUZZ
+@given(raw=st.binary(max_size=64))
+def test_snn_config_bytes_fuzz(tmp_path_factory, raw):
+    """Arbitrary bytes as an snn config file (not UTF-8, not JSON, not an object): UsageError naming it."""
+    from neurohw.errors import UsageError
+    from snn.cli import _parse_config
+
+    path = tmp_path_factory.mktemp("cfgb") / "cfg.json"
+    path.write_bytes(raw)
+    try:
+        _parse_config(path, [], False)
+    except UsageError as exc:
+        assert str(path) in str(exc)
