@@ -124,3 +124,53 @@ def test_unwritable_output_refused_even_for_root(ws, capsys):
     """``os.access`` says yes to root everywhere; the check really tries to create a file."""
     assert main(["loihi", "report", str(ws / "net.net"), "--samples", "1", "--json", "/proc/neurohw_fuzz/r.json"]) == 2
     assert "--json" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def _numeric_options():
+    """(command words, option string, argtypes function) for every checked numeric option of every command."""
+    import argparse
+
+    from neurohw import argtypes
+    from neurohw.cli import build_parser
+
+    checked = {argtypes.count, argtypes.nonneg_int, argtypes.seed, argtypes.threads, argtypes.finite, argtypes.positive,
+               argtypes.nonneg, argtypes.fraction, argtypes.rate, argtypes.int_list, argtypes.fraction_list}
+    found, unchecked = [], []
+
+    def walk(parser, words):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    walk(sub, [*words, name])
+            elif a.option_strings and a.type in checked:
+                found.append((tuple(words), a.option_strings[-1], a.type))
+            elif a.option_strings and a.type in (int, float):
+                unchecked.append((tuple(words), a.option_strings[-1]))
+
+    walk(build_parser(), [])
+    return found, unchecked
+
+
+#: Values every numeric option must refuse, whatever its range: not numbers, NaN, overflow to inf.
+ALWAYS_BAD = ["x", "nan", "1e400", ""]
+#: Values refused by each range (in addition to ALWAYS_BAD).
+RANGE_BAD = {"count": ["0", "-1", "2.5"], "nonneg_int": ["-1", "2.5"], "seed": ["-1", str(2**32)], "threads": ["-1"],
+             "positive": ["0", "-1e-9"], "nonneg": ["-4e-9"], "fraction": ["0", "1.5"], "rate": ["-0.1", "1.5"],
+             "finite": [], "integers_list": ["-1", "1,,x"], "fractions_list": ["0", "0.1,2"]}
+
+
+def test_every_numeric_option_is_range_checked():
+    found, unchecked = _numeric_options()
+    assert len(found) > 60  # every command's counts, fractions, rates, seeds …
+    assert not unchecked, f"options with a bare int/float type (no range check): {unchecked}"
+
+
+@pytest.mark.parametrize("words, opt, kind", _numeric_options()[0], ids=lambda v: v if isinstance(v, str) else None)
+def test_numeric_option_refuses_nonsense(capsys, words, opt, kind):
+    """Every numeric option of every command: bad values exit 2 at parse time, naming the option."""
+    for bad in ALWAYS_BAD + RANGE_BAD[kind.__name__]:
+        with pytest.raises(SystemExit) as info:
+            main([*words, f"{opt}={bad}"])
+        err = capsys.readouterr().err
+        last = err.strip().splitlines()[-1]
+        assert info.value.code == 2 and "error: argument" in last and opt in last, (words, opt, bad, last)
