@@ -134,8 +134,12 @@ def _export(args) -> int:
 
 
 def _experiments(args) -> int:
+    from neurohw.io import check_writable
     from snn.experiments import run_experiments
 
+    check_writable(args.out, "dir", f"--out {args.out}")  # before any training
+    if args.results_dir is not None:
+        check_writable(args.results_dir, "dir", f"--results-dir {args.results_dir}")
     base = None
     if args.config is not None:
         base, _ = _parse_config(args.config, [], False)

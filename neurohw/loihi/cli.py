@@ -253,8 +253,10 @@ def _encode(args) -> int:
         raise UsageError("--labels-out", "must differ from --out")
     _check_outputs((args.out, "--out"), (labels_out, "--labels-out"))
     info = deploy_info(args.net) if args.net is not None else {}
-    if args.net is not None and not args.net.exists():
-        raise UsageError(str(args.net), "netx file does not exist")
+    if args.net is not None:
+        from .netx_io import read_netx
+
+        read_netx(args.net)  # a missing, damaged or non-netx --net is named here, not as a missing --steps
     steps = args.steps or info.get("steps")
     if not steps:
         raise UsageError("--steps", "required (or --net with a netx file exported from a trained model)")

@@ -83,6 +83,14 @@ CASES = [
     # --labels for the accuracy: integers, one per sample, each a read-out neuron's class
     *[(["loihi", "simulate", "{d}/net.net", "--input", "{d}/x.npy", "--labels", f"{{d}}/{name}", "--out", "{out}"], name)
       for name in ("lab_neg.npy", "lab_big.npy", "lab_float.npy", "x.npz")],
+    # a damaged or missing --net is named (not reported as a missing --steps)
+    (["loihi", "encode", "--data", "digits8x8", "--net", "{d}/junk.npy", "--out", "{out}"], "junk.npy"),
+    (["loihi", "encode", "--data", "digits8x8", "--net", "{d}/missing.net", "--out", "{out}"], "missing.net"),
+    # result folders that cannot be written: refused before the first run trains
+    (["logic", "experiments", "--quick", "--seeds", "1", "--models", "dense_lgn", "--out", "{d}/lx", "--results", "{d}/afile"],
+     "--results"),
+    (["snn", "experiments", "--quick", "--seeds", "1", "--out", "{d}/afile"], "--out"),
+    (["snn", "experiments", "--quick", "--seeds", "1", "--out", "{d}/sx", "--results-dir", "{d}/afile"], "--results-dir"),
     # sizes that would allocate terabytes, layouts that cannot fit: refused before any work
     (["snn", "train", "--config", "{d}/cfg_huge.json", "--out", "{d}/s"], "channels"),
     (["snn", "train", "--quick", "--set", "channels=[1000000000000]", "--out", "{d}/s"], "channels"),
