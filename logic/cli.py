@@ -154,6 +154,10 @@ def _synth(args) -> int:
 def _experiments(args) -> int:
     from logic.experiments import MODELS, run_experiments
 
+    from neurohw.io import check_writable
+
+    if args.results is not None:  # checked before any training (it is first written after the first run)
+        check_writable(args.results, "dir", f"--results {args.results}")
     models = tuple(args.models.split(",")) if args.models else MODELS
     res = run_experiments(args.out, seeds=args.seeds, quick=args.quick, models=models, threads=args.threads or None,
                           dataset=args.data, n_train=args.n_train, results=args.results)

@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     n = sub.add_parser("notebooks", help="execute the workflow notebooks (needs nbclient)")
     n.add_argument("names", nargs="*", help="notebook names (default: all in notebooks/)")
+    n.add_argument("--out", type=Path, default=None, help="folder for each notebook's outputs and executed copy (default: a temporary folder)")
+    n.add_argument("--quick", action="store_true", help="small data and few steps (NEUROHW_NOTEBOOK_QUICK=1)")
     n.set_defaults(func=_notebooks)
 
     r = sub.add_parser("results", help="committed results (results/*.json) and the tables generated from them")
@@ -73,24 +75,6 @@ def _results_show(args) -> int:
 
 
 def _notebooks(args) -> int:
-    import nbformat
-    from nbclient import NotebookClient
+    from neurohw.notebook_runner import run_notebooks
 
-    root = Path(__file__).resolve().parent.parent / "notebooks"
-    paths = sorted(root.glob("*.ipynb"))
-    if args.names:
-        paths = [p for p in paths if p.stem in args.names or p.name in args.names]
-        if not paths:
-            print(f"no notebook named {args.names} in {root}")
-            return 2
-    status = 0
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        print(f"running {path.name} ...", flush=True)
-        try:
-            NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
-            print("  ok")
-        except Exception as exc:  # report every notebook, fail at the end
-            print(f"  FAILED: {exc}")
-            status = 1
-    return status
+    return run_notebooks(args.names, args.out, args.quick)

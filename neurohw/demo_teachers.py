@@ -25,8 +25,9 @@ def run(ctx) -> dict:
     for name, epochs in plan.items():
         torch.manual_seed(ctx.seed)
         model = build_teacher(name, num_classes=10, in_channels=1)
+        print(f"[demo] teachers: {name}, {epochs} epochs ...", flush=True)
         res = fit(model, split.train(), split.val(), epochs=epochs, lr=2e-3, seed=ctx.seed, device="cpu",
-                  augment_shift=2 if name == "lenet5" else 0, progress=False)
+                  augment_shift=2 if name == "lenet5" else 0, progress=True)  # per-epoch bars: minutes of work are visible
         ev = evaluate(model, split.test())
         histories[name] = res.history
         figures[name] = {"test_accuracy": ev["accuracy"], "epochs": epochs,

@@ -76,7 +76,7 @@ def check_writable(path: str | os.PathLike, kind: str = "file", where: str | Non
         if kind == "dir" and not path.is_dir():
             raise UsageError(where, f"{path} exists and is not a folder")
         target = path if (kind == "dir" or (kind == "any" and path.is_dir())) else path.parent
-        if not os.access(target, os.W_OK | os.X_OK):
+        if not os.access(target, os.W_OK | os.X_OK) or not _can_create_in(target):
             raise UsageError(where, f"folder {target} is not writable")
         return path
     parent = path.parent
@@ -84,9 +84,21 @@ def check_writable(path: str | os.PathLike, kind: str = "file", where: str | Non
         parent = parent.parent
     if not parent.is_dir():
         raise UsageError(where, f"{parent} is not a folder, so {path} cannot be created")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK) or not _can_create_in(parent):
         raise UsageError(where, f"folder {parent} is not writable, so {path} cannot be created")
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """True when a file can really be created in ``folder`` (``os.access`` says yes to root
+    on a read-only file system): creates and removes an anonymous temp file."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -249,11 +261,25 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     meta: dict = {}
     side = sidecar_path(path)
     if side.exists():
-        try:
-            meta = json.loads(side.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{side}: sidecar is not valid JSON ({exc})") from exc
+        meta = read_sidecar(side)
     return tensors, meta
+
+
+def read_sidecar(side: str | os.PathLike) -> dict:
+    """A checkpoint's JSON sidecar: a JSON object, else :class:`CheckpointError` naming the file."""
+    side = Path(side)
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{side}: sidecar is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{side}: sidecar must be a JSON object, got {type(meta).__name__}")
+    for key in ("config", "extra"):
+        if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
+            raise CheckpointError(f"{side}: field '{key}' must be a JSON object, got {meta[key]!r:.60}")
+    if "kind" in meta and not isinstance(meta["kind"], str):
+        raise CheckpointError(f"{side}: field 'kind' must be a string, got {meta['kind']!r:.60}")
+    return meta
 
 
 def load_into(module: torch.nn.Module, path: str | os.PathLike, strict: bool = True) -> dict:
@@ -331,10 +357,7 @@ def artifact_kind(path: str | os.PathLike) -> str | None:
     side = sidecar_path(path)
     if not side.exists():
         raise CheckpointError(f"{side}: sidecar does not exist (an artifact is a .safetensors file with a .json sidecar)")
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{side}: sidecar is not valid JSON ({exc})") from exc
+    meta = read_sidecar(side)
     if "kind" in meta:
         if meta.get("version") != ARTIFACT_VERSION:
             raise CheckpointError(f"{side}: artifact version {meta.get('version')!r} is not {ARTIFACT_VERSION}")
@@ -376,4 +399,9 @@ def load_artifact(path: str | os.PathLike, kinds: tuple[str, ...] | None = None)
         raise CheckpointError(f"{f}: unknown artifact kind {kind!r} (known: {', '.join(ARTIFACT_KINDS)})")
     if kinds is not None and kind not in kinds:
         raise CheckpointError(f"{f}: is a {kind!r} artifact, expected {' or '.join(repr(k) for k in kinds)}")
-    return _resolve(ARTIFACT_KINDS[kind][1])(f)
+    try:
+        return _resolve(ARTIFACT_KINDS[kind][1])(f)
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
+        # a loader met a sidecar field or tensor of the wrong type or shape: name the file, not a traceback
+        raise CheckpointError(f"{f}: not a valid {kind!r} artifact ({type(exc).__name__}: {exc}); "
+                              f"see its sidecar {sidecar_path(f).name}") from exc

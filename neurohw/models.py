@@ -144,6 +144,10 @@ def load_teacher(path) -> nn.Module:
     name = conf.get("model") or conf.get("name")
     if name not in TEACHERS:
         raise CheckpointError(f"{path}: sidecar config.model {name!r} is not a teacher ({', '.join(TEACHERS)})")
-    model = build_teacher(name, num_classes=int(conf.get("num_classes", 10)), in_channels=conf.get("in_channels"))
+    sizes = {"num_classes": conf.get("num_classes", 10), "in_channels": conf.get("in_channels", 1 if name == "lenet5" else 3)}
+    for field, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 100_000:
+            raise CheckpointError(f"{path}: sidecar config.{field} must be an integer in [1, 100000], got {v!r:.40}")
+    model = build_teacher(name, **sizes)
     load_into(model, path)
     return model.eval()

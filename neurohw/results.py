@@ -128,7 +128,7 @@ def load_result(name_or_path: str | os.PathLike, results: str | os.PathLike | No
         raise ResultError(f"{p}: result file does not exist")
     try:
         obj = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultError(f"{p}: not valid JSON ({exc})") from exc
     if not isinstance(obj, dict):
         raise ResultError(f"{p}: top level must be a JSON object")
@@ -177,8 +177,10 @@ class RunStore:
             return None
         try:
             rec = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return None  # a damaged run is simply redone
+        if not isinstance(rec, dict):
+            return None
         return rec if rec.get("config") == json.loads(json.dumps(dict(config))) else None
 
     def put(self, key: str, record: Mapping[str, Any], config: Mapping[str, Any]) -> Path:

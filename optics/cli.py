@@ -67,6 +67,7 @@ def _design(args) -> int:
     from optics.pipeline import run_mnist_pipeline, save_design
 
     cfg = OpticsConfig(grid=args.grid, dx=args.dx, z=args.z, pixel_cells=args.pixel_cells)
+    _check_grid(cfg, args)
     res = run_mnist_pipeline(
         load_mnist5k(), args.out, n_train=args.n_train, n_test=args.n_test, epochs=args.epochs, optics=cfg,
         iterations=args.iterations, n_instances=max(args.instances, 1), seed=args.seed, progress=True,
@@ -82,6 +83,19 @@ def _design(args) -> int:
     print(f"kernel {a['kernel']:.4f}  device {a['device']:.4f}  wave {a['wave']:.4f}  mean NCC {fig['design']['mean_ncc']:.4f}")
     print(f"wrote {args.out}/hardware.safetensors, model.safetensors, design.safetensors, summary.json and plots")
     return 0
+
+
+def _check_grid(cfg, args) -> None:
+    """The MNIST hybrid's tile layout must fit the sensor of ``--grid``/``--pixel-cells``: checked
+    before the data set is loaded, the error naming the options."""
+    from neurohw.errors import UsageError
+    from optics.design import check_layout_fits
+    from optics.hybrid import HybridMNIST
+
+    try:
+        check_layout_fits(HybridMNIST().frontend.layout(None), cfg)
+    except ValueError as exc:
+        raise UsageError(f"--grid {args.grid} --pixel-cells {args.pixel_cells}", str(exc)) from None
 
 
 def vars_json(args) -> dict:

@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _parse_config(path: Path | None, overrides: list[str], quick: bool):
     from neurohw.errors import UsageError
-    from snn.model import BWSNNConfig
+    from snn.model import BWSNNConfig, check_net_size
 
     raw: dict = {}
     if path is not None:
@@ -67,7 +67,7 @@ def _parse_config(path: Path | None, overrides: list[str], quick: bool):
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UsageError(str(path), "config file does not exist") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(str(path), f"not valid JSON ({exc})") from None
         if not isinstance(raw, dict):
             raise UsageError(str(path), "the config must be a JSON object")
@@ -92,6 +92,7 @@ def _parse_config(path: Path | None, overrides: list[str], quick: bool):
         raw.setdefault("channels", [64])
         extra.setdefault("teacher_epochs", 2)
     cfg = BWSNNConfig.from_dict(raw, where=where)
+    check_net_size(cfg, (1, 28, 28), where)
     return cfg, extra
 
 
@@ -133,8 +134,12 @@ def _export(args) -> int:
 
 
 def _experiments(args) -> int:
+    from neurohw.io import check_writable
     from snn.experiments import run_experiments
 
+    check_writable(args.out, "dir", f"--out {args.out}")  # before any training
+    if args.results_dir is not None:
+        check_writable(args.results_dir, "dir", f"--results-dir {args.results_dir}")
     base = None
     if args.config is not None:
         base, _ = _parse_config(args.config, [], False)

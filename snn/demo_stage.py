@@ -66,6 +66,8 @@ def _raster(model, x, path) -> str:
         axes[0, k].set_xlabel("step")
     axes[0, 0].set_ylabel("neuron")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    from neurohw.plotting import save
+
+    save(fig, path, dpi=100)  # temp file + rename: a failing run never leaves half a PNG
     plt.close(fig)
     return str(path.name)

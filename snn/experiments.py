@@ -30,7 +30,7 @@ import torch
 from neurohw.stats import bootstrap_ci, mean_std, paired_difference, pack_correct, unpack_correct
 from neurohw.io import atomic_write_json, atomic_write_text, load_into, provenance, save_checkpoint
 from snn.deploy import deploy_predict
-from snn.model import BWSNN, BWSNNConfig
+from snn.model import BWSNN, BWSNNConfig, check_net_size
 from snn.train import fit_snn, predict_snn
 
 VARIANTS: dict[str, dict] = {
@@ -58,10 +58,21 @@ def load_model(path: str | Path) -> BWSNN:
     from neurohw.io import CheckpointError, load_checkpoint
 
     _, meta = load_checkpoint(path)
-    conf = meta.get("config", {})
+    conf = meta.get("config") or {}
     if "bwsnn" not in conf:
         raise CheckpointError(f"{path}: sidecar has no 'config.bwsnn' (not a BWSNN checkpoint)")
-    model = BWSNN(BWSNNConfig.from_dict(conf["bwsnn"]), in_shape=tuple(conf.get("in_shape", (1, 28, 28))))
+    if not isinstance(conf["bwsnn"], dict):
+        raise CheckpointError(f"{path}: sidecar config.bwsnn must be a JSON object, got {conf['bwsnn']!r:.40}")
+    in_shape = conf.get("in_shape", [1, 28, 28])
+    if (not isinstance(in_shape, list) or len(in_shape) != 3
+            or not all(type(v) is int and 1 <= v <= 4096 for v in in_shape)):
+        raise CheckpointError(f"{path}: sidecar config.in_shape must be [C, H, W] of integers in [1, 4096], got {in_shape!r:.40}")
+    cfg = BWSNNConfig.from_dict(conf["bwsnn"], where=f"{path}: config.bwsnn")
+    check_net_size(cfg, tuple(in_shape), f"{path}: config.bwsnn")
+    try:
+        model = BWSNN(cfg, in_shape=tuple(in_shape))
+    except (ValueError, IndexError, TypeError) as exc:  # e.g. a conv net with one channel count
+        raise CheckpointError(f"{path}: sidecar config.bwsnn does not describe a BWSNN ({type(exc).__name__}: {exc})") from exc
     load_into(model, path)
     return model.eval()
 
@@ -141,8 +152,11 @@ def run_experiments(out: str | Path, seeds: int | list[int] = 3, quick: bool = F
             tag = f"{v}-s{seed}"
             rec_path = out / "runs" / f"{tag}.json"
             if rec_path.exists():
-                rec = json.loads(rec_path.read_text())
-                if rec.get("config") == cfg.to_dict() and rec.get("dataset", "mnist5k") == dataset:
+                try:
+                    rec = json.loads(rec_path.read_text(encoding="utf-8"))
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    rec = None  # a damaged run record is simply redone
+                if isinstance(rec, dict) and rec.get("config") == cfg.to_dict() and rec.get("dataset", "mnist5k") == dataset:
                     runs.setdefault(v, []).append(rec)
                     continue
             t0 = time.perf_counter()

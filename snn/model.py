@@ -87,10 +87,28 @@ class BWSNNConfig:
         return cls(**d)
 
 
+#: Largest BWSNN built from a config: synaptic weights, all layers (2**26 ≈ 67 M, 256 MiB as float32).
+MAX_WEIGHTS = 2**26
+#: Largest number of time steps a config may ask for.
+MAX_STEPS = 100_000
+
+
+def check_net_size(cfg: "BWSNNConfig", in_shape: tuple[int, ...], where: str) -> None:
+    """Refuse a config whose layers would hold more than :data:`MAX_WEIGHTS` weights for
+    ``in_shape`` (C, H, W) images, before any allocation (``channels`` 10**12 would ask for
+    terabytes); the error names ``where`` and ``channels``."""
+    from neurohw.errors import UsageError
+
+    n = sum(l["cin"] * l["cout"] * (9 if l["kind"] == "conv" else 1) for l in _layer_plan(cfg, tuple(in_shape)))
+    if n > MAX_WEIGHTS:
+        raise UsageError(f"{where}: channels", f"{list(cfg.channels)} gives a {cfg.arch} net with more than "
+                                               f"{MAX_WEIGHTS:,} weights ({n:.3g})")
+
+
 def _config_ranges() -> dict:
     from neurohw import config as C
 
-    return {"steps": C.COUNT, "epochs": C.COUNT, "batch_size": C.COUNT, "lr": C.POSITIVE, "current_decay": C.FRACTION,
+    return {"steps": (f"an integer in [1, {MAX_STEPS}]", lambda v: 1 <= v <= MAX_STEPS), "epochs": C.COUNT, "batch_size": C.COUNT, "lr": C.POSITIVE, "current_decay": C.FRACTION,
             "voltage_decay": C.UNIT, "threshold": C.POSITIVE, "kd_lambda": C.UNIT, "kd_tau": C.POSITIVE,
             "hardening_epochs": C.NONNEG, "augment_shift": C.NONNEG, "seed": C.NONNEG}
 

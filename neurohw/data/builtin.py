@@ -222,8 +222,12 @@ def load_dataset(name: str) -> DatasetSplit:
     if path.suffix in (".npz", ".h5", ".hdf5"):
         from neurohw.data.readers import read_hdf5_arrays, read_npz_arrays
 
+        from neurohw.data.readers import _check_keys
+
         keys = ("x_train", "y_train", "x_test", "y_test")
-        arrs = read_npz_arrays(path, keys) if path.suffix == ".npz" else read_hdf5_arrays(path, keys)
+        arrs = read_npz_arrays(path) if path.suffix == ".npz" else read_hdf5_arrays(path)
+        _check_keys(path, arrs, keys)
+        num_classes = check_dataset_arrays(path, arrs)
         xs = []
         for k in ("x_train", "x_test"):
             a = arrs[k]
@@ -234,5 +238,56 @@ def load_dataset(name: str) -> DatasetSplit:
         x = np.concatenate([xs[0].numpy(), xs[1].numpy()])
         y = np.concatenate([arrs["y_train"], arrs["y_test"]]).astype(np.int64)
         ntr = len(xs[0])
-        return make_split(path.stem, x, y, np.arange(ntr), np.arange(ntr, len(x)), 0.1)
+        return make_split(path.stem, x, y, np.arange(ntr), np.arange(ntr, len(x)), 0.1, num_classes)
     raise ValueError(f"unknown dataset {name!r}: use mnist5k, fashion-mnist, digits8x8 or a .npz/.h5 file")
+
+
+#: Largest class count a dataset file may declare or imply.
+MAX_CLASSES = 100_000
+
+
+def check_dataset_arrays(path: Path, arrs: dict) -> int:
+    """Check a dataset file's arrays before any use; returns the number of classes.
+
+    ``x_*``: (N, H, W) or (N, C, H, W), finite (the readers refuse NaN/Inf), uint8 or in
+    [0, 1]; ``y_*``: (N,) integer class labels (integer-valued floats are accepted, 3.5 or −1
+    are not), as many as images. The class count is the optional scalar ``num_classes``
+    array, else ``max(label) + 1`` — and then every class below it must occur in
+    ``y_train`` (a stray label 42 among digits 0..9 would silently make 43 classes).
+    Raises :class:`~neurohw.data.readers.DataFormatError` naming the file and the array.
+    """
+    from neurohw.data.readers import DataFormatError
+
+    for split in ("train", "test"):
+        x, y = arrs[f"x_{split}"], arrs[f"y_{split}"]
+        if x.ndim not in (3, 4) or min(x.shape, default=0) < 1:
+            raise DataFormatError(f"{path}: x_{split}: images must be (N, H, W) or (N, C, H, W) with no empty axis, got shape {x.shape}")
+        if x.dtype != np.uint8 and x.size and (float(x.min()) < 0 or float(x.max()) > 1):
+            raise DataFormatError(f"{path}: x_{split}: non-uint8 images must lie in [0, 1], found {float(x.min()):.4g}..{float(x.max()):.4g}")
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataFormatError(f"{path}: y_{split}: labels must be (N,) with N = {len(x)} (as x_{split}), got shape {y.shape}")
+        if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
+            bad = y[y != np.round(y)][0]
+            raise DataFormatError(f"{path}: y_{split}: labels must be integers, found {bad!r}")
+        if y.size and y.min() < 0:
+            raise DataFormatError(f"{path}: y_{split}: labels must be >= 0, found {y.min()!r}")
+        if y.size and float(y.max()) >= MAX_CLASSES:  # before any cast to int64 can wrap it
+            raise DataFormatError(f"{path}: y_{split}: label {y.max()!r} implies more than {MAX_CLASSES} classes")
+    y_all = np.concatenate([arrs["y_train"], arrs["y_test"]]).astype(np.int64)
+    if "num_classes" in arrs:
+        nc = np.asarray(arrs["num_classes"])
+        if nc.size != 1 or nc.dtype.kind not in "iuf" or float(nc.ravel()[0]) != int(nc.ravel()[0]) or not 1 <= int(nc.ravel()[0]) <= MAX_CLASSES:
+            raise DataFormatError(f"{path}: num_classes: must be one integer in [1, {MAX_CLASSES}], got {nc.ravel()[:3].tolist()}")
+        num_classes = int(nc.ravel()[0])
+        if y_all.max() >= num_classes:
+            raise DataFormatError(f"{path}: y_train/y_test: label {int(y_all.max())} is out of range for num_classes {num_classes} (labels 0..{num_classes - 1})")
+        return num_classes
+    num_classes = int(y_all.max()) + 1
+    if num_classes > MAX_CLASSES:
+        raise DataFormatError(f"{path}: y_train/y_test: label {num_classes - 1} implies {num_classes} classes (limit {MAX_CLASSES})")
+    missing = np.setdiff1d(np.arange(num_classes), arrs["y_train"].astype(np.int64))
+    if missing.size:
+        raise DataFormatError(f"{path}: y_train: labels run to {num_classes - 1} but classes {missing[:10].tolist()}"
+                              f"{' …' if missing.size > 10 else ''} have no training image; relabel them 0..K-1 "
+                              "or store a num_classes array")
+    return num_classes

@@ -157,6 +157,11 @@ def read_hdf5_arrays(path: str | os.PathLike, keys: Iterable[str] | None = None)
     except OSError as exc:
         raise DataFormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
     with fh:
-        have = [k for k in fh.keys() if isinstance(fh[k], h5py.Dataset)]
-        names = _check_keys(path, have, keys)
-        return {k: _check_finite(path, k, fh[k][()]) for k in names}
+        try:
+            have = [k for k in fh.keys() if isinstance(fh[k], h5py.Dataset)]
+            names = _check_keys(path, have, keys)
+            return {k: _check_finite(path, k, np.asarray(fh[k][()])) for k in names}
+        except DataFormatError:
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:  # h5py's errors on a damaged file
+            raise DataFormatError(f"{path}: damaged HDF5 file ({type(exc).__name__}: {exc})") from exc

@@ -76,8 +76,28 @@ def deploy_info(path: str | Path) -> dict[str, Any]:
         prov = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return {}
-    info = (prov.get("config") or {}).get("deploy") if isinstance(prov, dict) else None
-    return dict(info) if isinstance(info, dict) else {}
+    conf = prov.get("config") if isinstance(prov, dict) else None
+    info = conf.get("deploy") if isinstance(conf, dict) else None
+    return _check_deploy(path, dict(info)) if isinstance(info, dict) else {}
+
+
+#: The deploy fields a netx file may record: (type, lowest allowed value, highest allowed value).
+_DEPLOY_FIELDS = {"steps": (int, 1, 100_000), "pad": (int, 0, 100_000), "window_start": (int, 0, 200_000),
+                  "current_shift": (int, 0, 62), "data": (str, None, None), "encoding": (str, None, None),
+                  "readout": (str, None, None)}
+
+
+def _check_deploy(path, info: dict) -> dict:
+    """The recorded deploy fields, each of its type and range, else ``UsageError`` naming the file and field."""
+    for k, (kind, lo, hi) in _DEPLOY_FIELDS.items():
+        if k not in info or info[k] is None:
+            continue
+        v = info[k]
+        if kind is int and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
+            raise UsageError(f"{path}", f"neurohw/provenance config.deploy.{k}: must be an integer in [{lo}, {hi}], got {v!r:.40}")
+        if kind is str and not isinstance(v, str):
+            raise UsageError(f"{path}", f"neurohw/provenance config.deploy.{k}: must be a string, got {v!r:.40}")
+    return info
 
 
 def resolve_readout(net, readout: str, info: dict) -> str:

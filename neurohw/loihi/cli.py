@@ -127,8 +127,10 @@ def _load_npy(path: Path, where: str) -> np.ndarray:
 
     try:
         x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}", f"{where}: not a readable .npy array ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 — a damaged header raises ValueError, SyntaxError, TokenError …
+        if not isinstance(exc, (OSError, ValueError, SyntaxError, EOFError)) and type(exc).__name__ != "TokenError":
+            raise
+        raise UsageError(f"{path}", f"{where}: not a readable .npy array ({type(exc).__name__}: {exc})") from None
     if not isinstance(x, np.ndarray):  # an .npz archive
         x.close()
         raise UsageError(f"{path}", f"{where}: an .npz archive; expected one .npy array")
@@ -144,7 +146,14 @@ def _load_input(path: Path, net=None) -> np.ndarray:
     x = _load_npy(path, "--input")
     if x.dtype.kind not in "biuf":
         raise UsageError(f"{path}", f"--input: dtype {x.dtype} is not numeric")
-    return validate_spikes(x, net, f"{path}") if net is not None else x
+    if net is None:
+        return x
+    shape = tuple(net.input_shape)
+    flat = (int(np.prod(shape)),)
+    if not any(x.ndim == len(s) + k and tuple(x.shape[k:]) == s for s in {shape, flat} for k in (1, 2)):
+        raise UsageError(f"{path}", f"--input: spikes shaped {tuple(x.shape)}; the net takes (steps, *{shape}) or "
+                                    f"(batch, steps, *{shape}) (trailing axes may be flattened to {flat[0]})")
+    return validate_spikes(x, net, f"{path}")
 
 
 def _check_size(where: str, *dims: int) -> None:
@@ -195,7 +204,8 @@ def _inputs(args, net, *, random_steps: int, use_export_data: bool = False):
     if args.input is not None:
         x = _load_input(args.input, net)
         batch = x.shape[0] if x.ndim > len(net.input_shape) + 1 else 1
-        labels = load_labels(args.labels, batch, None) if args.labels is not None else None
+        n_out = int(np.prod(net.shapes()[-1]))  # one class per read-out neuron
+        labels = load_labels(args.labels, batch, n_out) if args.labels is not None else None
         return x, labels, f"{args.input}", None
     if args.data is not None or (use_export_data and info.get("data")):
         return _dataset_input(args, net, info, args.limit or args.samples, args.steps)
@@ -243,8 +253,10 @@ def _encode(args) -> int:
         raise UsageError("--labels-out", "must differ from --out")
     _check_outputs((args.out, "--out"), (labels_out, "--labels-out"))
     info = deploy_info(args.net) if args.net is not None else {}
-    if args.net is not None and not args.net.exists():
-        raise UsageError(str(args.net), "netx file does not exist")
+    if args.net is not None:
+        from .netx_io import read_netx
+
+        read_netx(args.net)  # a missing, damaged or non-netx --net is named here, not as a missing --steps
     steps = args.steps or info.get("steps")
     if not steps:
         raise UsageError("--steps", "required (or --net with a netx file exported from a trained model)")
