@@ -94,12 +94,15 @@ def capture_virtual(
     frame_kind: str = "feature_map",
     device=None,
     extra: dict | None = None,
+    repeats: int = 0,
 ) -> Path:
     """Show images ``x`` (N, C, H, W) with labels ``y`` to a fabricated instance; write ``out``.
 
     ``indices``: the images' indices in ``dataset``/``dataset_split`` (recorded as
     ``inputs/dataset_index``). ``exposure_images``: what the camera is auto-exposed on
-    (default the first 200 of ``x``). Returns the path written.
+    (default the first 200 of ``x``). ``repeats``: after the N captures, this many more exposures
+    of the first image (same label and dataset index) — the repeated exposures the noise model
+    can measure the shot noise from (:func:`calibration.misfit.repeat_groups`). Returns the path.
     """
     from tqdm.auto import tqdm
 
@@ -149,6 +152,20 @@ def capture_virtual(
             }
             if store_images:
                 block["inputs/images"] = xb.numpy()
+            wr.append(block)
+        for s in range(0, int(repeats), batch_size):
+            m = min(batch_size, int(repeats) - s)
+            k = n + s
+            block = {
+                "measured/frames": measure(x[:1].expand(m, *x.shape[1:]).contiguous()).numpy(),
+                "labels": y[:1].numpy().repeat(m),
+                "timestamps": t0 + (np.arange(k, k + m) * (exposure_s + extra["frame_readout_s"])),
+                "measured/exposure_s": np.full(m, exposure_s),
+                "measured/gain": np.full(m, gain),
+                "inputs/dataset_index": idx[:1].repeat(m),
+            }
+            if store_images:
+                block["inputs/images"] = x[:1].numpy().repeat(m, axis=0)
             wr.append(block)
         if dark_frames:
             zeros = torch.zeros(int(dark_frames), *x.shape[1:])

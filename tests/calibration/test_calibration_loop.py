@@ -326,3 +326,30 @@ def test_calibrate_sensor_frames_equal_feature_maps(setup, mnist5k, tmp_path):
                    "inputs/images": np.zeros((4, 1, 28, 28))})
     with pytest.raises(CaptureFormatError, match="odd.h5: /measured/frames: kind 'sensor_frame' needs an even"):
         calibrate(om, odd, cfg, teacher=setup["teacher"])
+
+
+def test_shot_noise_from_repeated_exposures(setup, mnist5k, tmp_path):
+    """Repeated exposures of one input measure the shot noise without the recorded flux: the
+    variance slope gives 1/electrons_per_unit of the drawn sensor."""
+    from calibration.loop import bench_noise
+    from calibration.misfit import repeat_groups
+
+    om = setup["om"]
+    n = 100
+    p = capture_virtual(om, mnist5k.x_test[:n], mnist5k.y_test[:n], tmp_path / "rep.h5", dataset="mnist5k",
+                        dataset_split="test", indices=np.arange(n), device_seed=DEVICE_SEED,
+                        exposure_images=mnist5k.x_train[:200], progress=False, dark_frames=8, psf=False, repeats=64)
+    inst = draw_device(om, DEVICE_SEED, mnist5k.x_train[:200])
+    with open_captures(p) as cf:
+        assert cf.n == n + 64
+        g = repeat_groups(cf)
+        assert len(g) == 1 and list(g[0]) == [0, *range(n, n + 64)]
+        x = torch.from_numpy(cf.read("inputs/images", np.arange(n)))
+        f = torch.from_numpy(cf.read("measured/frames", np.arange(n)))
+        epu = float(np.median(cf.exposure_s)) * cf.extra["source_flux_e_per_unit_s"]
+        twin = OpticsTwin(om.model.frontend, om.device_frontend(), electrons_per_unit=epu)
+        twin.refit(x, f, RefitConfig(steps_geometry=40, steps_joint=60, lr=0.02, lr_psf=0.01, shift_search_px=2, batch_size=48))
+        cf.extra.pop("source_flux_e_per_unit_s")  # as if the bench did not know its flux
+        nm = bench_noise(cf, twin)
+    assert "repeated exposures" in nm.source["a"] and "65 captures" in nm.source["repeats"]
+    assert 1.0 / nm.a == pytest.approx(inst.sensor.config.electrons_per_unit, rel=0.2)
