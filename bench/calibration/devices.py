@@ -82,6 +82,8 @@ def run(om, split, teacher, work: Path, *, quick: bool, devices=DEVICES, log=pri
         row = {"device": name, "errors": desc, "twin family": "in" if errors is None else "out"}
         row.update({col: 100 * a[k] for k, col in ARM_COLUMNS})
         row["fits within noise"] = m["fits_within_noise"]
+        row["worst bin var. ratio"] = max((b["ratio"] for b in m["bins"]), default=None)
+        row["worst χ²/px"] = max((c["chi2_per_pixel"] for c in m["channels"]), default=None)
         rows.append(row)
         details.append({"device": name, "seed": seed, "errors": errors, "accuracies": a, "recovery": res.recovery,
                         "refit_rmse": [res.refit["rmse_before"], res.refit["rmse_after"]],
@@ -98,13 +100,16 @@ def run(om, split, teacher, work: Path, *, quick: bool, devices=DEVICES, log=pri
         mean[col] = {"mean": mu, "std": sd}
     fits = [r["fits within noise"] for r in rows]
     mean["fits within noise"] = f"{sum(bool(f) for f in fits)} of {len(fits)}"
-    columns = ["device", "twin family", *[c for _, c in ARM_COLUMNS], "fits within noise"]
+    mean["worst bin var. ratio"] = mean["worst χ²/px"] = None
+    columns = ["device", "twin family", *[c for _, c in ARM_COLUMNS], "fits within noise", "worst bin var. ratio", "worst χ²/px"]
     caption = (f"10 % calibration of one MNIST-5k hybrid optical model on {len(rows)} virtual devices "
                f"({n_cap} test-digit captures each, {res.split['n_calib']} in the slice, {res.split['n_held_out']} held out, "
                "seeded split shared by all devices); held-out accuracy (%). refit: back-end adapted to the refit twin; "
                "CE-only fine-tune: the original back-end fine-tuned on the slice (paper baseline); control: the same extra "
                "back-end training in simulation, no device. 'fits within noise': the misfit test of the refit twin on "
-               f"held-out captures against the bench noise model (dark frames + recorded exposure). Devices: "
+               f"held-out captures against the bench noise model (dark frames + recorded exposure); worst bin var. ratio: "
+               "the largest residual / predicted variance over the intensity bins; worst χ²/px: the largest χ² per pixel "
+               "of the mean residual over the channels (1 = pure noise). Devices: "
                + "; ".join(f"{n}: {d}" for n, _, _, d in devices) + ".")
     return {"table": {"caption": caption, "columns": columns, "rows": [*rows, mean]}, "devices": details,
             "n_captures": n_cap, "config": cfg.to_dict()}

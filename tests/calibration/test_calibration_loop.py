@@ -261,6 +261,7 @@ def _small_cfg(**kw):
                                              misfit_captures=150), **kw})
 
 
+@pytest.mark.slow
 def test_calibrate_misfit_passes_an_in_family_device_and_flags_an_out_of_family_one(setup, mnist5k, tmp_path):
     """End to end through ``calibrate``: the noise comes from the dark frames and the recorded
     exposure, never the refit residual, so the test can fail — and it must for a device with
@@ -294,6 +295,7 @@ def test_calibrate_misfit_passes_an_in_family_device_and_flags_an_out_of_family_
     assert data["misfit"]["fits_within_noise"] is False
 
 
+@pytest.mark.slow
 def test_calibrate_sensor_frames_equal_feature_maps(setup, mnist5k, tmp_path):
     """A ``sensor_frame`` capture (raw tiles, 2K channels) of the same device and noise stream
     combines to exactly the ``feature_map`` capture, so calibrate gives the same figures."""
