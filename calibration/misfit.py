@@ -167,14 +167,13 @@ def repeat_groups(cf, min_size: int = 2) -> list[np.ndarray]:
     """
     if cf.dataset_index is None:
         return []
-    vals, inv, counts = np.unique(cf.dataset_index, return_inverse=True, return_counts=True)
+    _, inv, counts = np.unique(cf.dataset_index, return_inverse=True, return_counts=True)
     big = np.flatnonzero(counts >= min_size)
     big = big[np.argsort(-counts[big], kind="stable")]
     return [np.flatnonzero(inv == g) for g in big]
 
 
-def noise_from_captures(cf, frames_of, signal_of=None, *, electrons_per_unit: float | None = None,
-                        n_channels: int | None = None) -> NoiseModel | None:
+def noise_from_captures(cf, frames_of, signal_of=None, *, electrons_per_unit: float | None = None) -> NoiseModel | None:
     """The bench noise model of capture file ``cf``, or None when it has < 2 dark frames.
 
     ``frames_of(key, indices)`` returns feature frames (sensor frames already combined) for a
