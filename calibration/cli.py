@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fabrication seed (default: random); never written to the file")
     c.add_argument("--dark-frames", type=at.count, default=16)
     c.add_argument("--no-psf", action="store_true", help="skip the laser PSF captures")
+    c.add_argument("--frame-kind", choices=["feature_map", "sensor_frame"], default="feature_map",
+                   help="write digitally combined feature maps (default) or the raw per-tile sensor frames")
+    c.add_argument("--repeats", type=at.nonneg_int, default=0,
+                   help="extra exposures of the first image, for the noise model's shot-noise estimate")
     c.set_defaults(func=_capture)
     from calibration.neuromorphic_cli import register_lab
 
@@ -114,7 +118,7 @@ def _capture(args) -> int:
     capture_virtual(om, x, y, args.out, dataset=args.data if split_name != "all" else None,
                     dataset_split=split_name if split_name != "all" else None, indices=idx,
                     device_seed=args.device_seed, exposure_images=ds.x_train[:200], dark_frames=args.dark_frames,
-                    psf=not args.no_psf, provenance=provenance(config={"model": str(args.model), "data": args.data,
+                    psf=not args.no_psf, frame_kind=args.frame_kind, repeats=args.repeats, provenance=provenance(config={"model": str(args.model), "data": args.data,
                                                                        "split": args.split, "limit": args.limit}))
     print(f"wrote {len(x)} captures to {args.out}")
     return 0
@@ -154,5 +158,6 @@ def _calibrate(args) -> int:
                                                                    "captures": str(args.captures)})
     a = result.accuracies
     print(" | ".join(f"{k} {100 * v:.2f}%" for k, v in a.items()))
+    print(f"misfit test (held-out captures): {result.misfit['verdict']}")
     print(f"report: {paths['report']}  checkpoint: {ckpt}")
     return 0

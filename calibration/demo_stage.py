@@ -84,8 +84,8 @@ def _run(ctx) -> dict:
 |---|---|---|
 {rows}
 
-Refit: frame RMSE {result.refit['rmse_before']:.4f} → {result.refit['rmse_after']:.4f} (noise model
-{result.refit['noise_rmse']:.4f}). Sample efficiency (refit + CE+NTK, held-out accuracy): {curve}.
+Refit: frame RMSE {result.refit['rmse_before']:.4f} → {result.refit['rmse_after']:.4f} (bench noise model
+predicts {_rms(result.refit['noise_rmse'])}). Misfit test on held-out captures: {result.misfit['verdict']}. Sample efficiency (refit + CE+NTK, held-out accuracy): {curve}.
 Full report: `calibration/report.md`.
 
 ![accuracies](calibration/accuracies.png) ![curve](calibration/sample_efficiency.png)
@@ -94,4 +94,9 @@ Full report: `calibration/report.md`.
     )
     return {"accuracies": a, "recovery": r, "split": result.split, "curve": result.curve,
             "refit_rmse": [result.refit["rmse_before"], result.refit["rmse_after"]],
+            "fits_within_noise": result.misfit["fits_within_noise"],
             "timings": {**{k: round(v, 2) for k, v in result.timings.items()}, "capture_s": round(t_capture, 2)}}
+
+
+def _rms(v) -> str:
+    return "— (no dark frames)" if v is None else f"{v:.4f}"

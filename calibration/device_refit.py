@@ -5,11 +5,16 @@ Two device models implement :class:`DeviceTwin`:
 * :class:`OpticsTwin` — the optics backend's own ``DeviceFrontEnd`` built from the nominal
   design (``design.device_frontend(sensor)``): refits per-tile ``gain``/``offset``, the
   optic-vs-sensor ``shift`` (sensor pixels) and ``rotation``, the per-tile
-  ``psf_correction``, and the noise level (effective photo-electrons per feature unit and
-  read noise, from the residuals). This is the physical model of the device.
+  ``psf_correction``. This is the physical model of the device.
 * :class:`GenericTwin` — any frozen front-end plus the backend-agnostic
   :class:`~calibration.device_model.DeviceCorrection` (per-channel gain/offset, shift,
   rotation, PSF correction, Poisson–Gaussian noise): for devices without a simulator.
+
+The twins' **noise** is never fitted to the refit residual (a noise level fitted to the
+residual equals the refit RMSE by construction and hides any misfit). It comes from the bench
+— dark frames, the recorded exposure, repeated exposures (:mod:`calibration.misfit`) — through
+``set_noise(NoiseModel)``; without dark frames the optics twin keeps its nominal sensor's
+data-sheet read noise.
 
 Both offer ``ideal(x)`` (the simulation the back-end was trained with), ``refit(x, frames)``,
 ``predict(x)`` (noiseless refit device) and ``sample(x, generator)`` (a noisy draw of the
@@ -22,6 +27,7 @@ from abc import ABC, abstractmethod
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from calibration.device_model import DeviceCorrection, RefitConfig, refit_device, torch_threads
@@ -33,12 +39,14 @@ class TwinRefit:
 
     rmse_before: float
     rmse_after: float
-    noise_rmse: float
     params: dict
     history: list = field(default_factory=list)
+    noise_rmse: float | None = None  # RMS noise the *bench* noise model predicts on the slice (set by the loop)
+    noise_source: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"rmse_before": self.rmse_before, "rmse_after": self.rmse_after, "noise_rmse": self.noise_rmse,
+                "noise_source": self.noise_source,
                 "final_loss": self.history[-1] if self.history else None, "steps": len(self.history), "params": self.params}
 
 
@@ -60,6 +68,22 @@ class DeviceTwin(ABC):
     @abstractmethod
     def sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Noisy feature maps of the refit twin (its fitted noise model)."""
+
+    @abstractmethod
+    def noise_signal(self, x: torch.Tensor) -> torch.Tensor:
+        """The signal the noise variance grows with, per feature pixel ``(N, C, H, W)``, feature units."""
+
+    @abstractmethod
+    def set_noise(self, noise) -> dict:
+        """Set the twin's noise from a bench :class:`~calibration.misfit.NoiseModel` (None: keep the
+        nominal); returns where the noise now comes from."""
+
+    def noise_rms(self, x: torch.Tensor, noise) -> float | None:
+        """RMS noise standard deviation the bench model predicts for inputs ``x`` (feature units)."""
+        if noise is None:
+            return None
+        with torch.no_grad():
+            return float(noise.variance(self.noise_signal(x).double()).mean().sqrt())
 
     @abstractmethod
     def sampler(self, x: torch.Tensor, batch_size: int = 500):
@@ -87,8 +111,7 @@ class OpticsTwin(DeviceTwin):
         if electrons_per_unit is not None:
             self.device.sensor.config.electrons_per_unit = float(electrons_per_unit)
         self._exposed = electrons_per_unit is not None
-        self.noise_a = 0.0
-        self.noise_b = 0.0
+        self.noise_source = {"read_noise_e": "nominal sensor data sheet (no bench noise model set)"}
 
     def ideal(self, x):
         with torch.no_grad():
@@ -141,8 +164,6 @@ class OpticsTwin(DeviceTwin):
             "psf_correction_rel": float(d.psf_correction.detach().norm() / d.tiles.norm().clamp_min(1e-30)),
             "electrons_per_unit": float(d.sensor.config.electrons_per_unit),
             "read_noise_e": float(d.sensor.config.read_noise_e),
-            "noise_a": self.noise_a,
-            "noise_b": self.noise_b,
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -226,33 +247,72 @@ class OpticsTwin(DeviceTwin):
         for p in d.parameters():
             p.requires_grad_(False)
         with torch.no_grad():
-            pred = d(x, noise=False)
-            resid = frames - pred
-            rmse_after = float(resid.pow(2).mean().sqrt())
-            self._fit_noise(x, resid)
-            noise_rmse = math.sqrt(max(self.noise_a * float(self._signal(x).mean()) + self.noise_b, 0.0))
-        return TwinRefit(rmse_before, rmse_after, noise_rmse, self.parameters_dict(), history)
+            rmse_after = float((frames - d(x, noise=False)).pow(2).mean().sqrt())
+        return TwinRefit(rmse_before, rmse_after, self.parameters_dict(), history)
 
-    def _signal(self, x):
-        ti = self.device.tile_images(x)
-        return (ti[:, 0::2] + ti[:, 1::2]).clamp_min(0)
+    def noise_signal(self, x):
+        """Positive + negative tile irradiance of the refit twin: the shot noise of one feature pixel
+        is that of both tiles."""
+        with torch.no_grad():
+            ti = self.device.tile_images(x)
+            return (ti[:, 0::2] + ti[:, 1::2]).clamp_min(0)
 
-    def _fit_noise(self, x, resid):
-        """``resid² ≈ a·(pos + neg irradiance) + b`` → photo-electrons per unit 1/a and read noise from b."""
-        s = self._signal(x).flatten().double()
-        r2 = resid.pow(2).flatten().double()
-        design = torch.stack([s, torch.ones_like(s)], 1)
-        a, b = torch.linalg.lstsq(design, r2[:, None]).solution.flatten().tolist()
-        if a <= 0:
-            a, b = 0.0, float(r2.mean())
-        b = max(b, 0.0)
-        self.noise_a, self.noise_b = float(a), float(b)
+    def set_noise(self, noise) -> dict:
+        """The sensor's exposure and read noise from the bench noise model ``var = a·s + b``.
+
+        Physical sensor: ``a = 1/electrons_per_unit`` (``a = 0``, shot noise unknown, keeps the
+        exposure the twin has); the read noise is the one at which the twin's own sensor chain
+        (dark current, read noise, clipping at zero electrons, ADC rounding) gives a feature pixel
+        (two tiles) the dark-frame variance ``b`` (mean over channels) — found by bisection on a
+        seeded simulation of dark pixels, because the clipping makes the closed form
+        ``b = 2·(read² + dark + 1/(12·g²))/epu²`` underestimate the read noise.
+        """
         cfg = self.device.sensor.config
-        if a > 0 and cfg.noise_model == "physical":
-            epu = 1.0 / a
-            cfg.electrons_per_unit = epu
-            # b = 2·(read² + dark)/epu²  (two tiles per feature, dark shot noise included)
-            cfg.read_noise_e = math.sqrt(max(b * epu * epu / 2 - cfg.dark_current_e, 0.0))
+        if noise is None:
+            return self.noise_source
+        src = dict(noise.source)
+        if cfg.noise_model != "physical":
+            self.noise_source = {**src, "note": f"sensor noise model {cfg.noise_model!r}: bench noise not applied"}
+            return self.noise_source
+        if noise.a > 0:
+            cfg.electrons_per_unit = 1.0 / noise.a
+            self._exposed = True
+        cfg.read_noise_e = dark_matched_read_noise(self.device.sensor, float(np.mean(noise.b)))
+        self.noise_source = {**src, "electrons_per_unit": cfg.electrons_per_unit, "read_noise_e": cfg.read_noise_e}
+        return self.noise_source
+
+
+def dark_matched_read_noise(sensor, b: float, n: int = 200_000, seed: int = 0, iters: int = 40) -> float:
+    """Read noise (e⁻ rms) at which ``sensor`` gives a dark feature pixel (pos − neg tile) variance ``b``.
+
+    Bisection over [0, read_hi], each candidate simulated on the same ``n`` seeded dark pixel
+    pairs (so the variance is a monotone function of the candidate); 0 when even zero read
+    noise exceeds ``b``. ``sensor.config`` is restored.
+    """
+    from optics.frontend import merge_pairs
+
+    cfg = sensor.config
+    saved = cfg.read_noise_e
+    zeros = torch.zeros(1, 2, n, 1, dtype=torch.float64)
+
+    def var(read: float) -> float:
+        cfg.read_noise_e = read
+        with torch.no_grad():
+            return float(merge_pairs(sensor(zeros, noise=True, generator=torch.Generator().manual_seed(seed))).var())
+
+    try:
+        if var(0.0) >= b:
+            return 0.0
+        hi = math.sqrt(max(b, 1e-30)) * cfg.electrons_per_unit + 1.0
+        while var(hi) < b and hi < 1e9:
+            hi *= 2
+        lo = 0.0
+        for _ in range(iters):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if var(mid) < b else (lo, mid)
+        return 0.5 * (lo + hi)
+    finally:
+        cfg.read_noise_e = saved
 
 
 class GenericTwin(DeviceTwin):
@@ -270,7 +330,28 @@ class GenericTwin(DeviceTwin):
     def refit(self, x, frames, config: RefitConfig, dark_frames=None, **kw) -> TwinRefit:
         res = refit_device(x, self.ideal(x), frames, config, psf_size=self.psf_size, dark_frames=dark_frames, model=self.model)
         self.model = res.model
-        return TwinRefit(res.rmse_before, res.rmse_after, res.noise_rmse, res.model.params_dict(), res.history)
+        self.noise_source = {"a": "fitted to the refit residual (no bench noise model set): not evidence of fit",
+                             "b": "dark-frame variance" if dark_frames is not None and len(dark_frames) > 1 else
+                             "fitted to the refit residual"}
+        return TwinRefit(res.rmse_before, res.rmse_after, res.model.params_dict(), res.history)
+
+    def noise_signal(self, x):
+        """|prediction − offset|: the generic model knows only the signed feature, so where the
+        positive and negative tiles overlap this underestimates the shot-noise signal."""
+        with torch.no_grad():
+            p = self.predict(x)
+            off = 0.0 if self.model is None else self.model.offset.to(p.dtype)[None, :, None, None]
+            return (p - off).abs()
+
+    def set_noise(self, noise) -> dict:
+        """``var = a·|signal| + b`` from the bench (b averaged over channels)."""
+        if noise is None or self.model is None:
+            return getattr(self, "noise_source", {})
+        with torch.no_grad():
+            self.model.noise_a.fill_(float(noise.a))
+            self.model.noise_b.fill_(float(np.mean(noise.b)))
+        self.noise_source = dict(noise.source)
+        return self.noise_source
 
     def predict(self, x):
         if self.model is None:

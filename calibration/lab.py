@@ -17,6 +17,12 @@ Besides the captures, the bench records ``dark_frames`` (no light; feature units
 with ``psf=True``, laser PSF captures: a single bright input pixel at the image centre,
 averaged over ``psf_frames`` exposures taken with their own exposure setting, one response
 per PSF tile (dark-subtracted, divided by the point's intensity: ``(2K, h, w)``).
+
+``frame_kind="sensor_frame"`` writes the raw per-tile sensor images ``(N, 2K, H, W)`` (and
+dark frames likewise) instead of the digitally combined feature maps; ``device=`` captures
+with a given device (e.g. :class:`calibration.virtual_devices.OutOfFamilyDevice`, anything
+with ``tile_images``, ``sensor``, ``generator``, ``centres``, ``image_size``, ``in_channels``)
+instead of drawing one from the bundle's fabrication model.
 """
 from __future__ import annotations
 
@@ -85,17 +91,33 @@ def capture_virtual(
     store_images: bool = True,
     progress: bool = True,
     provenance: dict | None = None,
+    frame_kind: str = "feature_map",
+    device=None,
+    extra: dict | None = None,
+    repeats: int = 0,
 ) -> Path:
     """Show images ``x`` (N, C, H, W) with labels ``y`` to a fabricated instance; write ``out``.
 
     ``indices``: the images' indices in ``dataset``/``dataset_split`` (recorded as
     ``inputs/dataset_index``). ``exposure_images``: what the camera is auto-exposed on
-    (default the first 200 of ``x``). Returns the path written.
+    (default the first 200 of ``x``). ``repeats``: after the N captures, this many more exposures
+    of the first image (same label and dataset index) — the repeated exposures the noise model
+    can measure the shot noise from (:func:`calibration.misfit.repeat_groups`). Returns the path.
     """
     from tqdm.auto import tqdm
 
-    inst = draw_device(om, device_seed, exposure_images if exposure_images is not None else x[:200])
+    from optics.frontend import merge_pairs
+
+    if frame_kind not in ("feature_map", "sensor_frame"):
+        raise ValueError(f"capture_virtual: frame_kind must be 'feature_map' or 'sensor_frame', got {frame_kind!r}")
+    if device is not None and device_seed is not None:
+        raise ValueError("capture_virtual: give device or device_seed, not both")
+    inst = device if device is not None else draw_device(om, device_seed, exposure_images if exposure_images is not None else x[:200])
     del device_seed  # hidden: nothing below records it
+
+    def measure(xb):
+        tiles = inst.sensor(inst.tile_images(xb), noise=True, generator=inst.generator)
+        return tiles if frame_kind == "sensor_frame" else merge_pairs(tiles)
     cfg = inst.sensor.config
     exposure_s = cfg.electrons_per_unit / SOURCE_FLUX
     gain = cfg.gain_dn_per_e
@@ -107,18 +129,19 @@ def capture_virtual(
         "sensor": {k: v for k, v in cfg.to_dict().items() if k != "electrons_per_unit"},
         "fabrication_error_magnitudes": om.fabrication.to_dict(),
         "frame_readout_s": 0.01,
+        **(extra or {}),
     }
     wl = [w * 1e9 for w in om.design.config.wavelengths]
     t0 = time.time()
     with CaptureWriter(out, device_kind="optics", device_id=f"virtual-{uuid.uuid4().hex[:10]}",
                        num_classes=int(om.model.backend[-1].out_features) if hasattr(om.model.backend[-1], "out_features") else int(y.max()) + 1,
-                       frame_unit="feature units", frame_kind="feature_map", gain_unit="DN/e-",
+                       frame_unit="feature units", frame_kind=frame_kind, gain_unit="DN/e-",
                        wavelengths_nm=wl, dataset=dataset, dataset_split=dataset_split, attrs=extra,
                        provenance=provenance) as wr:
         for s in tqdm(range(0, n, batch_size), desc="lab capture", disable=not progress, leave=False):
             xb = x[s:s + batch_size]
             m = len(xb)
-            feats = inst(xb, noise=True)
+            feats = measure(xb)
             block = {
                 "measured/frames": feats.numpy(),
                 "labels": y[s:s + m].numpy(),
@@ -130,9 +153,23 @@ def capture_virtual(
             if store_images:
                 block["inputs/images"] = xb.numpy()
             wr.append(block)
+        for s in range(0, int(repeats), batch_size):
+            m = min(batch_size, int(repeats) - s)
+            k = n + s
+            block = {
+                "measured/frames": measure(x[:1].expand(m, *x.shape[1:]).contiguous()).numpy(),
+                "labels": y[:1].numpy().repeat(m),
+                "timestamps": t0 + (np.arange(k, k + m) * (exposure_s + extra["frame_readout_s"])),
+                "measured/exposure_s": np.full(m, exposure_s),
+                "measured/gain": np.full(m, gain),
+                "inputs/dataset_index": idx[:1].repeat(m),
+            }
+            if store_images:
+                block["inputs/images"] = x[:1].numpy().repeat(m, axis=0)
+            wr.append(block)
         if dark_frames:
             zeros = torch.zeros(int(dark_frames), *x.shape[1:])
-            wr.set_dark_frames(inst(zeros, noise=True).numpy(), exposure_s=exposure_s, gain=gain)
+            wr.set_dark_frames(measure(zeros).numpy(), exposure_s=exposure_s, gain=gain)
         if psf:
             wr.set_psf(measure_psf(inst), wavelength_nm=wl[0], pixel_pitch_um=om.design.config.pixel_pitch * 1e6,
                        positions=inst.centres.numpy())

@@ -152,3 +152,46 @@ def misfit_test(measured: torch.Tensor, predicted: torch.Tensor, signal: torch.T
                          f"(worst χ²/pixel {worst['chi2_per_pixel']:.2f} in channel {worst['channel']})")
         verdict = "twin does not fit within noise: " + "; ".join(parts)
     return MisfitReport(bins, chans, verdict, fits, noise.to_dict(), {"n_bins": n_bins, "tol": tol, "z": z, "n_captures": n_cap})
+
+
+# --------------------------------------------------------------------------------------
+# from a capture file
+# --------------------------------------------------------------------------------------
+
+
+def repeat_groups(cf, min_size: int = 2) -> list[np.ndarray]:
+    """Groups of captures showing the same input (equal ``inputs/dataset_index``), largest first.
+
+    A bench that re-exposes one input several times records it as several captures with the
+    same dataset index; their spread is the sensor's noise at that input's signal.
+    """
+    if cf.dataset_index is None:
+        return []
+    _, inv, counts = np.unique(cf.dataset_index, return_inverse=True, return_counts=True)
+    big = np.flatnonzero(counts >= min_size)
+    big = big[np.argsort(-counts[big], kind="stable")]
+    return [np.flatnonzero(inv == g) for g in big]
+
+
+def noise_from_captures(cf, frames_of, signal_of=None, *, electrons_per_unit: float | None = None) -> NoiseModel | None:
+    """The bench noise model of capture file ``cf``, or None when it has < 2 dark frames.
+
+    ``frames_of(key, indices)`` returns feature frames (sensor frames already combined) for a
+    per-capture dataset, or the dark frames when ``key`` is ``"calibration/dark_frames"``;
+    ``signal_of(indices)`` the twin's pos + neg signal for captures ``indices`` (needed only
+    when the file holds repeated exposures of one input, see :func:`repeat_groups`).
+    """
+    if not cf.has("calibration/dark_frames"):
+        return None
+    dark = frames_of("calibration/dark_frames", None)
+    if len(dark) < 2:
+        return None
+    repeats = None
+    groups = repeat_groups(cf)
+    if groups and signal_of is not None:
+        g = groups[0]
+        repeats = (frames_of("measured/frames", g), signal_of(g[:1])[0])
+    nm = noise_from_bench(dark, electrons_per_unit=electrons_per_unit, repeats=repeats)
+    if repeats is not None:
+        nm.source["repeats"] = f"{len(groups[0])} captures of dataset index {int(cf.dataset_index[groups[0][0]])}"
+    return nm

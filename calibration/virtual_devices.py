@@ -10,8 +10,14 @@ the sensor with any of (all switchable, magnitudes in :class:`OutOfFamilyErrors`
 * ``crosstalk`` — each tile receives this fraction of its right-hand neighbour's image,
   shifted by ``ghost_shift_px`` (a ghost);
 * ``vignetting`` — irradiance × (1 − vignetting·(r/r_max)²), r the sensor distance from the axis;
-* ``gamma`` — sensor response ``irr_max·(irr/irr_max)^gamma`` (0.9: a compressive response);
-* ``gain_nonuniformity`` — per-pixel gain map 1 + σ·n (fixed per device seed).
+* ``gamma`` — sensor response ``irr_max·(irr/irr_max)^gamma``, ``irr_max`` the sensor's saturation
+  irradiance (0.9: a response that lifts low signals, compressive towards saturation);
+* ``gain_nonuniformity`` — per-pixel gain map 1 + σ·n (fixed per device seed);
+* ``magnification`` — each tile image scaled about its own centre by ``1 + magnification``
+  along x and ``1 + magnification·(1 − anisotropy)`` along y (bilinear): a lens whose image
+  scale differs from the design, anisotropically;
+* ``black_level`` — a fixed per-pixel offset pattern (irradiance units, std ``black_level``,
+  smooth over ``black_level_corr_px``), present in dark frames too.
 
 ``forward(x, noise=True)`` returns signed feature maps like the wrapped instance.
 """
@@ -31,6 +37,10 @@ class OutOfFamilyErrors:
     vignetting: float = 0.0
     gamma: float = 1.0
     gain_nonuniformity: float = 0.0
+    magnification: float = 0.0
+    anisotropy: float = 0.0
+    black_level: float = 0.0
+    black_level_corr_px: float = 2.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,10 +74,27 @@ class OutOfFamilyDevice(torch.nn.Module):
         self._seed = seed
         self._gain_map = None
         self._irr_max = None
+        self._black = None
 
     @property
     def sensor(self):
         return self.inst.sensor
+
+    @property
+    def centres(self) -> torch.Tensor:
+        return self.inst.centres
+
+    @property
+    def image_size(self) -> int:
+        return self.inst.image_size
+
+    @property
+    def in_channels(self) -> int:
+        return self.inst.in_channels
+
+    def _fixed_map(self, shape, offset: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self._seed * 1009 + offset)
+        return torch.randn(shape, generator=g, dtype=torch.float64).float()
 
     @torch.no_grad()
     def tile_images(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,6 +115,13 @@ class OutOfFamilyDevice(torch.nn.Module):
                 if right:
                     u = min(right)[1]
                     y[:, t] = y[:, t] + e.crosstalk * torch.roll(src[:, u], shifts=e.ghost_shift_px, dims=-1)
+        if e.magnification:
+            sy = 1.0 / (1 + e.magnification * (1 - e.anisotropy))
+            sx = 1.0 / (1 + e.magnification)
+            theta = torch.tensor([[sx, 0.0, 0.0], [0.0, sy, 0.0]], dtype=y.dtype).expand(n, 2, 3)
+            grid = F.affine_grid(theta, (n, y.shape[0], h, w), align_corners=True)
+            y = F.grid_sample(y.transpose(0, 1), grid, mode="bilinear", padding_mode="border",
+                              align_corners=True).transpose(0, 1)
         if e.vignetting > 0:
             yy = torch.arange(h, dtype=y.dtype) - (h - 1) / 2
             xx = torch.arange(w, dtype=y.dtype) - (w - 1) / 2
@@ -96,14 +130,19 @@ class OutOfFamilyDevice(torch.nn.Module):
             r2 = py**2 + px**2
             y = y * (1 - e.vignetting * r2 / r2.max()).unsqueeze(0)
         if e.gamma != 1.0:
-            if self._irr_max is None:
-                self._irr_max = float(y.amax().clamp_min(1e-12))
+            if self._irr_max is None:  # the response is normalised at the sensor's saturation irradiance
+                self._irr_max = float(self.inst.sensor.saturation_level())
             y = self._irr_max * (y.clamp_min(0) / self._irr_max) ** e.gamma
         if e.gain_nonuniformity > 0:
             if self._gain_map is None:
                 g = torch.Generator().manual_seed(self._seed)
                 self._gain_map = 1 + e.gain_nonuniformity * torch.randn((n, h, w), generator=g, dtype=y.dtype)
             y = y * self._gain_map.unsqueeze(0)
+        if e.black_level > 0:
+            if self._black is None:
+                m = _gauss_blur(self._fixed_map((n, h, w), 2), e.black_level_corr_px)
+                self._black = e.black_level * m / m.std().clamp_min(1e-12)
+            y = y + self._black.unsqueeze(0)
         return y
 
     @torch.no_grad()

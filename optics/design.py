@@ -100,11 +100,17 @@ def simulate_psf(
     height_scale: torch.Tensor | float = 1.0,
     dz: float | torch.Tensor = 0.0,
     check: bool = False,
+    extra_phase: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Sensor-pixel PSF ``(L, M, M)`` of a radius map ``(grid, grid)`` (fraction of incident power per pixel)."""
+    """Sensor-pixel PSF ``(L, M, M)`` of a radius map ``(grid, grid)`` (fraction of incident power per pixel).
+
+    ``extra_phase``: ``(L, grid, grid)`` or ``(grid, grid)`` radians added to the metasurface's
+    phase (a wavefront error, e.g. ``optics.fabrication.zernike_wavefront``)."""
     if radii.shape[-2:] != (config.grid, config.grid):
         raise ValueError(f"simulate_psf: radius map {tuple(radii.shape)} does not match grid {config.grid}")
     phase, amp = proxy(radii, height_scale)
+    if extra_phase is not None:
+        phase = phase + extra_phase.to(phase.dtype)
     ap = config.aperture_mask(radii.device)
     field = torch.polar(amp.float() * ap, phase.float())
     out = angular_spectrum(field, config.dx, torch.tensor(config.wavelengths), config.z + dz, pad_factor=config.pad_factor, check=check)

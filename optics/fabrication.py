@@ -13,7 +13,15 @@ Errors modelled physically (pillar geometry → phase → PSF, then the assembly
 * ``rotation_sigma`` — rotation of the optic about the axis (std, radians);
 * ``focal_sigma`` — error of the metasurface→sensor distance (std, metres);
 * ``brightness_sigma`` — brightness (illumination × efficiency) scale, relative std around
-  ``brightness_mean``.
+  ``brightness_mean``;
+* ``zernike_defocus``, ``zernike_astigmatism``, ``zernike_coma``, ``zernike_spherical`` —
+  lens-like wavefront errors (an imperfect cover glass, a tilted or bowed substrate, the
+  relay optics): std of the Zernike coefficients (Noll-normalised, so a coefficient is the
+  RMS wavefront error of its term over the pupil), metres of optical path difference. Each
+  instance draws defocus Z4, astigmatism Z5/Z6, coma Z7/Z8 and spherical Z11 (both
+  orientations of astigmatism and coma independently) from a generator of its own, so
+  instances without them are drawn exactly as before; the wavefront ``W`` (:func:`zernike_wavefront`)
+  adds the phase ``2π·W/λ`` to the metasurface's at every wavelength.
 
 :meth:`FabricationModel.draw` returns a :class:`FabricatedFrontEnd`: a
 :class:`~optics.frontend.DeviceFrontEnd` whose tiles come from the wave simulation of the
@@ -34,7 +42,54 @@ from optics.frontend import DeviceFrontEnd
 from optics.sensor import SensorConfig
 from neurohw.stats import mean_std
 
-__all__ = ["FabricationParams", "FabricationModel", "FabricatedFrontEnd", "correlated_field", "evaluate_instances"]
+__all__ = ["FabricationParams", "FabricationModel", "FabricatedFrontEnd", "correlated_field", "evaluate_instances",
+           "ZERNIKE_NOLL", "zernike", "zernike_wavefront"]
+
+#: The Zernike terms of the fabrication model: name → Noll index j.
+ZERNIKE_NOLL = {"defocus": 4, "astigmatism_45": 5, "astigmatism_0": 6, "coma_y": 7, "coma_x": 8, "spherical": 11}
+
+
+def zernike(j: int, rho: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Noll-normalised Zernike polynomial ``Z_j(ρ, θ)`` (mean of ``Z_j²`` over the unit disk is 1).
+
+    Implemented for the terms of :data:`ZERNIKE_NOLL` (j = 4 … 8, 11): defocus √3(2ρ²−1),
+    astigmatism √6ρ²·sin 2θ / cos 2θ, coma √8(3ρ³−2ρ)·sin θ / cos θ, spherical √5(6ρ⁴−6ρ²+1).
+    """
+    r2 = rho * rho
+    if j == 4:
+        return math.sqrt(3) * (2 * r2 - 1)
+    if j == 5:
+        return math.sqrt(6) * r2 * torch.sin(2 * theta)
+    if j == 6:
+        return math.sqrt(6) * r2 * torch.cos(2 * theta)
+    if j == 7:
+        return math.sqrt(8) * (3 * r2 - 2) * rho * torch.sin(theta)
+    if j == 8:
+        return math.sqrt(8) * (3 * r2 - 2) * rho * torch.cos(theta)
+    if j == 11:
+        return math.sqrt(5) * (6 * r2 * r2 - 6 * r2 + 1)
+    raise ValueError(f"zernike: Noll index {j} is not implemented (have {sorted(ZERNIKE_NOLL.values())})")
+
+
+def zernike_wavefront(coefficients: dict, grid: int) -> torch.Tensor:
+    """Wavefront error ``W = Σ c_j·Z_j`` on a ``grid × grid`` metasurface, float64, same unit as the
+    coefficients (``{name: c}``, names of :data:`ZERNIKE_NOLL`).
+
+    The pupil is the disk of radius ``grid/2`` cells about the grid centre (the circular
+    aperture of :class:`~optics.design.OpticsConfig`; with a square aperture the corners lie at
+    ρ up to √2, where the polynomials are continued as they are).
+    """
+    y = torch.arange(grid, dtype=torch.float64) - (grid - 1) / 2
+    yy, xx = y.view(-1, 1).expand(grid, grid), y.view(1, -1).expand(grid, grid)
+    rho = torch.sqrt(yy * yy + xx * xx) / (grid / 2)
+    theta = torch.atan2(yy, xx)
+    w = torch.zeros(grid, grid, dtype=torch.float64)
+    for name, c in coefficients.items():
+        if name not in ZERNIKE_NOLL:
+            raise ValueError(f"zernike_wavefront: unknown term {name!r}; known: {', '.join(ZERNIKE_NOLL)}")
+        if c:
+            w = w + float(c) * zernike(ZERNIKE_NOLL[name], rho, theta)
+    return w
 
 
 @dataclass
@@ -51,6 +106,10 @@ class FabricationParams:
     focal_sigma: float = 1e-6
     brightness_mean: float = 1.0
     brightness_sigma: float = 0.05
+    zernike_defocus: float = 0.0
+    zernike_astigmatism: float = 0.0
+    zernike_coma: float = 0.0
+    zernike_spherical: float = 0.0
 
     def __post_init__(self):
         for k, v in asdict(self).items():
@@ -128,6 +187,17 @@ class FabricationModel:
             r = lv[(r.unsqueeze(-1) - lv).abs().argmin(-1)]
         return r, hs
 
+    def zernike_coefficients(self, seed: int) -> dict:
+        """The instance's Zernike coefficients (metres, by name), from a generator of their own."""
+        p = self.params
+        sig = {"defocus": p.zernike_defocus, "astigmatism_45": p.zernike_astigmatism, "astigmatism_0": p.zernike_astigmatism,
+               "coma_y": p.zernike_coma, "coma_x": p.zernike_coma, "spherical": p.zernike_spherical}
+        if not any(sig.values()):
+            return {k: 0.0 for k in sig}
+        g = torch.Generator().manual_seed(int(seed) * 104729 + 17)
+        z = torch.randn(len(sig), generator=g, dtype=torch.float64)
+        return {k: float(z[i]) * s for i, (k, s) in enumerate(sig.items())}
+
     def draw(self, seed: int) -> FabricatedFrontEnd:
         """Fabricate one instance (deterministic in ``seed``)."""
         d, p = self.design, self.params
@@ -135,7 +205,13 @@ class FabricationModel:
         with torch.no_grad():
             r, hs = self.fabricated_radii(gen)
             dz = float(torch.randn((), generator=gen, dtype=torch.float64)) * p.focal_sigma
-            psf = simulate_psf(r, d.config, d.proxy, height_scale=hs, dz=dz)
+            zc = self.zernike_coefficients(seed)
+            extra = None
+            if any(zc.values()):
+                w = zernike_wavefront(zc, d.config.grid)
+                lam = torch.tensor(d.config.wavelengths, dtype=torch.float64).view(-1, 1, 1)
+                extra = (2 * math.pi * w / lam).float()
+            psf = simulate_psf(r, d.config, d.proxy, height_scale=hs, dz=dz, extra_phase=extra)
             tiles = extract_tiles(psf, d.layout) * d.scale
         shift_m = torch.randn(2, generator=gen, dtype=torch.float64) * p.misalign_sigma
         rot = float(torch.randn((), generator=gen, dtype=torch.float64)) * p.rotation_sigma
@@ -155,6 +231,7 @@ class FabricationModel:
             "focal_error_m": dz,
             "radius_error_rms_m": float((r - d.radii).pow(2).mean().sqrt()),
             "tile_error_rel": float((tiles - d.tiles).norm() / d.tiles.norm().clamp_min(1e-30)),
+            "zernike_m": zc,
             "params": p.to_dict(),
         }
         return fe

@@ -1,24 +1,30 @@
-"""``python -m bench.calibration [--quick]`` — calibration wall time and streaming peak memory.
+"""``python -m bench.calibration [--quick] [--parts devices,time,memory]`` — calibration benchmarks.
 
-Part 1 (time). Builds a small MNIST hybrid optical model, captures the MNIST-5k test digits on
+Part ``devices`` (the default; :mod:`bench.calibration.devices`): one model calibrated on six
+virtual devices, three in the twin's family and three with error kinds the twin does not
+model; per device and mean: uncalibrated, refit, refit + CE, refit + CE+NTK, CE-only
+fine-tune, control, and the misfit test's verdict. Figures (``figures.table``) go to
+``results/bench/calibration.json``.
+
+Part ``time``. Builds a small MNIST hybrid optical model, captures the MNIST-5k test digits on
 a fabricated instance with the virtual lab, and times a 10 % calibration (refit, twin
 adaptation, four fine-tuning arms, no curve) with 1 torch thread. Anchors, run side by side in
 the same process: one pass of held-out inference streamed from the file, and the paper's
 baseline alone (CE-only fine-tuning of the back-end on the slice).
 
-Part 2 (memory). Writes a large capture file (the MNIST-5k captures repeated with fresh sensor-
+Part ``memory``. Writes a large capture file (the MNIST-5k captures repeated with fresh sensor-
 like noise, inputs as dataset indices) and runs, in a fresh subprocess each, (a) the strict
 reader's full validation scan, (b) a calibration with a 1 % slice streaming the held-out rest;
 it reports their peak resident memory against the file's size in float32 and float64. The
 naive anchor (``np.asarray(frames[:], float64)``) is measured on the small file only and
 extrapolated by bytes, never run on the large one.
 
-Part 1's three sides are timed in interleaved rounds (``bench.harness``; 3 rounds, 1 in
-quick mode; no warm-up: every side is a whole job). Part 2's peaks are the child process's
+The time part's three sides are timed in interleaved rounds (``bench.harness``; 3 rounds, 1 in
+quick mode; no warm-up: every side is a whole job). The memory part's peaks are the child process's
 resident high-water mark, reset after its imports, above its size then (glibc with a fixed
 mmap threshold so freed memory is returned, ``bench.harness.memory_env``).
 
-Figures go to ``results/bench/calibration.json``.
+Time and memory figures go to ``results/bench/calibration-resources.json``.
 """
 from __future__ import annotations
 
@@ -133,18 +139,29 @@ def _write_large(src: Path, dst: Path, n: int, seed: int = 0) -> dict:
             "file_gib": dst.stat().st_size / 2**30, "write_s": time.perf_counter() - t0}
 
 
+PARTS = ("devices", "time", "memory")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.calibration")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--parts", default="devices", help=f"comma-separated, of {', '.join(PARTS)} (default devices)")
     p.add_argument("--large", type=int, default=None, help="captures in the large file (default 160000; quick 4000)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--captures", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--model", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--fraction", type=float, default=0.01, help=argparse.SUPPRESS)
-    p.add_argument("--out", type=Path, default=None, help="result file (default results/bench/calibration.json)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="result file (default results/bench/calibration.json; time/memory: calibration-resources.json)")
     args = p.parse_args(argv)
     if args.child:
         return _child(args)
+    parts = [q.strip() for q in args.parts.split(",") if q.strip()]
+    bad = [q for q in parts if q not in PARTS]
+    if bad or not parts:
+        p.error(f"--parts: unknown part(s) {bad}; choose from {', '.join(PARTS)}")
+    if "devices" in parts and len(parts) > 1 and args.out is not None:
+        p.error("--out names one file: run the devices part and the time/memory parts separately")
     from bench import harness
 
     load0, t_start = harness.loadavg(), time.perf_counter()
@@ -153,14 +170,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from calibration.bundle import build_optical_model, save_optical_model
-    from calibration.captures import open_captures
-    from calibration.lab import capture_virtual
-    from calibration.loop import CalibrationConfig, calibrate, capture_frames, evaluate_frames, train_backend
-    from calibration.split import calibration_split
     from neurohw.data import load_mnist5k
 
     quick = args.quick
-    n_large = args.large or (4000 if quick else 160_000)
+    argv_list = argv if argv is not None else sys.argv[1:]
     split = load_mnist5k()
     work = Path(tempfile.mkdtemp(prefix="bench_calibration_"))
     try:
@@ -168,21 +181,56 @@ def main(argv=None) -> int:
         om = build_optical_model(split.x_train[:1000 if quick else None], split.y_train[:1000 if quick else None],
                                  epochs=1 if quick else 4, design_iterations=30 if quick else 100)
         model_path = save_optical_model(work / "model.safetensors", om)
-        n_cap = 300 if quick else len(split.x_test)
-        cap = capture_virtual(om, split.x_test[:n_cap], split.y_test[:n_cap], work / "captures.h5", dataset="mnist5k",
-                              dataset_split="test", indices=np.arange(n_cap), device_seed=2024,
-                              exposure_images=split.x_train[:200], progress=False)
-        setup_s = time.perf_counter() - t
         from neurohw.train import get_teacher
 
         teacher = get_teacher("lenet5", epochs=1 if quick else 12, progress=False)
+        setup_s = time.perf_counter() - t
+        if "devices" in parts:
+            from bench.calibration import devices
 
-        # --- part 1: time (the three sides in interleaved rounds) ----------------------
-        import copy
-        import math
+            t = time.perf_counter()
+            figs = devices.run(om, split, teacher, work, quick=quick)
+            figs.update({"quick": quick, "setup_s": setup_s, "devices_s": time.perf_counter() - t})
+            out = harness.write("calibration", figs, config={"quick": quick, "parts": ["devices"]}, argv=argv_list,
+                                load_before=load0, wall_time_s=time.perf_counter() - t_start, out=args.out)
+            print(f"figures: {out}")
+        rest = [q for q in parts if q != "devices"]
+        if rest:
+            figs = _resources(om, model_path, split, teacher, work, quick, rest, args.large)
+            figs["setup_s"] = setup_s
+            out = harness.write("calibration", figs, config={"quick": quick, "parts": rest, "large": figs.get("n_large"),
+                                                             "repeats": figs.get("repeats")},
+                                argv=argv_list, load_before=load0, wall_time_s=time.perf_counter() - t_start,
+                                out=args.out or harness.default_out("calibration-resources"))
+            print(f"figures: {out}")
+    finally:
+        import shutil
 
-        from bench import harness
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
 
+
+def _resources(om, model_path, split, teacher, work, quick, parts, large) -> dict:
+    """The time and memory parts (module docstring); returns their figures."""
+    import copy
+    import math
+
+    import torch
+
+    from bench import harness
+    from calibration.captures import open_captures
+    from calibration.lab import capture_virtual
+    from calibration.loop import CalibrationConfig, calibrate, capture_frames, evaluate_frames, train_backend
+    from calibration.split import calibration_split
+
+    n_large = large or (4000 if quick else 160_000)
+    n_cap = 300 if quick else len(split.x_test)
+    cap = capture_virtual(om, split.x_test[:n_cap], split.y_test[:n_cap], work / "captures.h5", dataset="mnist5k",
+                          dataset_split="test", indices=np.arange(n_cap), device_seed=2024,
+                          exposure_images=split.x_train[:200], progress=False)
+    figures: dict = {"quick": quick}
+    rows = []
+    if "time" in parts:
         cfg = CalibrationConfig.quick(curve=False) if quick else CalibrationConfig(curve=False)
         sp = calibration_split(open_captures(cap).labels, 0.1, 0)
         last: dict = {}
@@ -207,19 +255,22 @@ def main(argv=None) -> int:
                                      "paper_ce": paper_ce_side}, repeats, warmup=0)
         res = last["res"]
         cal_s, infer_s, ce_s = (timing[k]["wall_s"]["median"] for k in ("calibration", "inference", "paper_ce"))
-
-        # --- part 2: memory -------------------------------------------------------------
-        large = work / "large.h5"
-        big = _write_large(cap, large, n_large)
-        naive_small = _run_child("naive", cap)
-        scan = _run_child("scan", large)
-        cal_large = _run_child("calibrate", large, model=model_path, fraction=0.01)
-        naive_bytes_large = big["float64_gib"] * 2**30
-
-        rows = [
+        rows += [
             ("10 % calibration, MNIST-5k captures", f"{cal_s:.1f} s", "target < 120 s on 2 cores"),
             ("  anchor: held-out inference, streamed", f"{infer_s:.2f} s", f"calibration / anchor = {cal_s / infer_s:.0f}×"),
             ("  anchor: paper CE-only fine-tune alone", f"{ce_s:.2f} s", f"calibration / anchor = {cal_s / ce_s:.1f}×"),
+        ]
+        figures.update({"timing": timing, "repeats": repeats, "calibration_10pct_s": cal_s, "anchor_inference_s": infer_s,
+                        "anchor_paper_ce_s": ce_s, "calibration_timings": res.timings, "accuracies_10pct": res.accuracies,
+                        "misfit_10pct": res.misfit["verdict"]})
+    if "memory" in parts:
+        large_path = work / "large.h5"
+        big = _write_large(cap, large_path, n_large)
+        naive_small = _run_child("naive", cap)
+        scan = _run_child("scan", large_path)
+        cal_large = _run_child("calibrate", large_path, model=model_path, fraction=0.01)
+        naive_bytes_large = big["float64_gib"] * 2**30
+        rows += [
             (f"large file: {n_large} captures", f"{big['file_gib']:.2f} GiB on disk",
              f"{big['float32_gib']:.2f} GiB float32, {big['float64_gib']:.2f} GiB float64"),
             ("  validation scan: peak RSS growth", f"{_grow(scan):.0f} MiB",
@@ -232,26 +283,15 @@ def main(argv=None) -> int:
              f"for {naive_small['bytes'] / 2**20:.1f} MiB of frames ({n_cap} captures); scaled to the large file: "
              f"{_grow(naive_small) * n_large / n_cap / 1024:.2f} GiB"),
         ]
-        w0 = max(len(r[0]) for r in rows)
-        w1 = max(len(r[1]) for r in rows)
-        print(f"{'measure':<{w0}}  {'value':>{w1}}  note")
-        print("-" * (w0 + w1 + 40))
-        for a, b_, c in rows:
-            print(f"{a:<{w0}}  {b_:>{w1}}  {c}")
-        figures = {
-            "quick": quick, "timing": timing, "repeats": repeats, "setup_s": setup_s, "calibration_10pct_s": cal_s, "anchor_inference_s": infer_s,
-            "anchor_paper_ce_s": ce_s, "calibration_timings": res.timings, "accuracies_10pct": res.accuracies,
-            "large_file": big, "scan": scan, "calibrate_large": cal_large, "naive_small": naive_small,
-        }
-        out = harness.write("calibration", figures, config={"quick": quick, "large": n_large, "repeats": repeats},
-                            argv=argv if argv is not None else sys.argv[1:], load_before=load0,
-                            wall_time_s=time.perf_counter() - t_start, out=args.out)
-        print(f"figures: {out}")
-    finally:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+        figures.update({"n_large": n_large, "large_file": big, "scan": scan, "calibrate_large": cal_large,
+                        "naive_small": naive_small})
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"{'measure':<{w0}}  {'value':>{w1}}  note")
+    print("-" * (w0 + w1 + 40))
+    for a, b_, c in rows:
+        print(f"{a:<{w0}}  {b_:>{w1}}  {c}")
+    return figures
 
 
 if __name__ == "__main__":
