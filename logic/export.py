@@ -18,6 +18,9 @@ Verilog (:func:`to_verilog`) — ``module <name>(input [NI-1:0] x, output [NO-1:
 output [NC·CW-1:0] counts)``: one ``assign`` per gate, class ``c``'s count in
 ``counts[c·CW +: CW]`` (CW = bits to hold the group size). :func:`verilog_testbench`
 writes a testbench reading vectors with ``$readmemb`` and printing the counts.
+``pipeline=K`` (:func:`to_verilog`, :func:`write_verilog`, :func:`simulate_verilog`) gives the
+pipelined module of :mod:`logic.pipeline` instead (registers every K logic levels, a pipelined
+GroupSum tree, ``clk``/``rst``/``valid_in``/``valid_out`` ports).
 """
 from __future__ import annotations
 
@@ -429,12 +432,17 @@ int main(int argc, char **argv) {
 """
 
 
-def to_verilog(net: Netlist, name: str = "nh_logic") -> str:
+def to_verilog(net: Netlist, name: str = "nh_logic", pipeline: int | None = None) -> str:
     """Verilog-2001 source for ``net`` (see the module docstring for the ports).
 
     Every gate is its own scalar ``wire`` (simulators and synthesis tools handle scalar nets
-    far better than thousands of single-bit drivers of one vector).
+    far better than thousands of single-bit drivers of one vector). ``pipeline``: K logic
+    levels per register stage (:func:`logic.pipeline.to_verilog_pipelined`); None: combinational.
     """
+    if pipeline is not None:
+        from logic.pipeline import check_k, to_verilog_pipelined
+
+        return to_verilog_pipelined(net, check_k(pipeline), name)
     check_identifier(name, "name")
     ni, no, nc, grp = net.n_inputs, net.outputs.size, net.num_classes, net.group_size
     cw = _count_bits(grp)
@@ -493,10 +501,10 @@ def write_c(net: Netlist, path: str | Path, name: str = "nh_logic") -> Path:
     return atomic_write_text(path, to_c(net, name))
 
 
-def write_verilog(net: Netlist, path: str | Path, name: str = "nh_logic") -> Path:
+def write_verilog(net: Netlist, path: str | Path, name: str = "nh_logic", pipeline: int | None = None) -> Path:
     from neurohw.io import atomic_write_text
 
-    return atomic_write_text(path, to_verilog(net, name))
+    return atomic_write_text(path, to_verilog(net, name, pipeline=pipeline))
 
 
 # ---------------------------------------------------------------------------------- runners
@@ -570,11 +578,17 @@ def have_iverilog() -> bool:
 
 
 def simulate_verilog(net: Netlist, bits: torch.Tensor, workdir: str | Path | None = None, *,
-                     verilog: str | None = None, name: str = "nh_logic") -> torch.Tensor:
+                     verilog: str | None = None, name: str = "nh_logic", pipeline: int | None = None) -> torch.Tensor:
     """Simulate Verilog with Icarus Verilog on (N, NI) bits → (N, classes) int64 counts.
 
     ``verilog``: the module source to test (default: ``to_verilog(net)``; e.g. a synthesised
-    netlist of the same ports), ``name`` its module name; the testbench is ``net``'s."""
+    netlist of the same ports), ``name`` its module name; the testbench is ``net``'s.
+    ``pipeline``: K — the pipelined module (:func:`logic.pipeline.simulate_pipelined`: one
+    vector per cycle with bubbles, every result checked after the pipeline latency)."""
+    if pipeline is not None:
+        from logic.pipeline import check_k, simulate_pipelined
+
+        return simulate_pipelined(net, bits, check_k(pipeline), workdir, verilog=verilog, name=name)
     if not have_iverilog():
         raise ExportError("Icarus Verilog (iverilog, vvp) is not installed")
     with tempfile.TemporaryDirectory() as tmp:
