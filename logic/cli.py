@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--name", type=_identifier, default="nh_logic",
                    help="C function prefix / Verilog module name: a C and Verilog identifier, no keyword")
     e.add_argument("--no-simplify", action="store_true", help="export every gate as built (no counting-rule simplification)")
+    e.add_argument("--pipeline", type=at.count, default=None, metavar="K",
+                   help="Verilog only: registers every K logic levels, pipelined GroupSum tree, clk/rst/valid ports")
     e.set_defaults(func=_export)
 
     y = lsub.add_parser("synth", help="synthesise a net with yosys (lut6 / ice40): LUTs, flip-flops, logic depth")
@@ -38,7 +40,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     y.add_argument("--target", choices=["lut6", "ice40"], default="lut6")
     y.add_argument("--timeout", type=at.positive, default=900.0, help="yosys time limit, s")
     y.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    y.add_argument("--pipeline", type=at.count, default=None, metavar="K",
+                   help="synthesise the pipelined export (registers every K logic levels)")
     y.set_defaults(func=_synth)
+
+    f = lsub.add_parser("synth-figures", help="yosys figures for every target, with and without pipelining → results/logic-synth.json")
+    f.add_argument("net", type=Path, help="model.safetensors or netlist.npz written by `neurohw logic train`")
+    f.add_argument("--pipeline", type=_k_list, default=(1,), metavar="K[,K…]",
+                   help="pipeline settings to synthesise besides the combinational export (default 1)")
+    f.add_argument("--targets", type=_target_list, default=("lut6", "ice40"), metavar="T[,T…]")
+    f.add_argument("--timeout", type=at.positive, default=900.0, help="yosys time limit per run, s")
+    f.add_argument("--net-command", default=None, help="the command that made NET (recorded in the result)")
+    f.add_argument("--results", type=Path, default=None, help="results folder (default: the repository's results/)")
+    f.set_defaults(func=_synth_figures)
 
     x = lsub.add_parser("experiments", help="dense LGN, LogicTreeNet (residual/Gaussian init) and ∂B net; writes results/logic-<data>.json")
     x.add_argument("--seeds", type=at.count, default=3)
@@ -52,6 +66,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist")
     x.set_defaults(func=_experiments)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _k_list(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated positive pipeline depths K."""
+    try:
+        ks = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        ks = ()
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive integers K separated by ','")
+    return ks
+
+
+def _target_list(text: str) -> tuple[str, ...]:
+    from logic.synth import TARGETS
+
+    ts = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in ts if t not in TARGETS]
+    if not ts or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: targets are {', '.join(TARGETS)} (comma-separated)")
+    return ts
 
 
 def _identifier(text: str) -> str:
@@ -106,9 +141,22 @@ def _export(args) -> int:
     else:
         net = Netlist.load(args.netlist)
         net = net if args.no_simplify else simplify(net)
-    (write_c if args.format == "c" else write_verilog)(net, args.out, name=args.name)
+    if args.pipeline is not None and args.format != "verilog":
+        import sys
+
+        print("error: --pipeline applies to --format verilog only", file=sys.stderr)
+        return 2
+    if args.format == "c":
+        write_c(net, args.out, name=args.name)
+    else:
+        write_verilog(net, args.out, name=args.name, pipeline=args.pipeline)
     print(f"wrote {args.out}: {net.gate_count():,} gates, {net.n_inputs} inputs, {net.outputs.size} outputs, "
           f"{net.num_classes} classes")
+    if args.pipeline is not None:
+        from logic.pipeline import plan_pipeline
+
+        p = plan_pipeline(net, args.pipeline).summary()
+        print(f"pipelined every {p['k']} level(s): latency {p['latency']} cycles, {p['flip_flops']:,} flip-flops")
     return 0
 
 
@@ -136,7 +184,7 @@ def _synth(args) -> int:
         print(f"error: {args.net}: no such file", file=sys.stderr)
         return 2
     try:
-        fig = synthesize(net, args.target, timeout=args.timeout)
+        fig = synthesize(net, args.target, timeout=args.timeout, pipeline=args.pipeline)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -144,10 +192,41 @@ def _synth(args) -> int:
     fig["gates"] = net.gate_count()
     print(f"{args.target}: {fig['luts']:,} LUTs, {fig['flip_flops']:,} flip-flops, logic depth {fig['logic_depth']} cells "
           f"({fig['gates']:,} gates, gate depth {net.depth})" + (f", {fig['carry_cells']:,} SB_CARRY" if args.target == "ice40" else ""))
+    if fig["pipeline"] is not None:
+        p = fig["pipeline"]
+        print(f"pipelined every {p['k']} level(s): latency {p['latency']} cycles, {p['flip_flops']:,} flip-flops inserted "
+              f"(depth = longest path between registers)")
     print(f"max frequency: not estimated — {fig['fmax_note']}")
     if args.json:
         atomic_write_json(args.json, fig)
         print(f"wrote {args.json}")
+    return 0
+
+
+def _synth_figures(args) -> int:
+    import sys
+
+    from logic.export import ExportError
+    from logic.synth_figures import RESULT_NAME, synth_table
+    from neurohw.results import save_result
+
+    net = _load_net(args.net)
+    if net is None:
+        print(f"error: {args.net}: no such file", file=sys.stderr)
+        return 2
+    try:
+        figs = synth_table(net, args.targets, (None, *args.pipeline), timeout=args.timeout)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    wall = figs.pop("wall_time_s")
+    cmd = f"neurohw logic synth-figures {args.net} --pipeline {','.join(map(str, args.pipeline))} --targets {','.join(args.targets)}"
+    if args.net_command:
+        cmd = f"{args.net_command} && {cmd}"
+    path = save_result(RESULT_NAME, figs, config={"targets": list(args.targets), "pipelines": [None, *args.pipeline],
+                                                  "net_command": args.net_command, "net": figs["net"]},
+                       command=cmd, wall_time_s=wall, results=args.results)
+    print(f"wrote {path}")
     return 0
 
 

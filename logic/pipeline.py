@@ -14,14 +14,14 @@ Where the registers go (:func:`plan_pipeline` computes it, :class:`PipelinePlan`
 * constant signals (gates 0 and 15) are never registered; in GroupSum they are folded into a
   per-class constant that is added at the output;
 * each class's non-constant output bits are summed by a balanced binary tree of adders (a
-  node of ``n`` leaves is ``bit_length(n)`` bits wide), with a register bank after every tree
-  level; a class with fewer leaves carries its partial sums through the remaining banks, so
-  all classes leave after ``T = ⌈log2 m⌉`` tree levels (``m`` = most non-constant leaves of
-  any class);
+  node of ``n`` leaves is ``bit_length(n)`` bits wide), ``T = ⌈log2 m⌉`` levels (``m`` = most
+  non-constant leaves of any class), with a register bank after every ``tree_k``-th level
+  (default ``tree_k = K``) and after the last one: ``R = ⌈T / tree_k⌉`` tree banks; a class
+  with fewer leaves carries its partial sums through the remaining levels;
 * ``valid_in`` travels through an ``L``-bit shift register (cleared by the synchronous
   ``rst``) next to the data; ``valid_out`` is its last bit.
 
-Latency ``L = S + T`` clock cycles: the counts of the input present before rising edge ``n``
+Latency ``L = S + R`` clock cycles: the counts of the input present before rising edge ``n``
 appear at ``counts`` right after rising edge ``n + L − 1`` (during cycle ``n + L``), with
 ``valid_out`` high. A new input can enter every cycle.
 
@@ -72,11 +72,18 @@ class PipelinePlan:
     leaves: list[list[int]]  #: per class, the non-constant output signals in tree order
     offsets: list[int]  #: per class, the number of constant-1 outputs
     tree: list[list[list[TreeNode]]] = field(default_factory=list)  #: tree[t-1][c] = nodes of class c after level t
+    tree_k: int = 1  #: tree levels per register bank
+    tree_registered: list[bool] = field(default_factory=list)  #: per tree level: a register bank after it
+
+    @property
+    def tree_banks(self) -> int:
+        """R: register banks in the GroupSum tree."""
+        return int(sum(self.tree_registered))
 
     @property
     def latency(self) -> int:
         """Clock cycles from input to counts (= register banks)."""
-        return self.gate_stages + self.tree_levels
+        return self.gate_stages + self.tree_banks
 
     @property
     def gate_flip_flops(self) -> int:
@@ -84,7 +91,7 @@ class PipelinePlan:
 
     @property
     def tree_flip_flops(self) -> int:
-        return int(sum(n.width for level in self.tree for nodes in level for n in nodes))
+        return int(sum(n.width for level, reg in zip(self.tree, self.tree_registered) if reg for nodes in level for n in nodes))
 
     @property
     def flip_flops(self) -> int:
@@ -92,7 +99,8 @@ class PipelinePlan:
         return self.gate_flip_flops + self.tree_flip_flops + self.latency
 
     def summary(self) -> dict:
-        return {"k": self.k, "latency": self.latency, "gate_stages": self.gate_stages, "tree_levels": self.tree_levels,
+        return {"k": self.k, "tree_k": self.tree_k, "latency": self.latency, "gate_stages": self.gate_stages,
+                "tree_levels": self.tree_levels, "tree_banks": self.tree_banks,
                 "flip_flops": self.flip_flops, "gate_flip_flops": self.gate_flip_flops,
                 "tree_flip_flops": self.tree_flip_flops, "valid_flip_flops": self.latency}
 
@@ -122,9 +130,11 @@ def _tree_order(signals: list[int]) -> list[int]:
     return [s for _, _, s in sorted(keyed)]
 
 
-def plan_pipeline(net: Netlist, k: int) -> PipelinePlan:
-    """Register placement for ``net`` with a bank every ``k`` logic levels (see the module docstring)."""
+def plan_pipeline(net: Netlist, k: int, tree_k: int | None = None) -> PipelinePlan:
+    """Register placement for ``net`` with a bank every ``k`` logic levels and every ``tree_k``
+    (default ``k``) GroupSum tree levels (see the module docstring)."""
     k = check_k(k)
+    tree_k = k if tree_k is None else check_k(tree_k)
     ni = net.n_inputs
     const = np.zeros(net.n_signals, dtype=bool)
     const[ni:] = np.isin(net.op, _CONST_OPS)
@@ -144,7 +154,7 @@ def plan_pipeline(net: Netlist, k: int) -> PipelinePlan:
         row = outs[c].tolist()
         offsets.append(int(sum(1 for s in row if const[s] and s >= ni and net.op[s - ni] == 15)))
         leaves.append(_tree_order([s for s in row if not const[s]]))
-    plan = PipelinePlan(k, s_count, 0, gstage.copy(), banks, leaves, offsets)
+    plan = PipelinePlan(k, s_count, 0, gstage.copy(), banks, leaves, offsets, tree_k=tree_k)
     # balanced tree: level 0 = the leaves; level t pairs neighbours of level t-1
     cur = [[TreeNode(f"L{c}_{j}", 1, 1) for j in range(len(lv))] for c, lv in enumerate(leaves)]
     t = 0
@@ -161,6 +171,7 @@ def plan_pipeline(net: Netlist, k: int) -> PipelinePlan:
         plan.tree.append(nxt)
         cur = nxt
     plan.tree_levels = t
+    plan.tree_registered = [lv % tree_k == 0 or lv == t for lv in range(1, t + 1)]
     return plan
 
 
@@ -168,12 +179,13 @@ def _lit(net: Netlist, s: int) -> str:
     return "1'b1" if net.op[s - net.n_inputs] == 15 else "1'b0"
 
 
-def to_verilog_pipelined(net: Netlist, k: int, name: str = "nh_logic", plan: PipelinePlan | None = None) -> str:
+def to_verilog_pipelined(net: Netlist, k: int, name: str = "nh_logic", plan: PipelinePlan | None = None,
+                         tree_k: int | None = None) -> str:
     """Verilog-2001 source of the pipelined module (ports and timing: the module docstring)."""
     from logic.export import _V_EXPR, _count_bits
 
     check_identifier(name, "name")
-    plan = plan or plan_pipeline(net, k)
+    plan = plan or plan_pipeline(net, k, tree_k)
     ni, nc = net.n_inputs, net.num_classes
     cw = _count_bits(net.group_size)
     lat = plan.latency
@@ -194,7 +206,8 @@ def to_verilog_pipelined(net: Netlist, k: int, name: str = "nh_logic", plan: Pip
     lines = [
         f"// Generated by neurohw.logic: {net.n_gates} gates, {ni} inputs, {nc} classes; pipelined every {plan.k} "
         f"logic level(s).",
-        f"// Latency {lat} cycles ({plan.gate_stages} gate stage(s) + {plan.tree_levels} GroupSum tree level(s)); "
+        f"// Latency {lat} cycles ({plan.gate_stages} gate stage(s) + {plan.tree_banks} register bank(s) in the "
+        f"{plan.tree_levels}-level GroupSum tree); "
         f"{plan.flip_flops} flip-flops.",
         f"module {name} (",
         "  input  wire clk,",
@@ -223,17 +236,21 @@ def to_verilog_pipelined(net: Netlist, k: int, name: str = "nh_logic", plan: Pip
     s_last = plan.gate_stages
     value = {f"L{c}_{j}": ref(s, s_last) for c, lv in enumerate(plan.leaves) for j, s in enumerate(lv)}
     width = {f"L{c}_{j}": 1 for c, lv in enumerate(plan.leaves) for j in range(len(lv))}
-    for t, level_nodes in enumerate(plan.tree, start=1):
-        lines.append(f"  // GroupSum tree level {t}")
+    for t, (level_nodes, registered) in enumerate(zip(plan.tree, plan.tree_registered), start=1):
+        lines.append(f"  // GroupSum tree level {t}" + ("" if registered else " (no register)"))
         regs = []
         for nodes in level_nodes:
             for n in nodes:
                 ext = [f"{{{n.width - width[p]}'b0, {value[p]}}}" if n.width > width[p] else value[p] for p in n.parts]
-                lines.append(f"  reg [{n.width - 1}:0] {n.name};")
-                regs.append(f"    {n.name} <= {' + '.join(ext)};")
-        lines.append("  (* keep *) always @(posedge clk) begin")
-        lines += regs
-        lines.append("  end")
+                if registered:
+                    lines.append(f"  reg [{n.width - 1}:0] {n.name};")
+                    regs.append(f"    {n.name} <= {' + '.join(ext)};")
+                else:
+                    lines.append(f"  wire [{n.width - 1}:0] {n.name} = {' + '.join(ext)};")
+        if registered:
+            lines.append("  (* keep *) always @(posedge clk) begin")
+            lines += regs
+            lines.append("  end")
         for nodes in level_nodes:
             for n in nodes:
                 value[n.name], width[n.name] = n.name, n.width
@@ -340,7 +357,7 @@ def parse_pipelined_output(out: str, n_vectors: int, latency: int) -> torch.Tens
 
 
 def simulate_pipelined(net: Netlist, bits: torch.Tensor, k: int, workdir: str | Path | None = None, *,
-                       verilog: str | None = None, name: str = "nh_logic") -> torch.Tensor:
+                       verilog: str | None = None, name: str = "nh_logic", tree_k: int | None = None) -> torch.Tensor:
     """Simulate the pipelined module (``k`` levels per stage) in Icarus on (N, NI) bits → (N, classes) int64 counts.
 
     ``verilog``: the module source to test (default :func:`to_verilog_pipelined`; e.g. a
@@ -349,7 +366,7 @@ def simulate_pipelined(net: Netlist, bits: torch.Tensor, k: int, workdir: str | 
 
     if not have_iverilog():
         raise ExportError("Icarus Verilog (iverilog, vvp) is not installed")
-    plan = plan_pipeline(net, k)
+    plan = plan_pipeline(net, k, tree_k)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(workdir or tmp)
         d.mkdir(parents=True, exist_ok=True)

@@ -63,8 +63,9 @@ def test_plan_latency_and_register_rule():
     for k in (1, 2, 5, 1000):
         plan = pipeline.plan_pipeline(net, k)
         assert plan.gate_stages == max(1, -(-net.depth // k))
-        assert plan.latency == plan.gate_stages + plan.tree_levels
         assert plan.tree_levels == int(np.ceil(np.log2(max(len(lv) for lv in plan.leaves))))
+        assert plan.latency == plan.gate_stages + -(-plan.tree_levels // k) and plan.tree_registered[-1]
+        assert pipeline.plan_pipeline(net, k, tree_k=1).latency == plan.gate_stages + plan.tree_levels
         # every gate reads only signals made in its own stage or held in that stage's bank
         made = np.zeros(net.n_signals, dtype=np.int64)
         made[net.n_inputs:] = plan.stage_of_gate
@@ -90,6 +91,7 @@ def test_pipelined_random_nets_equal_packed(seed, tmp_path):
     ref = PackedEvaluator(net).class_counts(bits)
     for k in (1, 2, 3, 7):
         assert torch.equal(export.simulate_verilog(net, bits, tmp_path, pipeline=k), ref), k
+    assert torch.equal(pipeline.simulate_pipelined(net, bits, 3, tmp_path, tree_k=1), ref)
 
 
 @needs_iverilog
@@ -149,3 +151,36 @@ def test_synth_flip_flops_equal_inserted_registers_trained(small_trained, kind):
     if kind == "dense":
         ice = synth.synthesize(net, "ice40", pipeline=2)
         assert ice["flip_flops"] == pipeline.plan_pipeline(net, 2).flip_flops
+
+
+@needs_yosys
+def test_cli_pipeline_options(tmp_path, capsys):
+    import json
+
+    from neurohw.cli import main
+
+    net = fold_proven_constants(random_net(np.random.default_rng(3), 10, 150, 2, 6))
+    net.save(tmp_path / "n.npz")
+    plan = pipeline.plan_pipeline(net, 2)
+    assert main(["logic", "export", "--netlist", str(tmp_path / "n.npz"), "--format", "verilog", "--pipeline", "2",
+                 "--out", str(tmp_path / "p.v")]) == 0
+    assert (tmp_path / "p.v").read_text() == pipeline.to_verilog_pipelined(net, 2)
+    assert f"latency {plan.latency} cycles" in capsys.readouterr().out
+    assert main(["logic", "export", "--netlist", str(tmp_path / "n.npz"), "--format", "c", "--pipeline", "2",
+                 "--out", str(tmp_path / "p.c")]) == 2 and not (tmp_path / "p.c").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["logic", "export", "--netlist", str(tmp_path / "n.npz"), "--format", "verilog", "--pipeline", "0",
+              "--out", str(tmp_path / "q.v")])
+    assert e.value.code == 2
+    assert main(["logic", "synth", str(tmp_path / "n.npz"), "--pipeline", "2", "--json", str(tmp_path / "s.json")]) == 0
+    fig = json.loads((tmp_path / "s.json").read_text())
+    assert fig["flip_flops"] == plan.flip_flops and f"{plan.flip_flops:,} flip-flops inserted" in capsys.readouterr().out
+    assert main(["logic", "synth-figures", str(tmp_path / "n.npz"), "--targets", "lut6", "--pipeline", "1,2",
+                 "--results", str(tmp_path / "res")]) == 0
+    res = json.loads((tmp_path / "res" / "logic-synth.json").read_text())
+    rows = res["figures"]["table"]["rows"]
+    assert [r["pipeline K"] for r in rows] == ["none", 1, 2]
+    assert all(r["flip-flops (yosys)"] == r["flip-flops inserted"] for r in rows)
+    assert rows[2]["flip-flops inserted"] == plan.flip_flops and res["figures"]["net"]["gates"] == net.gate_count()
+    with pytest.raises(SystemExit):
+        main(["logic", "synth-figures", str(tmp_path / "n.npz"), "--targets", "xc7"])

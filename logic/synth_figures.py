@@ -1,0 +1,66 @@
+"""Synthesis figures as a committed result: ``neurohw logic synth-figures NET`` → ``results/logic-synth.json``.
+
+:func:`synth_table` runs :func:`logic.synth.synthesize` for every target and pipeline setting
+(``None`` = the combinational export, else K logic levels per register stage) and returns
+the figures with a table (``figures["table"]``, see :mod:`neurohw.results`) of one row per run:
+LUTs, flip-flops reported by yosys and inserted by the pipeline plan, latency, logic depth in
+cells, SB_CARRY cells and yosys wall time. The raw per-run figures stay under ``runs``.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+
+from logic.netlist import Netlist
+from logic.synth import TARGETS, synthesize
+
+RESULT_NAME = "logic-synth"
+
+
+def netlist_digest(net: Netlist) -> str:
+    """sha256 of the netlist's arrays (identifies the net a figure was measured on)."""
+    h = hashlib.sha256()
+    for arr in (net.op, net.a, net.b, net.outputs):
+        h.update(arr.astype("<i8").tobytes())
+    h.update(f"{net.n_inputs},{net.num_classes}".encode())
+    return h.hexdigest()
+
+
+def synth_table(net: Netlist, targets=TARGETS, pipelines=(None,), timeout: float = 900, progress=print) -> dict:
+    """Synthesise ``net`` for each target × pipeline setting; returns the result figures (see the module docstring)."""
+    runs, rows = [], []
+    t_all = time.perf_counter()
+    for target in targets:
+        for k in pipelines:
+            fig = synthesize(net, target, timeout=timeout, pipeline=k)
+            fig.pop("netlist_verilog")
+            runs.append(fig)
+            pipe = fig["pipeline"]
+            rows.append({"target": target, "pipeline K": "none" if k is None else int(k),
+                         "latency (cycles)": 0 if pipe is None else pipe["latency"], "LUTs": fig["luts"],
+                         "flip-flops (yosys)": fig["flip_flops"],
+                         "flip-flops inserted": 0 if pipe is None else pipe["flip_flops"],
+                         "depth (cells)": fig["logic_depth"],
+                         "SB_CARRY": fig["carry_cells"] if target == "ice40" else None,
+                         "yosys s": fig["yosys_wall_s"]})
+            if progress:
+                progress(f"{target} pipeline={k}: {fig['luts']:,} LUTs, {fig['flip_flops']:,} FFs, depth {fig['logic_depth']} "
+                         f"({fig['yosys_wall_s']} s)")
+    caption = (f"yosys {_yosys_version()} on the Verilog export of a {net.gate_count():,}-gate net (gate depth {net.depth}, "
+               f"{net.num_classes} classes × {net.group_size} outputs). LUTs include the GroupSum popcount; depth = longest "
+               "path in cells (between registers when pipelined); flip-flops inserted = the pipeline plan's registers "
+               "(gate banks + GroupSum tree + valid bits). No fmax: yosys/abc give no timing for these flows.")
+    return {"table": {"caption": caption, "rows": rows, "digits": 1}, "runs": runs,
+            "net": {"gates": net.gate_count(), "depth": net.depth, "inputs": net.n_inputs, "classes": net.num_classes,
+                    "group_size": net.group_size, "netlist_sha256": netlist_digest(net)},
+            "wall_time_s": time.perf_counter() - t_all}
+
+
+def _yosys_version() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["yosys", "-V"], capture_output=True, text=True, timeout=30).stdout.split()
+        return out[1] if len(out) > 1 else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
