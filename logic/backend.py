@@ -6,7 +6,9 @@
   bit-sliced evaluator (= the hardened float model's counts, = the C export's).
 * ``export(hw, path, "c" | "verilog" | "netlist")``.
 * ``report(hw, x)``: gates by kind, depth, packed words, images/s measured (on ``x``, else on
-  seeded random input bits), estimated LUTs.
+  seeded random input bits), estimated LUTs; with ``synth_targets`` (and ``synth_pipeline``)
+  yosys figures measured now, with ``synth_figures`` those of a result (``results/logic-synth.json``,
+  :mod:`logic.synth_figures`).
 """
 from __future__ import annotations
 
@@ -81,8 +83,12 @@ class LogicBackend(Backend):
         return (write_c if format == "c" else write_verilog)(hw.netlist, path, name=name)
 
     def report(self, hw: LogicHardware, x: torch.Tensor | None = None, repeats: int = 3,
-               synth_targets: tuple[str, ...] = ()) -> Report:
-        """``synth_targets``: yosys targets ("lut6", "ice40") whose synthesis figures join the report."""
+               synth_targets: tuple[str, ...] = (), synth_pipeline: int | None = None,
+               synth_figures: dict | None = None) -> Report:
+        """``synth_targets``: yosys targets ("lut6", "ice40") whose synthesis figures join the report
+        (``synth_pipeline``: K, synthesise the pipelined export). ``synth_figures``: figures already
+        measured — a result dict (``neurohw.results.load_result("logic-synth")``) or its ``figures``;
+        its table rows join the summary, marked with the netlist they were measured on."""
         net = hw.netlist
         kinds = net.counts_by_kind()
         if x is not None:
@@ -118,11 +124,29 @@ class LogicBackend(Backend):
         for target in synth_targets:
             from logic.synth import synthesize
 
-            fig = synthesize(net, target)
+            fig = synthesize(net, target, pipeline=synth_pipeline)
             fig.pop("netlist_verilog")
             figures[f"synth_{target}"] = fig
-            summary.append((f"yosys {target}: LUTs / flip-flops / depth (cells)",
-                            f"{fig['luts']:,} / {fig['flip_flops']:,} / {fig['logic_depth']} (fmax not estimated)"))
+            pipe = "" if fig["pipeline"] is None else f", pipelined every {synth_pipeline} level(s)"
+            lat = "" if fig["pipeline"] is None else f", latency {fig['pipeline']['latency']} cycles"
+            summary.append((f"yosys {target}{pipe}: LUTs / flip-flops / depth (cells)",
+                            f"{fig['luts']:,} / {fig['flip_flops']:,} / {fig['logic_depth']}{lat} (fmax not estimated)"))
+        if synth_figures is not None:
+            from logic.synth_figures import netlist_digest
+
+            figs = synth_figures.get("figures", synth_figures)
+            if "table" not in figs or "net" not in figs:
+                raise BackendError("logic.report: synth_figures must be a logic-synth result (figures with 'table' and 'net')")
+            same = figs["net"].get("netlist_sha256") == netlist_digest(net)
+            figures["synth_figures"] = {"rows": figs["table"]["rows"], "net": figs["net"], "same_netlist": same,
+                                        "source": synth_figures.get("_where", "given figures")}
+            which = "this netlist" if same else f"another netlist ({figs['net']['gates']:,} gates)"
+            for r in figs["table"]["rows"]:
+                k = r["pipeline K"]
+                label = f"yosys {r['target']}" + ("" if k == "none" else f", pipelined every {k} level(s)")
+                summary.append((f"{label}: LUTs / flip-flops / depth (cells) [{which}]",
+                                f"{r['LUTs']:,} / {r['flip-flops (yosys)']:,} / {r['depth (cells)']}"
+                                + ("" if k == "none" else f", latency {r['latency (cycles)']} cycles")))
         constants = {"lut_per_gate": Constant(1.0, "LUT per two-input or NOT gate (upper bound)",
                                               "assumption: one k≥2-input LUT per gate; LUT6 packing merges gates, "
                                               "wires and constants cost none; the popcount is not included")}

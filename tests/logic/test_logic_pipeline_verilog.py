@@ -184,3 +184,22 @@ def test_cli_pipeline_options(tmp_path, capsys):
     assert rows[2]["flip-flops inserted"] == plan.flip_flops and res["figures"]["net"]["gates"] == net.gate_count()
     with pytest.raises(SystemExit):
         main(["logic", "synth-figures", str(tmp_path / "n.npz"), "--targets", "xc7"])
+
+
+@needs_yosys
+def test_report_face_carries_synth_figures(tmp_path):
+    from logic.backend import LogicBackend, LogicHardware
+    from logic.synth_figures import synth_table
+
+    net = fold_proven_constants(random_net(np.random.default_rng(5), 8, 80, 2, 4))
+    hw = LogicHardware(net, 2, (1, 2, 2))
+    figs = synth_table(net, ("lut6",), (None, 2), progress=None)
+    rep = LogicBackend().report(hw, repeats=1, synth_figures=figs, synth_targets=("lut6",), synth_pipeline=2)
+    assert rep.figures["synth_figures"]["same_netlist"] and rep.figures["synth_lut6"]["pipeline"]["k"] == 2
+    rows = dict(rep.summary)
+    key = "yosys lut6, pipelined every 2 level(s): LUTs / flip-flops / depth (cells) [this netlist]"
+    assert rows[key].startswith(f"{figs['table']['rows'][1]['LUTs']:,} / {pipeline.plan_pipeline(net, 2).flip_flops:,} /")
+    other = LogicHardware(random_net(np.random.default_rng(6), 8, 50, 2, 4), 2, (1, 2, 2))
+    rep2 = LogicBackend().report(other, repeats=1, synth_figures={"figures": figs})
+    assert not rep2.figures["synth_figures"]["same_netlist"]
+    assert any("another netlist" in k for k, _ in rep2.summary)
