@@ -217,14 +217,15 @@ def _synth_figures(args) -> int:
 
     from logic.export import ExportError
     from logic.synth_figures import RESULT_NAME, synth_table
-    from neurohw.results import save_result
+    from neurohw.results import RunStore, save_result
 
     net = _load_net(args.net)
     if net is None:
         print(f"error: {args.net}: no such file", file=sys.stderr)
         return 2
     try:
-        figs = synth_table(net, args.targets, (None, *args.pipeline), timeout=args.timeout)
+        figs = synth_table(net, args.targets, (None, *args.pipeline), timeout=args.timeout,
+                           store=RunStore(RESULT_NAME, args.results))
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -26,14 +26,26 @@ def netlist_digest(net: Netlist) -> str:
     return h.hexdigest()
 
 
-def synth_table(net: Netlist, targets=TARGETS, pipelines=(None,), timeout: float = 900, progress=print) -> dict:
-    """Synthesise ``net`` for each target × pipeline setting; returns the result figures (see the module docstring)."""
+def synth_table(net: Netlist, targets=TARGETS, pipelines=(None,), timeout: float = 900, progress=print,
+                store=None) -> dict:
+    """Synthesise ``net`` for each target × pipeline setting; returns the result figures (see the module docstring).
+
+    ``store``: a :class:`neurohw.results.RunStore`; each finished run is kept there (keyed by
+    target and K, checked against the netlist's sha256 and the yosys version) and reused on a rerun."""
     runs, rows = [], []
     t_all = time.perf_counter()
+    digest, version = netlist_digest(net), _yosys_version()
     for target in targets:
         for k in pipelines:
-            fig = synthesize(net, target, timeout=timeout, pipeline=k)
-            fig.pop("netlist_verilog")
+            key = f"{target}-{'comb' if k is None else f'k{k}'}"
+            cfg = {"target": target, "pipeline": k, "netlist_sha256": digest, "yosys": version}
+            fig = store.get(key, cfg) if store is not None else None
+            if fig is None:
+                fig = synthesize(net, target, timeout=timeout, pipeline=k)
+                fig.pop("netlist_verilog")
+                if store is not None:
+                    store.put(key, fig, cfg)
+            fig = {kk: v for kk, v in fig.items() if kk != "config"}
             runs.append(fig)
             pipe = fig["pipeline"]
             rows.append({"target": target, "pipeline K": "none" if k is None else int(k),
@@ -46,13 +58,13 @@ def synth_table(net: Netlist, targets=TARGETS, pipelines=(None,), timeout: float
             if progress:
                 progress(f"{target} pipeline={k}: {fig['luts']:,} LUTs, {fig['flip_flops']:,} FFs, depth {fig['logic_depth']} "
                          f"({fig['yosys_wall_s']} s)")
-    caption = (f"yosys {_yosys_version()} on the Verilog export of a {net.gate_count():,}-gate net (gate depth {net.depth}, "
+    caption = (f"yosys {version} on the Verilog export of a {net.gate_count():,}-gate net (gate depth {net.depth}, "
                f"{net.num_classes} classes × {net.group_size} outputs). LUTs include the GroupSum popcount; depth = longest "
                "path in cells (between registers when pipelined); flip-flops inserted = the pipeline plan's registers "
                "(gate banks + GroupSum tree + valid bits). No fmax: yosys/abc give no timing for these flows.")
     return {"table": {"caption": caption, "rows": rows, "digits": 1}, "runs": runs,
             "net": {"gates": net.gate_count(), "depth": net.depth, "inputs": net.n_inputs, "classes": net.num_classes,
-                    "group_size": net.group_size, "netlist_sha256": netlist_digest(net)},
+                    "group_size": net.group_size, "netlist_sha256": digest},
             "wall_time_s": time.perf_counter() - t_all}
 
 

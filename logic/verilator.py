@@ -111,7 +111,8 @@ def driver_cpp(net: Netlist, name: str = "nh_logic", latency: int | None = None)
 
 def build_verilator(net: Netlist, workdir: str | Path, *, pipeline: int | None = None, verilog: str | None = None,
                     name: str = "nh_logic", jobs: int = 1, opt: str = "-O1", timeout: float = 1800) -> Path:
-    """Verilate and build the simulator in ``workdir``; returns the executable. ``verilog`` overrides the module source."""
+    """Verilate and build the simulator in ``workdir``; returns the executable. ``verilog`` overrides the module source;
+    ``opt``: the C++ optimisation level of the whole build (Verilator's ``OPT_FAST``/``OPT_SLOW``/``OPT_GLOBAL``)."""
     from logic.export import ExportError, _run, to_verilog
     from logic.identifiers import check_identifier
     from logic.pipeline import plan_pipeline
@@ -125,7 +126,8 @@ def build_verilator(net: Netlist, workdir: str | Path, *, pipeline: int | None =
     (d / "net.v").write_text(to_verilog(net, name, pipeline=pipeline) if verilog is None else verilog)
     (d / "main.cpp").write_text(driver_cpp(net, name, latency))
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(int(jobs)), "--top-module", name, "-Wno-fatal", "-Wno-lint",
-           "-Wno-style", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", opt, "--Mdir", "obj", "-o", "simv",
+           "-Wno-style", "-fno-const-bit-op-tree", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}",
+           "--Mdir", "obj", "-o", "simv",
            "net.v", "main.cpp"]
     _run(cmd, "verilator build", timeout=timeout, cwd=str(d))
     return d / "obj" / "simv"

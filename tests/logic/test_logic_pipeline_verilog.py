@@ -182,6 +182,8 @@ def test_cli_pipeline_options(tmp_path, capsys):
     assert [r["pipeline K"] for r in rows] == ["none", 1, 2]
     assert all(r["flip-flops (yosys)"] == r["flip-flops inserted"] for r in rows)
     assert rows[2]["flip-flops inserted"] == plan.flip_flops and res["figures"]["net"]["gates"] == net.gate_count()
+    assert sorted(p.name for p in (tmp_path / "res" / "logic-synth").iterdir()) == ["lut6-comb.json", "lut6-k1.json",
+                                                                                "lut6-k2.json"]  # runs kept for a rerun
     with pytest.raises(SystemExit):
         main(["logic", "synth-figures", str(tmp_path / "n.npz"), "--targets", "xc7"])
 
@@ -194,6 +196,7 @@ def test_report_face_carries_synth_figures(tmp_path):
     net = fold_proven_constants(random_net(np.random.default_rng(5), 8, 80, 2, 4))
     hw = LogicHardware(net, 2, (1, 2, 2))
     figs = synth_table(net, ("lut6",), (None, 2), progress=None)
+    assert figs["runs"][1]["pipeline"]["k"] == 2
     rep = LogicBackend().report(hw, repeats=1, synth_figures=figs, synth_targets=("lut6",), synth_pipeline=2)
     assert rep.figures["synth_figures"]["same_netlist"] and rep.figures["synth_lut6"]["pipeline"]["k"] == 2
     rows = dict(rep.summary)
