@@ -110,7 +110,7 @@ def driver_cpp(net: Netlist, name: str = "nh_logic", latency: int | None = None)
 
 
 def build_verilator(net: Netlist, workdir: str | Path, *, pipeline: int | None = None, verilog: str | None = None,
-                    name: str = "nh_logic", jobs: int = 1, opt: str = "-O1", timeout: float = 1800) -> Path:
+                    name: str = "nh_logic", jobs: int = 1, opt: str = "-O0", timeout: float = 1800) -> Path:
     """Verilate and build the simulator in ``workdir``; returns the executable. ``verilog`` overrides the module source;
     ``opt``: the C++ optimisation level of the whole build (Verilator's ``OPT_FAST``/``OPT_SLOW``/``OPT_GLOBAL``)."""
     from logic.export import ExportError, _run, to_verilog
@@ -153,7 +153,7 @@ def run_verilator(exe: str | Path, net: Netlist, bits: torch.Tensor, timeout: fl
 
 def simulate_verilator(net: Netlist, bits: torch.Tensor, workdir: str | Path | None = None, *,
                        pipeline: int | None = None, verilog: str | None = None, name: str = "nh_logic",
-                       jobs: int = 1, opt: str = "-O1") -> torch.Tensor:
+                       jobs: int = 1, opt: str = "-O0") -> torch.Tensor:
     """Build (:func:`build_verilator`) and run (:func:`run_verilator`) in one call: (N, NI) bits → (N, classes) int64."""
     with tempfile.TemporaryDirectory() as tmp:
         exe = build_verilator(net, workdir or tmp, pipeline=pipeline, verilog=verilog, name=name, jobs=jobs, opt=opt)
