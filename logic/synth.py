@@ -8,7 +8,10 @@ mapping with abc) and returns the figures parsed from ``stat -json`` and ``ltp -
 * ``flip_flops``: flip-flop cells (0 for the combinational export; with ``pipeline=K`` the
   registers of :mod:`logic.pipeline`, equal to its plan's ``flip_flops``);
 * ``carry_cells``: ``SB_CARRY`` cells (ice40 only);
-* ``logic_depth``: the longest topological path in cells (``ltp -noff``), input to output;
+* ``logic_depth``: the longest topological path in cells (``ltp -noff``), input to output, or
+  between registers: ``-noff`` cuts yosys's own flip-flop cells (``$_DFF_*``, the lut6 flow),
+  and the iCE40 flip-flops (``SB_DFF*``, library cells it does not know) are left out of the
+  selection;
 * ``fmax_mhz``: None — yosys/abc give no timing estimate for these flows (iCE40 timing needs
   nextpnr/icetime, not installed), so none is reported.
 
@@ -31,6 +34,7 @@ from logic.netlist import Netlist
 
 TARGETS = ("lut6", "ice40")
 _SYNTH = {"lut6": "synth -lut 6 -top {top}", "ice40": "synth_ice40 -top {top}"}
+_LTP_SELECT = {"lut6": "", "ice40": " * t:SB_DFF* %d"}  # leave the iCE40 flip-flop cells out of the path search
 
 
 def have_yosys() -> bool:
@@ -60,7 +64,7 @@ def synthesize(net: Netlist, target: str = "lut6", name: str = "nh_logic", workd
             plan = plan_pipeline(net, check_k(pipeline))
             (d / "net.v").write_text(to_verilog_pipelined(net, plan.k, name, plan))
         t0 = time.perf_counter()
-        script = (f"read_verilog net.v; {_SYNTH[target].format(top=name)}; tee -q -o ltp.txt ltp -noff; "
+        script = (f"read_verilog net.v; {_SYNTH[target].format(top=name)}; tee -q -o ltp.txt ltp -noff{_LTP_SELECT[target]}; "
                   f"tee -q -o stat.json stat -json; write_verilog -noattr synth.v")
         _run(["yosys", "-q", "-p", script], f"yosys ({target})", timeout=timeout, cwd=str(d))
         wall = time.perf_counter() - t0
