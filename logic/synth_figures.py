@@ -52,6 +52,8 @@ def synth_table(net: Netlist, targets=TARGETS, pipelines=(None,), timeout: float
                          "latency (cycles)": 0 if pipe is None else pipe["latency"], "LUTs": fig["luts"],
                          "flip-flops (yosys)": fig["flip_flops"],
                          "flip-flops inserted": 0 if pipe is None else pipe["flip_flops"],
+                         "inserted: gate banks / tree / valid": "–" if pipe is None else
+                         f"{pipe['gate_flip_flops']:,} / {pipe['tree_flip_flops']:,} / {pipe['valid_flip_flops']:,}",
                          "depth (cells)": fig["logic_depth"],
                          "SB_CARRY": fig["carry_cells"] if target == "ice40" else None,
                          "yosys s": fig["yosys_wall_s"]})
