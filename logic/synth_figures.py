@@ -15,6 +15,8 @@ from logic.netlist import Netlist
 from logic.synth import TARGETS, synthesize
 
 RESULT_NAME = "logic-synth"
+COLUMNS = ["target", "pipeline K", "latency (cycles)", "LUTs", "flip-flops (yosys)", "flip-flops inserted",
+           "inserted: gate banks / tree / valid", "depth (cells)", "SB_CARRY", "yosys s"]
 
 
 def netlist_digest(net: Netlist) -> str:
@@ -64,7 +66,7 @@ def synth_table(net: Netlist, targets=TARGETS, pipelines=(None,), timeout: float
                f"{net.num_classes} classes × {net.group_size} outputs). LUTs include the GroupSum popcount; depth = longest "
                "path in cells (between registers when pipelined); flip-flops inserted = the pipeline plan's registers "
                "(gate banks + GroupSum tree + valid bits). No fmax: yosys/abc give no timing for these flows.")
-    return {"table": {"caption": caption, "rows": rows, "digits": 1}, "runs": runs,
+    return {"table": {"caption": caption, "rows": rows, "digits": 1, "columns": COLUMNS}, "runs": runs,
             "net": {"gates": net.gate_count(), "depth": net.depth, "inputs": net.n_inputs, "classes": net.num_classes,
                     "group_size": net.group_size, "netlist_sha256": digest},
             "wall_time_s": time.perf_counter() - t_all}
