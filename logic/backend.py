@@ -74,13 +74,18 @@ class LogicBackend(Backend):
             raise BackendError(f"logic.harden: {type(student).__name__} is not a LogicNet with a thermometer encoder")
         return LogicHardware(student.to_netlist(simplified=simplified), int(enc.levels), tuple(student.input_shape))
 
-    def export(self, hw: LogicHardware, path, format: str, name: str = "nh_logic") -> Path:
+    def export(self, hw: LogicHardware, path, format: str, name: str = "nh_logic", pipeline: int | None = None) -> Path:
+        """``pipeline``: K — the pipelined Verilog of :mod:`logic.pipeline` (``format="verilog"`` only)."""
         self.check_format(format)
+        if pipeline is not None and format != "verilog":
+            raise BackendError(f"logic.export: pipeline applies to format 'verilog', not {format!r}")
         if format == "netlist":
             return hw.netlist.save(path)
         from logic.export import write_c, write_verilog
 
-        return (write_c if format == "c" else write_verilog)(hw.netlist, path, name=name)
+        if format == "c":
+            return write_c(hw.netlist, path, name=name)
+        return write_verilog(hw.netlist, path, name=name, pipeline=pipeline)
 
     def report(self, hw: LogicHardware, x: torch.Tensor | None = None, repeats: int = 3,
                synth_targets: tuple[str, ...] = (), synth_pipeline: int | None = None,

@@ -38,7 +38,11 @@ def test_tree_net_through_every_export(mnist5k, tmp_path):
 
     v = be.export(hw, tmp_path / "net.v", "verilog")
     assert torch.equal(export.simulate_verilog(hw.netlist, bits, tmp_path / "ic", verilog=v.read_text()), counts)
-    assert torch.equal(export.simulate_verilog(hw.netlist, bits, tmp_path / "ip", pipeline=2), counts)
+    vp = be.export(hw, tmp_path / "net_p.v", "verilog", pipeline=2)
+    assert torch.equal(export.simulate_verilog(hw.netlist, bits, tmp_path / "ip", verilog=vp.read_text(), pipeline=2),
+                       counts)
+    with pytest.raises(Exception, match="pipeline"):
+        be.export(hw, tmp_path / "x.c", "c", pipeline=2)
 
     back = Netlist.load(be.export(hw, tmp_path / "net.npz", "netlist"))
     assert torch.equal(back.class_counts(bits), counts)
