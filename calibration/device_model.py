@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -375,12 +374,3 @@ def _fit_noise(model: DeviceCorrection, pred: torch.Tensor, resid: torch.Tensor,
             a, b = 0.0, float(r2.mean())
     model.noise_a.fill_(max(a, 0.0))
     model.noise_b.fill_(max(b, 0.0))
-
-
-def ideal_maps(frontend: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Evaluate a frozen front-end on ``x`` in batches without gradients."""
-    outs = []
-    with torch.no_grad():
-        for s in range(0, len(x), batch_size):
-            outs.append(frontend(x[s:s + batch_size]))
-    return torch.cat(outs)

@@ -199,14 +199,6 @@ def evaluate_simulation(fn: Callable, cf: CaptureFile, indices: np.ndarray, data
     return correct / max(1, len(indices))
 
 
-@torch.no_grad()
-def evaluate_inputs(fn: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    correct = 0
-    for s in range(0, len(x), batch_size):
-        correct += int((fn(x[s:s + batch_size]).argmax(1) == y[s:s + batch_size]).sum())
-    return correct / max(1, len(x))
-
-
 # --------------------------------------------------------------------------------------
 # back-end training
 # --------------------------------------------------------------------------------------
