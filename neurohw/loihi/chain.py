@@ -88,9 +88,12 @@ _DEPLOY_FIELDS = {"steps": (int, 1, 100_000), "pad": (int, 0, 100_000), "window_
 
 
 def _check_deploy(path, info: dict) -> dict:
-    """The recorded deploy fields, each of its type and range, else ``UsageError`` naming the file and field."""
+    """The recorded deploy fields, each of its type and range, else ``UsageError`` naming the file and field.
+
+    A field recorded as ``null`` counts as not recorded (it is dropped, so callers' defaults apply)."""
+    info = {k: v for k, v in info.items() if v is not None}
     for k, (kind, lo, hi) in _DEPLOY_FIELDS.items():
-        if k not in info or info[k] is None:
+        if k not in info:
             continue
         v = info[k]
         if kind is int and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):

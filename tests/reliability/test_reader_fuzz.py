@@ -478,3 +478,23 @@ def test_snn_config_bytes_fuzz(tmp_path_factory, raw):
         _parse_config(path, [], False)
     except UsageError as exc:
         assert str(path) in str(exc)
+
+
+@pytest.mark.parametrize("field", ["pad", "steps", "window_start", "current_shift", "data"])
+def test_netx_deploy_null_field_counts_as_absent(tmp_path, capsys, field):
+    """A deploy field recorded as null (found by the fuzz test above: ``pad: null`` crashed
+    ``int(None)``) is treated as not recorded: ``loihi report`` runs or refuses cleanly (the
+    tiny net does not fit the recorded data set), never an internal error."""
+    from neurohw.loihi.netx_io import write_netx
+    from neurohw.loihi.network import CubaParams, DenseLayer, LoihiNetwork
+
+    net = LoihiNetwork((4,), [DenseLayer(np.array([[1, 2, -3, 4], [5, -6, 7, 8]]) * 8, CubaParams(du=0, dv=0, vth=10))])
+    path = write_netx(net, tmp_path / "exp.net")
+    deploy = {"data": "digits8x8", "encoding": "rate", "steps": 2, "pad": 1, "readout": "spikes", "window_start": 0,
+              "current_shift": 0, field: None}
+    with h5py.File(path, "a") as f:
+        if "neurohw/provenance" in f:
+            del f["neurohw/provenance"]
+        f["neurohw/provenance"] = json.dumps({"config": {"deploy": deploy}}).encode()
+    rc, err = _run_cli(["loihi", "report", str(path), "--samples", "2"], capsys)
+    assert rc in (0, 2) and "internal error" not in err, err
