@@ -190,3 +190,21 @@ def test_tau_anneal_and_bad_switches():
         fit_dbnet(_tiny_net(), x, y, epochs=1, saturate=-1.0, progress=False)
     with pytest.raises(ValueError, match="weights"):
         fit_dbnet(_tiny_net(), x, y, epochs=1, weights="sign", progress=False)
+
+
+def test_experiment_variants_pass_their_switches_to_fit_dbnet():
+    """The experiments' ∂B rows: plain and STE keep their stored configuration; db_mnist_sat uses cfg["db_sat"]."""
+    import inspect
+
+    from logic.experiments import DB_MODELS, FULL, MODELS, QUICK, _db_config
+    from logic.train import fit_dbnet
+
+    assert set(DB_MODELS) <= set(MODELS)
+    assert _db_config("db_mnist", FULL) == FULL["db"]
+    assert _db_config("db_mnist_ste", FULL) == {**FULL["db"], "ste": True}
+    sat = _db_config("db_mnist_sat", QUICK)
+    assert sat == QUICK["db_sat"] and sat["saturate"] > 0
+    accepted = set(inspect.signature(fit_dbnet).parameters)
+    for cfg in (FULL, QUICK):
+        for m in DB_MODELS:
+            assert set(_db_config(m, cfg)) - {"width1", "group", "width2"} <= accepted, m
