@@ -29,7 +29,8 @@ from logic.train import evaluate_dbnet, evaluate_logic, fit_dbnet, fit_logic
 from neurohw.results import RunStore, save_result
 from neurohw.stats import bootstrap_ci, mean_std, pack_correct, unpack_correct
 
-#: ``db_mnist_sat``: the ∂B training chosen on the validation split (docs/logic.md, "∂B MNIST net").
+#: ``db_mnist_sat``: plain ∂B training + per-step cosine learning rate + weight-saturation penalty λ = 1
+#: (fixed before the validation screen of docs/logic.md "Not done / limits", which found no better switch).
 DB_SAT_FULL = dict(epochs=4, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20, schedule="cosine_step",
                    saturate=1.0, weights="soft", noise=1.0, ste=False)
 
@@ -52,8 +53,8 @@ QUICK = {
 
 MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist", "db_mnist_ste", "db_mnist_sat")
 #: The ∂B variants and the :func:`~logic.train.fit_dbnet` switches each adds to ``cfg["db"]``:
-#: trained on soft sums; on hardened counts (straight-through); with the validation-chosen
-#: saturating training (``cfg["db_sat"]``: weight-saturation penalty, learning-rate schedule, …).
+#: trained on soft sums; on hardened counts (straight-through); with the
+#: saturating training (``cfg["db_sat"]``: weight-saturation penalty, learning-rate schedule).
 DB_VARIANTS = {"db_mnist": {}, "db_mnist_ste": {"ste": True}, "db_mnist_sat": None}
 DB_MODELS = tuple(DB_VARIANTS)
 
