@@ -139,15 +139,26 @@ class DBMnistNet(nn.Module):
         """(N, ...) pixels in [0,1] → (N, n_in) hard 0/1 float bits (pixel > threshold)."""
         return (images.flatten(1) > self.threshold).to(images.dtype if images.is_floating_point() else torch.float32)
 
-    def bits(self, x: torch.Tensor) -> torch.Tensor:
-        """Soft output bits (N, n_maj·W2) from soft input bits (N, n_in)."""
-        z = soft_implies(self.w1.T.unsqueeze(0), x.unsqueeze(1))  # (N, W1, n_in)
+    def bits(self, x: torch.Tensor, w1: torch.Tensor | None = None, w2: torch.Tensor | None = None) -> torch.Tensor:
+        """Soft output bits (N, n_maj·W2) from soft input bits (N, n_in).
+
+        ``w1`` (n_in, W1) / ``w2`` (n_maj, W2): weights to use instead of the parameters (the
+        training forward of :func:`logic.train.fit_dbnet` passes sampled, straight-through
+        hardened weights); default the soft parameters themselves.
+        """
+        w1 = self.w1 if w1 is None else w1
+        w2 = self.w2 if w2 is None else w2
+        z = soft_implies(w1.T.unsqueeze(0), x.unsqueeze(1))  # (N, W1, n_in)
         maj = soft_maj(z.reshape(x.shape[0], -1, self.group), -1)  # (N, n_maj)
-        return soft_not(self.w2.unsqueeze(0), maj.unsqueeze(-1)).flatten(1)
+        return soft_not(w2.unsqueeze(0), maj.unsqueeze(-1)).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Soft logits (N, classes): bucket sums of the soft output bits."""
-        return self.bits(x).view(x.shape[0], self.num_classes, -1).sum(-1)
+        return self.bucket_sums(self.bits(x))
+
+    def bucket_sums(self, bits: torch.Tensor) -> torch.Tensor:
+        """(N, n_maj·W2) output bits → (N, classes) sums over each class's contiguous bucket."""
+        return bits.view(bits.shape[0], self.num_classes, -1).sum(-1)
 
     @torch.no_grad()
     def hard_bits(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,6 +172,13 @@ class DBMnistNet(nn.Module):
     def hard_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Integer logits of the hardened net: (N, classes) int64."""
         return self.hard_bits(x).view(x.shape[0], self.num_classes, -1).sum(-1, dtype=torch.int64)
+
+    @torch.no_grad()
+    def weight_margin(self) -> dict:
+        """How saturated the weights are: mean |w − 1/2| (1/2 = all at 0 or 1) and the fraction within 0.05 of 1/2."""
+        w = torch.cat([self.w1.flatten(), self.w2.flatten()])
+        m = (w - HALF).abs()
+        return {"weight_margin": float(m.mean()), "weights_undecided": float((m < 0.05).float().mean())}
 
     @torch.no_grad()
     def clamp_(self) -> None:

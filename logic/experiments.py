@@ -29,6 +29,11 @@ from logic.train import evaluate_dbnet, evaluate_logic, fit_dbnet, fit_logic
 from neurohw.results import RunStore, save_result
 from neurohw.stats import bootstrap_ci, mean_std, pack_correct, unpack_correct
 
+#: ``db_mnist_sat``: plain ∂B training + per-step cosine learning rate + weight-saturation penalty λ = 1
+#: (fixed before the validation screen of docs/logic.md "Not done / limits", which found no better switch).
+DB_SAT_FULL = dict(epochs=4, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20, schedule="cosine_step",
+                   saturate=1.0, weights="soft", noise=1.0, ste=False)
+
 #: Full-mode settings (≈ a few minutes per seed on 2 CPU cores); quick mode shrinks them.
 #: ``n_train``/``n_test`` None: the whole split (MNIST-5k 3,500 / 1,000; Fashion-MNIST 54,000 / 10,000).
 FULL = {
@@ -36,16 +41,22 @@ FULL = {
     "dense": dict(levels=2, widths=(4000, 4000, 4000), tau=10.0, epochs=8, lr=0.05, batch_size=128),
     "tree": dict(levels=3, k=8, dense=(1000, 500), tau=10.0, epochs=4, lr=0.1, batch_size=128),
     "db": dict(epochs=4, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20),
+    "db_sat": DB_SAT_FULL,
 }  # fmt: skip
 QUICK = {
     "n_train": 400, "n_test": 200,
     "dense": dict(levels=2, widths=(600, 600, 200), tau=5.0, epochs=2, lr=0.05, batch_size=64),
     "tree": dict(levels=3, k=2, dense=(200, 100), tau=5.0, epochs=1, lr=0.1, batch_size=128),
     "db": dict(epochs=1, lr=0.05, batch_size=64, tau=20.0, width1=20, group=16, width2=10),
+    "db_sat": dict(DB_SAT_FULL, epochs=1, width1=20, width2=10),
 }  # fmt: skip
 
-MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist", "db_mnist_ste")
-DB_MODELS = ("db_mnist", "db_mnist_ste")  #: ∂B net trained on soft sums / on hardened counts (straight-through)
+MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist", "db_mnist_ste", "db_mnist_sat")
+#: The ∂B variants and the :func:`~logic.train.fit_dbnet` switches each adds to ``cfg["db"]``:
+#: trained on soft sums; on hardened counts (straight-through); with the
+#: saturating training (``cfg["db_sat"]``: weight-saturation penalty, learning-rate schedule).
+DB_VARIANTS = {"db_mnist": {}, "db_mnist_ste": {"ste": True}, "db_mnist_sat": None}
+DB_MODELS = tuple(DB_VARIANTS)
 
 
 def _lgn(name: str, cfg: dict, seed: int):
@@ -55,6 +66,13 @@ def _lgn(name: str, cfg: dict, seed: int):
     c = cfg["tree"]
     init = "residual" if name == "tree_residual" else "gaussian"
     return logic_tree_net(levels=c["levels"], k=c["k"], dense=c["dense"], tau=c["tau"], init=init, seed=seed), c
+
+
+def _db_config(name: str, cfg: dict) -> dict:
+    """The ∂B variant's settings: ``cfg["db_sat"]`` for ``db_mnist_sat``, else ``cfg["db"]`` plus its switches."""
+    if DB_VARIANTS[name] is None:
+        return dict(cfg["db_sat"])
+    return {**cfg["db"], **DB_VARIANTS[name]}
 
 
 @torch.no_grad()
@@ -81,10 +99,10 @@ def run_one(name: str, split, seed: int, cfg: dict, device="cpu", progress: bool
     seed_everything(seed)
     t0 = time.perf_counter()
     if name in DB_MODELS:
-        c = cfg["db"]
+        c = _db_config(name, cfg)
         model = DBMnistNet(width1=c["width1"], group=c["group"], width2=c["width2"], seed=seed)
-        tr = fit_dbnet(model, split.x_train, split.y_train, epochs=c["epochs"], lr=c["lr"], batch_size=c["batch_size"],
-                       tau=c["tau"], seed=seed, device=device, progress=progress, ste=name == "db_mnist_ste")
+        fit_kw = {k: v for k, v in c.items() if k not in ("width1", "group", "width2")}
+        tr = fit_dbnet(model, split.x_train, split.y_train, seed=seed, device=device, progress=progress, **fit_kw)
         res = evaluate_dbnet(model, split.x_test, split.y_test, device=device)
     else:
         model, c = _lgn(name, cfg, seed)
@@ -160,7 +178,7 @@ def table_figures(summary: list[dict], cfg: dict, split_sizes: dict, dataset: st
     }
 
 
-def run_experiments(out: str | Path | None = None, seeds: int = 3, quick: bool = False, models=MODELS, device="cpu",
+def run_experiments(out: str | Path | None = None, seeds: int | list[int] = 3, quick: bool = False, models=MODELS, device="cpu",
                     progress: bool = True, threads: int | None = 1, dataset: str = "mnist5k",
                     n_train: int | None = None, results: str | Path | None = None, name: str | None = None,
                     command: str | None = None) -> dict:
@@ -171,8 +189,12 @@ def run_experiments(out: str | Path | None = None, seeds: int = 3, quick: bool =
     repository's ``results/``; quick mode defaults to ``out/results``). ``name``: the result
     name (default ``logic-<dataset>[-n<N>]``, ``-quick`` appended in quick mode). Finished runs
     are reused from ``results/<name>/``. ``threads``: torch intra-op threads (default 1).
-    Returns the result dict.
+    ``seeds``: a count (seeds 0..N−1) or a list of seeds (e.g. ``[2]`` to run one seed in its
+    own process; a later call with the whole count reuses the stored runs). Returns the result dict.
     """
+    seed_list = list(range(int(seeds))) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("run_experiments: seeds is empty")
     if threads:
         torch.set_num_threads(int(threads))
     from neurohw.data import load_dataset
@@ -194,8 +216,9 @@ def run_experiments(out: str | Path | None = None, seeds: int = 3, quick: bool =
     rows = []
     t_start = time.perf_counter()
     for m in models:
-        group = "db" if m in DB_MODELS else ("dense" if m == "dense_lgn" else "tree")
-        for seed in range(seeds):
+        group = ("db_sat" if DB_VARIANTS[m] is None else "db") if m in DB_MODELS else (
+            "dense" if m == "dense_lgn" else "tree")
+        for seed in seed_list:
             key = f"{m}-s{seed}"
             rcfg = {"dataset": dataset, "model": m, "seed": seed, "sizes": sizes, "model_config": cfg[group]}
             rec = store.get(key, rcfg)
@@ -210,16 +233,17 @@ def run_experiments(out: str | Path | None = None, seeds: int = 3, quick: bool =
                   f"{100 * rec['acc_hard']:.2f} % ({rec['train_s']:.0f} s train)", flush=True)
     summary = summarise(rows)
     figures = table_figures(summary, cfg, sizes, dataset, quick)
-    command = command or ("neurohw logic experiments --seeds {} --data {}".format(seeds, dataset)
+    command = command or ("neurohw logic experiments --seeds {} --data {}".format(
+                          seeds if isinstance(seeds, int) else len(seed_list), dataset)
                           + (f" --n-train {n_train}" if n_train else "") + (" --quick" if quick else "")
                           + (f" --models {','.join(models)}" if tuple(models) != MODELS else ""))
     path = save_result(name, figures, config={"quick": quick, **cfg, "models": list(models), "sizes": sizes},
-                       seeds=list(range(seeds)), per_seed={r["model"] + f"-s{r['seed']}": {
+                       seeds=seed_list, per_seed={r["model"] + f"-s{r['seed']}": {
                            k: r.get(k) for k in ("acc_hard", "val_acc_hard", "acc_float", "acc_soft_logits", "gates")}
                            for r in rows},
                        command=command, wall_time_s=time.perf_counter() - t_start, results=results)
     table = render_table(load_result(path))
-    result = {"provenance": provenance(seed=list(range(seeds)), config={"quick": quick, **cfg, "models": list(models)}),
+    result = {"provenance": provenance(seed=seed_list, config={"quick": quick, **cfg, "models": list(models)}),
               "runs": [{k: v for k, v in r.items() if k != "correct"} for r in rows], "summary": summary,
               "result_file": str(path)}
     if out is not None:

@@ -79,33 +79,105 @@ def evaluate_logic(model: LogicNet, x: torch.Tensor, y: torch.Tensor, *, batch_s
     }
 
 
+#: ``fit_dbnet(weights=...)``: the weights the training forward uses.
+DB_WEIGHTS = ("soft", "hard", "gumbel")
+
+
+def sampled_weights(w: torch.Tensor, mode: str, noise: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The weights of one training forward: ``w`` itself, or 0/1 weights with a straight-through gradient.
+
+    ``"soft"``: ``w``. ``"hard"``: ``harden(w)`` in the forward, the gradient of ``w`` in the
+    backward (straight-through). ``"gumbel"``: ``harden`` of a noisy weight — logistic noise
+    (the difference of two Gumbel(0, 1) samples) of scale ``noise`` added to ``logit(w)``, i.e.
+    bit ``1`` with probability ``sigmoid(logit(w)/noise)`` — straight-through likewise. The
+    deployed net is always ``harden(w)``; the noise only acts in training.
+    """
+    if mode == "soft":
+        return w
+    if mode not in DB_WEIGHTS:
+        raise ValueError(f"fit_dbnet: weights must be one of {DB_WEIGHTS}, got {mode!r}")
+    if mode == "hard":
+        hard = harden(w)
+    else:
+        u = torch.rand(w.shape, generator=generator, device=w.device, dtype=w.dtype).clamp(1e-6, 1 - 1e-6)
+        logistic = torch.log(u) - torch.log1p(-u)
+        wc = w.detach().clamp(1e-6, 1 - 1e-6)
+        hard = (torch.log(wc) - torch.log1p(-wc) + noise * logistic) > 0
+    return hard.to(w.dtype) + (w - w.detach())
+
+
 def fit_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 5, batch_size: int = 64,
               lr: float = 0.01, tau: float | None = None, seed: int = 0, device: str | torch.device = "cpu",
-              progress: bool = True, ste: bool = False) -> TrainResult:
+              progress: bool = True, ste: bool = False, schedule: str = "constant", tau_end: float | None = None,
+              saturate: float = 0.0, weights: str = "soft", noise: float = 1.0,
+              max_steps: int | None = None) -> TrainResult:
     """Train a ∂B net with Adam on cross-entropy of ``bucket sums / τ``; weights clamped to [0, 1] after each step.
 
     ``x``: (N, ...) images in [0, 1] (encoded with ``model.encode``). ``τ`` defaults to
-    ``sqrt(bucket size)`` (logits are sums of thousands of soft bits). ``ste``: the loss sees
-    the *hardened* output bits (forward ``harden(soft)``, gradient of the soft bits — a
-    straight-through estimator), so it trains the bucket counts that the deployed net computes
-    instead of the real-valued soft sums. Constant learning rate. History rows: ``train_loss``,
-    ``train_accuracy`` (argmax of the trained bucket sums).
+    ``sqrt(bucket size)`` (logits are sums of thousands of soft bits).
+
+    Switches (defaults reproduce the plain published training):
+
+    - ``ste``: the loss sees the *hardened* output bits (forward ``harden(soft)``, gradient of
+      the soft bits — a straight-through estimator), so it trains the bucket counts that the
+      deployed net computes instead of the real-valued soft sums.
+    - ``schedule``: the learning-rate schedule of :func:`neurohw.train.lr_factor`
+      (``"constant"``, ``"cosine"`` per epoch, ``"cosine_step"`` per step).
+    - ``tau_end``: anneal τ geometrically from ``tau`` to ``tau_end`` over the training steps.
+    - ``saturate`` (λ ≥ 0): add ``λ·(t/T)·mean(4·w·(1 − w))`` over all weights to the loss, ramped
+      linearly with the step ``t`` of ``T``: it is 1 for a weight at 1/2 and 0 at 0 or 1. The
+      input bits are hard (pixels > threshold), so the weights are the only source of soft
+      bits: saturated weights give saturated soft bits, and soft sums that equal the counts.
+    - ``weights``: what the training forward uses — ``"soft"`` (the parameters), ``"hard"``
+      (``harden(w)`` with a straight-through gradient) or ``"gumbel"`` (hardened
+      logistic-noised weights of scale ``noise``, straight-through; :func:`sampled_weights`).
+      Evaluation always uses the parameters as they are (hardened for the hard net).
+    - ``max_steps``: stop after that many optimiser steps (the schedules still span ``epochs``).
+
+    History rows: ``train_loss``, ``train_accuracy`` (argmax of the trained bucket sums),
+    ``train_saturation`` (the penalty's mean, before λ) and :meth:`DBMnistNet.weight_margin`.
     """
+    if saturate < 0:
+        raise ValueError(f"fit_dbnet: saturate must be >= 0, got {saturate}")
+    if weights not in DB_WEIGHTS:
+        raise ValueError(f"fit_dbnet: weights must be one of {DB_WEIGHTS}, got {weights!r}")
     bucket = model.w2.numel() // model.num_classes
-    tau = float(tau or bucket**0.5)
+    tau0 = float(tau or bucket**0.5)
+    steps_per_epoch = -(-len(x) // batch_size)
+    total = max(1, min(epochs * steps_per_epoch, max_steps or epochs * steps_per_epoch))
+    state = {"step": 0}
+    gen = torch.Generator(device=device).manual_seed(int(seed) + 7919)
+
+    def progress_frac() -> float:
+        return min(state["step"] / max(total - 1, 1), 1.0)
 
     def forward(m: DBMnistNet, xb: torch.Tensor) -> torch.Tensor:
         xb = m.encode(xb)
-        if not ste:
-            return m(xb)
-        sb = m.bits(xb)
-        sb = sb + (harden(sb).to(sb.dtype) - sb).detach()
-        return sb.view(len(xb), m.num_classes, -1).sum(-1)
+        w1 = sampled_weights(m.w1, weights, noise, gen)
+        w2 = sampled_weights(m.w2, weights, noise, gen)
+        sb = m.bits(xb, w1, w2)
+        if ste:
+            sb = sb + (harden(sb).to(sb.dtype) - sb).detach()
+        return m.bucket_sums(sb)
+
+    def loss_fn(logits, yb, xb):
+        frac = progress_frac()
+        t = tau0 if tau_end is None else tau0 * (float(tau_end) / tau0) ** frac
+        loss = F.cross_entropy(logits / t, yb)
+        sat = torch.cat([model.w1.flatten(), model.w2.flatten()])
+        sat = (4 * sat * (1 - sat)).mean()
+        if saturate:
+            loss = loss + saturate * frac * sat
+        return loss, {"saturation": float(sat.detach()), "tau": t}
+
+    def step_hook(m: DBMnistNet) -> None:
+        m.clamp_()
+        state["step"] += 1
 
     t0 = time.perf_counter()
-    res = fit(model, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, schedule="constant",
-              forward=forward, loss_fn=lambda logits, yb, xb: F.cross_entropy(logits / tau, yb),
-              step_hook=lambda m: m.clamp_(), progress=progress, desc="∂B")
+    res = fit(model, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, schedule=schedule,
+              forward=forward, loss_fn=loss_fn, step_hook=step_hook, epoch_metrics=lambda m: m.weight_margin(),
+              max_steps=max_steps, progress=progress, desc="∂B")
     model.eval()
     return TrainResult(res.history, time.perf_counter() - t0)
 
@@ -141,6 +213,7 @@ def evaluate_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, batch
         "bit_mismatches": mism,
         "bits_compared": total,
         "soft_equals_hard": mism == 0,
+        **model.weight_margin(),
         "n_weights": model.n_weights(),
         "weight_bytes": model.n_weights() // 8,
         "n_test": int(len(y)),

@@ -105,3 +105,106 @@ def test_straight_through_training_learns_the_hard_counts(mnist5k):
     assert not torch.equal(w0, m.w2)  # gradients reach the weights through the straight-through estimator
     r = evaluate_dbnet(m, mnist5k.x_val, mnist5k.y_val)
     assert r["acc_hard"] > 0.4, r
+
+
+# ---------------------------------------------------------------------------- fit_dbnet's switches
+def _tiny_problem(n=256, seed=0):
+    """A 4-class problem on 64 random input bits: class = which quarter of the bits holds the most ones."""
+    g = torch.Generator().manual_seed(seed)
+    images = (torch.rand(n, 1, 8, 8, generator=g) < 0.3).float()
+    images.view(n, -1)[:, :16] += (torch.arange(n) % 4 == 0).float()[:, None] * (torch.rand(n, 16, generator=g) < 0.5)
+    x = images.clamp(0, 1)
+    y = x.view(n, 4, 16).sum(-1).argmax(-1)
+    return x, y
+
+
+def _tiny_net(seed=1):
+    return db.DBMnistNet(n_in=64, width1=8, group=16, width2=5, num_classes=4, seed=seed)
+
+
+def _soft_bit_spread(net, x):
+    """Mean of 4·b·(1 − b) over the soft output bits: 1 when every bit is 1/2, 0 when all are 0 or 1."""
+    with torch.no_grad():
+        b = net.bits(net.encode(x))
+    return float((4 * b * (1 - b)).mean())
+
+
+def test_saturation_penalty_drives_soft_bits_to_0_or_1():
+    """``saturate``: the weights, and so the soft output bits, end far closer to 0/1 than without it; soft = hard holds."""
+    from logic.train import fit_dbnet
+
+    x, y = _tiny_problem()
+    plain, pushed = _tiny_net(), _tiny_net()
+    fit_dbnet(plain, x, y, epochs=6, batch_size=32, lr=0.05, tau=2.0, progress=False)
+    tr = fit_dbnet(pushed, x, y, epochs=6, batch_size=32, lr=0.05, tau=2.0, saturate=5.0, schedule="cosine_step",
+                   progress=False)
+    assert pushed.weight_margin()["weight_margin"] > plain.weight_margin()["weight_margin"] + 0.05
+    assert pushed.weight_margin()["weight_margin"] > 0.4
+    assert _soft_bit_spread(pushed, x) < _soft_bit_spread(plain, x)
+    assert tr.history[-1]["train_saturation"] < tr.history[0]["train_saturation"]
+    xb = pushed.encode(x)
+    assert torch.equal(db.harden(pushed.bits(xb)), pushed.hard_bits(xb))
+
+
+@pytest.mark.parametrize("mode", ["hard", "gumbel"])
+def test_straight_through_weights_train_and_keep_soft_equals_hard(mode):
+    """``weights="hard"/"gumbel"``: the forward uses 0/1 weights, gradients still reach ``w``; the net learns, soft = hard."""
+    from logic.train import evaluate_dbnet, fit_dbnet
+
+    x, y = _tiny_problem()
+    net = _tiny_net()
+    w0 = net.w1.detach().clone()
+    fit_dbnet(net, x, y, epochs=6, batch_size=32, lr=0.05, tau=2.0, weights=mode, saturate=1.0, progress=False)
+    assert not torch.equal(w0, net.w1)
+    r = evaluate_dbnet(net, x, y)
+    assert r["soft_equals_hard"], r
+    assert r["acc_hard"] > 0.4, r  # chance is 0.25
+
+
+def test_sampled_weights_forward_is_binary_and_gradient_passes_straight_through():
+    from logic.train import sampled_weights
+
+    w = torch.tensor([0.0, 0.2, 0.49, 0.51, 0.9, 1.0], requires_grad=True)
+    assert sampled_weights(w, "soft") is w
+    h = sampled_weights(w, "hard")
+    assert torch.equal(h.detach(), torch.tensor([0.0, 0, 0, 1, 1, 1]))
+    (g,) = torch.autograd.grad((h * torch.arange(6.0)).sum(), w)
+    assert torch.equal(g, torch.arange(6.0))
+    # gumbel: binary samples, P(1) = w for noise scale 1 (logistic noise in logit space)
+    wide = torch.full((20000,), 0.2)
+    s = sampled_weights(wide, "gumbel", 1.0, torch.Generator().manual_seed(0))
+    assert set(s.unique().tolist()) <= {0.0, 1.0}
+    assert abs(float(s.mean()) - 0.2) < 0.02
+    with pytest.raises(ValueError, match="weights"):
+        sampled_weights(w, "noisy")
+
+
+def test_tau_anneal_and_bad_switches():
+    from logic.train import fit_dbnet
+
+    x, y = _tiny_problem(64)
+    tr = fit_dbnet(_tiny_net(), x, y, epochs=2, batch_size=32, tau=8.0, tau_end=1.0, progress=False)
+    assert tr.history[0]["train_tau"] > tr.history[-1]["train_tau"]
+    assert abs(tr.history[-1]["train_tau"] - (8.0 * 0.125 ** (2 / 3) + 1.0) / 2) < 1e-6  # steps 2, 3 of 0..3
+    with pytest.raises(ValueError, match="saturate"):
+        fit_dbnet(_tiny_net(), x, y, epochs=1, saturate=-1.0, progress=False)
+    with pytest.raises(ValueError, match="weights"):
+        fit_dbnet(_tiny_net(), x, y, epochs=1, weights="sign", progress=False)
+
+
+def test_experiment_variants_pass_their_switches_to_fit_dbnet():
+    """The experiments' ∂B rows: plain and STE keep their stored configuration; db_mnist_sat uses cfg["db_sat"]."""
+    import inspect
+
+    from logic.experiments import DB_MODELS, FULL, MODELS, QUICK, _db_config
+    from logic.train import fit_dbnet
+
+    assert set(DB_MODELS) <= set(MODELS)
+    assert _db_config("db_mnist", FULL) == FULL["db"]
+    assert _db_config("db_mnist_ste", FULL) == {**FULL["db"], "ste": True}
+    sat = _db_config("db_mnist_sat", QUICK)
+    assert sat == QUICK["db_sat"] and sat["saturate"] > 0
+    accepted = set(inspect.signature(fit_dbnet).parameters)
+    for cfg in (FULL, QUICK):
+        for m in DB_MODELS:
+            assert set(_db_config(m, cfg)) - {"width1", "group", "width2"} <= accepted, m
