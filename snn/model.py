@@ -81,6 +81,12 @@ class BWSNNConfig:
         C.check_fields(cls, d, where, ranges=CONFIG_RANGES, item_ranges={"channels": C.COUNT}, choices={
             "arch": ("conv", "mlp"), "encoding": ENCODINGS, "alpha": ("mean", "learned"), "surrogate": SURROGATES})
         d = dict(d)
+        need = 2 if d.get("arch", cls.arch) == "conv" else 1
+        if "channels" in d and len(d["channels"]) < need:
+            from neurohw.errors import UsageError
+
+            raise UsageError(f"{where}: channels", f"a {d.get('arch', cls.arch)} net needs {need} channel count(s), "
+                                                   f"got {list(d['channels'])!r:.40}")
         for k in ("channels", "int8_layers"):
             if k in d:
                 d[k] = tuple(d[k])

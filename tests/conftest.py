@@ -8,6 +8,18 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# Property tests run the same examples on every run, so `make test` (and CI) is reproducible: a
+# failure found once stays found and a green run stays green. To explore new inputs, run with
+# HYPOTHESIS_PROFILE=explore (random examples, more of them); turn what it finds into a test.
+try:
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("suite", derandomize=True)
+    _hyp_settings.register_profile("explore", derandomize=False, max_examples=500)
+    _hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
+except ImportError:  # hypothesis is a test dependency; without it the property tests are skipped
+    pass
+
 HAVE_LAVA = importlib.util.find_spec("lava") is not None and importlib.util.find_spec("lava.lib.dl") is not None
 
 
