@@ -543,15 +543,10 @@ def open_captures(path: str | os.PathLike, *, scan: bool = True, scan_batch: int
     that ``measured/spike_counts`` equals the raster summed over time.
     Raises :class:`CaptureFormatError` naming the file and the dataset.
     """
-    import h5py
+    from neurohw.data.readers import open_hdf5
 
     path = Path(path)
-    if not path.exists():
-        raise CaptureFormatError(f"{path}: file does not exist")
-    try:
-        fh = h5py.File(path, "r")
-    except Exception as exc:
-        raise CaptureFormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    fh = open_hdf5(path, CaptureFormatError)
     try:
         dims = _validate_structure(path, fh)
         cf = CaptureFile(path, fh, dims)

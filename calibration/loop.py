@@ -248,38 +248,54 @@ def train_backend(
     progress: bool = False,
     desc: str = "fine-tune",
 ) -> list[float]:
-    """Adam on the back-end for ``steps`` steps; returns the loss per step.
+    """Adam on the back-end for ``steps`` steps through :func:`neurohw.train.fit`; returns the loss per step.
 
     ``slice_data = (frames, labels)`` — measured minibatches (CE, plus the ``ntk`` term);
     ``twin = (sample_fn, labels)`` — twin-simulated minibatches (CE), ``sample_fn(idx, gen)``
-    draws fresh noise every step (see ``DeviceTwin.sampler``). With both, each step uses one minibatch of each (loss = mean of the two).
+    draws fresh noise every step (see ``DeviceTwin.sampler``). With both, each step uses one
+    minibatch of each (loss = mean of the two). The measured minibatches are ``fit``'s epoch
+    permutations (seeded by ``seed``, incomplete last batch dropped); the twin's indices and
+    noise come from a generator seeded by ``seed``. Constant learning rate ``lr``; the back-end
+    is left in eval mode. ``fit`` reseeds the global RNGs with ``seed``.
     """
-    from tqdm.auto import tqdm
+    from neurohw.train import fit
 
+    if slice_data is None and twin is None:
+        raise ValueError("train_backend: give slice_data, twin or both")
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(backend.parameters(), lr=lr)
-    hist = []
-    backend.train()
-    for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
-        losses = []
-        if slice_data is not None:
-            f, y = slice_data
-            idx = torch.randperm(len(f), generator=gen)[:batch_size]
-            logits = backend(f[idx])
-            if ntk is not None:
-                loss, _ = ntk(backend, f[idx], y[idx], logits)
-            else:
-                loss = F.cross_entropy(logits, y[idx])
-            losses.append(loss)
-        if twin is not None:
-            sample, yt = twin
-            idx = torch.randperm(len(yt), generator=gen)[:batch_size]
-            losses.append(F.cross_entropy(backend(sample(idx, gen)), yt[idx]))
-        loss = torch.stack(losses).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        hist.append(float(loss.detach()))
+    hist: list[float] = []
+
+    def twin_loss() -> torch.Tensor:
+        sample, yt = twin
+        idx = torch.randperm(len(yt), generator=gen)[:batch_size]
+        return F.cross_entropy(backend(sample(idx, gen)), yt[idx])
+
+    if slice_data is not None:
+        data, forward = slice_data, None
+
+        def loss_fn(logits, y, x):
+            loss = ntk(backend, x, y, logits)[0] if ntk is not None else F.cross_entropy(logits, y)
+            if twin is not None:
+                loss = torch.stack([loss, twin_loss()]).mean()
+            hist.append(float(loss.detach()))
+            return loss
+    else:  # twin only: fit's "images" are indices into the twin's pool
+        sample, yt = twin
+        data = (torch.arange(len(yt)), yt)
+
+        def forward(model, idx):
+            return model(sample(idx, gen))
+
+        def loss_fn(logits, y, x):
+            loss = F.cross_entropy(logits, y)
+            hist.append(float(loss.detach()))
+            return loss
+
+    n = len(data[1])
+    bs = max(1, min(batch_size, n))
+    fit(backend, data, epochs=max(1, math.ceil(steps / (n // bs))), batch_size=bs, lr=lr, seed=seed,
+        device=next(backend.parameters()).device, loss_fn=loss_fn, forward=forward, schedule="constant",
+        drop_last=True, max_steps=steps, progress=progress, desc=desc)
     backend.eval()
     return hist
 

@@ -2,8 +2,8 @@
 
 :func:`fit` trains teachers and every backend's student (``snn.train.fit_snn``,
 ``logic.train.fit_logic`` / ``fit_dbnet``, ``optics.hybrid.train_hybrid``,
-``distill.compare.train_arm`` are thin wrappers that choose the loss, forward, per-step hook,
-optimiser and schedule). It trains with Adam and cross-entropy by default (or a given
+``distill.compare.train_arm`` and ``calibration.loop.train_backend`` are thin wrappers that
+choose the loss, forward, per-step hook, optimiser and schedule). It trains with Adam and cross-entropy by default (or a given
 optimiser, parameter groups and ``loss_fn``), shows tqdm progress, evaluates on validation data
 each epoch (optionally stopping early or keeping the best epoch), and — when ``out`` is given —
 writes ``last.safetensors`` (model and optimiser state, with a JSON sidecar holding history,

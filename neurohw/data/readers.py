@@ -2,7 +2,8 @@
 
 - IDX (MNIST / Fashion-MNIST), raw or gzip: :func:`read_idx`, :func:`read_mnist_idx_pair`;
 - CIFAR-10 binary batches (``data_batch_1.bin`` …): :func:`read_cifar10_batch`;
-- ``.npz`` and HDF5 arrays: :func:`read_npz_arrays`, :func:`read_hdf5_arrays`.
+- ``.npz`` and HDF5 arrays: :func:`read_npz_arrays`, :func:`read_hdf5_arrays` (files opened
+  by :func:`open_hdf5`, which other HDF5 readers share).
 
 Every failure raises :class:`DataFormatError` naming the file and what is wrong.
 """
@@ -145,18 +146,29 @@ def read_npz_arrays(path: str | os.PathLike, keys: Iterable[str] | None = None) 
         raise DataFormatError(f"{path}: {exc}") from exc
 
 
+def open_hdf5(path: str | os.PathLike, error: type[Exception] = DataFormatError):
+    """Open an HDF5 file read-only (an ``h5py.File``; the caller closes it).
+
+    A missing file or one h5py cannot open raises ``error`` (a class taking one message, e.g.
+    :class:`DataFormatError` or ``calibration.captures.CaptureFormatError``) naming the file.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: file does not exist")
+    try:
+        return h5py.File(path, "r")
+    except Exception as exc:  # h5py raises OSError for most bad files, others for odd ones
+        raise error(f"{path}: not a readable HDF5 file ({exc})") from exc
+
+
 def read_hdf5_arrays(path: str | os.PathLike, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Read named datasets from the root of an HDF5 file."""
     import h5py
 
     path = Path(path)
-    if not path.exists():
-        raise DataFormatError(f"{path}: file does not exist")
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise DataFormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with fh:
+    with open_hdf5(path) as fh:
         try:
             have = [k for k in fh.keys() if isinstance(fh[k], h5py.Dataset)]
             names = _check_keys(path, have, keys)
