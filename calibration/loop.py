@@ -40,6 +40,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from calibration.captures import CaptureFile, CaptureFormatError, open_captures
 from calibration.device_model import RefitConfig, torch_threads
@@ -293,9 +294,13 @@ def train_backend(
 
     n = len(data[1])
     bs = max(1, min(batch_size, n))
+    # one bar over the steps: a small slice makes an epoch one or two steps, and fit's per-epoch
+    # bars would print hundreds of lines
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
     fit(backend, data, epochs=max(1, math.ceil(steps / (n // bs))), batch_size=bs, lr=lr, seed=seed,
         device=next(backend.parameters()).device, loss_fn=loss_fn, forward=forward, schedule="constant",
-        drop_last=True, max_steps=steps, progress=progress, desc=desc)
+        drop_last=True, max_steps=steps, progress=False, desc=desc, step_hook=lambda m: bar.update(1))
+    bar.close()
     backend.eval()
     return hist
 
