@@ -71,7 +71,7 @@ class CalibrationConfig:
     # the file's laser PSFs in the optics twin, per matched tile: "off" (design PSFs), "replace" (the
     # measured PSF) or "correct" (design/measured blend, weight fitted per tile); unmatched tiles keep
     # the design PSF (docs/calibration.md, "Laser PSFs in the twin", for the measured choice)
-    use_laser_psfs: str = "off"
+    use_laser_psfs: str = "correct"
     # 100 + 400 refit steps: at 60 + 120 the refit of two of three in-family benchmark devices had not
     # converged and the misfit test (rightly) failed them; ±2 px shift search: the prototype's
     # misalignment σ is about 1 sensor pixel

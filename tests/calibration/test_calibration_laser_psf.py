@@ -14,6 +14,7 @@ from calibration.captures import CaptureFormatError, open_captures
 from calibration.device_model import RefitConfig
 from calibration.lab import capture_virtual, draw_device
 from calibration.loop import CalibrationConfig, _make_twin, capture_frames, capture_inputs, laser_kernels
+from calibration.report import laser_psf_markdown
 from calibration.psf_match import PSFMatchError, match_psfs, psf_response, psf_responses
 
 DEVICE_SEED = 777
@@ -63,6 +64,10 @@ def test_laser_psfs_lower_the_held_out_error(lab, mnist5k):
     info = rmse["correct"][1].laser_psf_info()
     assert info["mode"] == "correct" and all(t["laser_available"] for t in info["tiles"])
     assert all(0.0 <= t["alpha"] <= 1.0 for t in info["tiles"])
+    assert rmse["correct"][1].parameters_dict()["laser_psfs"] == info  # → refit params → results.json
+    md = "\n".join(laser_psf_markdown(info))
+    t0 = info["tiles"][0]
+    assert "use_laser_psfs = 'correct'" in md and f"| 0 | yes | {t0['psf']} | {t0['alpha']:.3f} |" in md
     assert [t["psf"] for t in rmse["replace"][1].laser_psf_info()["tiles"]] == ["laser"] * len(info["tiles"])
     assert [t["psf"] for t in rmse["off"][1].laser_psf_info()["tiles"]] == ["design"] * len(info["tiles"])
 
