@@ -102,12 +102,34 @@ class OpticsTwin(DeviceTwin):
             deep-copied, never modified.
         electrons_per_unit: the camera exposure of the captures (photo-electrons per feature
             unit), or None to auto-expose on the first refit inputs.
+        laser_responses: per tile, the matched laser PSF capture as the tile's response image to a
+            unit point at the image centre (:func:`calibration.psf_match.psf_responses`,
+            ``(H', W')``) or None (no PSF): used according to ``laser_mode``.
+        laser_mode: ``"off"`` (design PSFs), ``"replace"`` (a tile with a laser PSF uses the
+            kernel measured from it) or ``"correct"`` (tile = (1 − α)·design + α·measured,
+            α ∈ [0, 1] fitted per tile by least squares on the refit frames, see
+            :meth:`fit_laser_mix`). Applied during the first refit, after its geometry phase
+            (:meth:`laser_kernels_from_responses` needs the fitted shift/rotation).
     """
 
-    def __init__(self, simulation: torch.nn.Module, device: torch.nn.Module, electrons_per_unit: float | None = None):
+    def __init__(self, simulation: torch.nn.Module, device: torch.nn.Module, electrons_per_unit: float | None = None,
+                 laser_responses: list | None = None, laser_mode: str = "off"):
+        from calibration.psf_match import LASER_PSF_MODES
+
+        if laser_mode not in LASER_PSF_MODES:
+            raise ValueError(f"OpticsTwin: laser_mode must be one of {LASER_PSF_MODES}, got {laser_mode!r}")
         self.simulation = simulation
         self.device = copy.deepcopy(device)
         self.device.generator = None
+        n = self.device.tiles.shape[0]
+        if laser_responses is not None and len(laser_responses) != n:
+            raise ValueError(f"OpticsTwin: laser_responses has {len(laser_responses)} entries for {n} tiles")
+        self.laser_mode = laser_mode
+        self.laser_responses = list(laser_responses) if laser_responses is not None else [None] * n
+        self.laser_kernels: list = [None] * n  # measured kernels (C, k, k), set by the first refit
+        self._design_tiles = self.device.tiles.detach().clone()
+        self.laser_alpha: list = [None] * n  # per tile: weight of the measured PSF (1 replace, fitted for correct)
+        self._laser_applied = laser_mode == "off"
         if electrons_per_unit is not None:
             self.device.sensor.config.electrons_per_unit = float(electrons_per_unit)
         self._exposed = electrons_per_unit is not None
@@ -148,6 +170,105 @@ class OpticsTwin(DeviceTwin):
 
         return sample
 
+    def _set_mix(self, alpha: list) -> None:
+        """Tiles = (1 − α)·design + α·measured for tiles with a measured kernel (α None: design)."""
+        tiles = self._design_tiles.clone()
+        for t, (a, k) in enumerate(zip(alpha, self.laser_kernels)):
+            if a is not None and k is not None:
+                tiles[t] = (1 - a) * self._design_tiles[t] + a * k
+        self.device.tiles.copy_(tiles)
+        self.laser_alpha = [None if k is None else float(a) for a, k in zip(alpha, self.laser_kernels)]
+
+    def laser_kernels_from_responses(self) -> list:
+        """Tile kernels ``(C, k, k)`` from the laser point responses, through the twin's geometry.
+
+        The capture is the device's response to a unit point: the tile kernel seen through the
+        device's misalignment (shift, rotation: a sub-pixel bilinear resampling). With the twin's
+        current (fitted) shift and rotation, ``kernel → misalign(conv(point, kernel))`` is linear;
+        the kernel is its non-negative least-squares inverse (``scipy.optimize.nnls``) on the
+        response image, scaled to the design tile's total energy (brightness is the per-tile
+        ``gain``). With ``C > 1`` input channels the point lit all channels, so each pixel's
+        weight is split over channels in the design tile's proportions.
+        """
+        from scipy.optimize import nnls
+
+        d = self.device
+        design = self._design_tiles
+        n, c_in, k, _ = design.shape
+        size = d.image_size
+        point = torch.zeros(1, c_in, size, size)
+        point[..., size // 2, size // 2] = 1.0
+        tot = design.sum(1, keepdim=True)
+        share = torch.where(tot > 0, design / torch.where(tot > 0, tot, torch.ones_like(tot)), torch.full_like(design, 1.0 / c_in))
+        cols = []
+        with torch.no_grad():
+            for j in range(k * k):
+                basis = torch.zeros_like(design)
+                basis[:, :, j // k, j % k] = share[:, :, j // k, j % k]
+                cols.append(d._misalign(torch.nn.functional.conv2d(point, basis))[0].reshape(n, -1))
+        a_all = torch.stack(cols, -1).double().numpy()  # (T, H'W', k²)
+        out = []
+        for t, r in enumerate(self.laser_responses):
+            if r is None:
+                out.append(None)
+                continue
+            w, _ = nnls(a_all[t], np.asarray(r, dtype=np.float64).reshape(-1))
+            if not w.sum() > 0:
+                raise ValueError(f"OpticsTwin: the laser PSF of tile {t} gives no positive kernel through the twin's geometry")
+            w = torch.from_numpy(w.reshape(k, k)).float() * (float(design[t].sum()) / float(w.sum()))
+            out.append(share[t] * w[None])
+        self.laser_kernels = out
+        return out
+
+    def apply_laser_psfs(self, x: torch.Tensor, frames: torch.Tensor) -> None:
+        """Measured kernels from the laser PSFs (current geometry), then ``replace`` or ``correct``."""
+        self.laser_kernels_from_responses()
+        if self.laser_mode == "replace":
+            self._set_mix([None if k is None else 1.0 for k in self.laser_kernels])
+        else:
+            self.fit_laser_mix(x, frames)
+        self._laser_applied = True
+
+    def fit_laser_mix(self, x: torch.Tensor, frames: torch.Tensor) -> list:
+        """Fit the per-tile mixing weight α of ``"correct"`` on measured ``frames`` of ``x``.
+
+        The noiseless feature map is linear in each tile's kernel, so with the current
+        geometry and gains ``frames − f(design) ≈ α₊·Δ₊ − α₋·Δ₋`` per channel (Δ the tile image
+        of laser − design kernel): a 2 × 2 least-squares problem per tile pair; α clipped to
+        [0, 1] (a tile without a laser PSF keeps α = None).
+        """
+        from optics.frontend import merge_pairs
+
+        d = self.device
+        alpha = [None] * len(self.laser_kernels)
+        with torch.no_grad():
+            self._set_mix([0.0 if k is not None else None for k in self.laser_kernels])
+            base = merge_pairs(d.tile_images(x))
+            self._set_mix([1.0 if k is not None else None for k in self.laser_kernels])
+            full = d.tile_images(x)
+            self._set_mix([0.0 if k is not None else None for k in self.laser_kernels])
+            delta = full - d.tile_images(x)  # (N, 2K, H, W): laser − design tile images
+            r = frames.to(base.dtype) - base
+            for ch in range(d.n_kernels):
+                cols = [t for t in (2 * ch, 2 * ch + 1) if self.laser_kernels[t] is not None]
+                if not cols:
+                    continue
+                a = torch.stack([(1.0 if t % 2 == 0 else -1.0) * delta[:, t].flatten() for t in cols], 1).double()
+                sol = torch.linalg.lstsq(a, r[:, ch].flatten().double()[:, None]).solution.flatten()
+                for t, v in zip(cols, sol.tolist()):
+                    alpha[t] = min(1.0, max(0.0, v))
+        self._set_mix(alpha)
+        return alpha
+
+    def laser_psf_info(self) -> dict:
+        """Per tile: which PSF the twin uses (``design``, ``laser``, ``blend``) and the laser weight α."""
+        used = []
+        for t, (k, a) in enumerate(zip(self.laser_kernels, self.laser_alpha)):
+            kind = "design" if k is None or a is None or a == 0 else ("laser" if a == 1 else "blend")
+            used.append({"tile": t, "psf": kind, "laser_available": self.laser_responses[t] is not None,
+                         "alpha": None if a is None else round(float(a), 5)})
+        return {"mode": self.laser_mode, "tiles": used}
+
     def nominal_tiles(self) -> torch.Tensor:
         return self.device.tiles.detach().clone()
 
@@ -164,11 +285,18 @@ class OpticsTwin(DeviceTwin):
             "psf_correction_rel": float(d.psf_correction.detach().norm() / d.tiles.norm().clamp_min(1e-30)),
             "electrons_per_unit": float(d.sensor.config.electrons_per_unit),
             "read_noise_e": float(d.sensor.config.read_noise_e),
+            "laser_psfs": self.laser_psf_info(),
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """The refit device parameters as tensors (for the calibrated checkpoint)."""
-        return {f"device.{k}": v for k, v in self.device.device_parameters().items()}
+        """The refit device parameters as tensors (for the calibrated checkpoint).
+
+        The checkpoint rebuilds the device from the design tiles, so a laser-PSF tile change is
+        folded into ``psf_correction`` (``design + correction'`` = ``tiles + correction``: the same
+        effective tiles)."""
+        p = self.device.device_parameters()
+        p["psf_correction"] = p["psf_correction"] + (self.device.tiles.detach() - self._design_tiles)
+        return {f"device.{k}": v for k, v in p.items()}
 
     def refit(self, x, frames, config: RefitConfig, **kw) -> TwinRefit:
         with torch_threads(config.num_threads):
@@ -239,6 +367,13 @@ class OpticsTwin(DeviceTwin):
             for p in g["params"]:
                 p.requires_grad_(True)
         phase(geo, cfg.steps_geometry, 0.0)
+        if not self._laser_applied:  # the laser PSFs, read through the fitted geometry
+            for p in d.parameters():
+                p.requires_grad_(False)
+            self.apply_laser_psfs(x, frames)
+            for g in geo:
+                for p in g["params"]:
+                    p.requires_grad_(True)
         joint = list(geo)
         if cfg.fit_psf:
             d.psf_correction.requires_grad_(True)

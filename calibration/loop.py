@@ -69,6 +69,10 @@ class CalibrationConfig:
     fraction: float = 0.1
     seed: int = 0
     device_model: str = "optics"  # "optics" (the optics DeviceFrontEnd) or "generic" (DeviceCorrection)
+    # the file's laser PSFs in the optics twin, per matched tile: "off" (design PSFs), "replace" (the
+    # measured PSF) or "correct" (design/measured blend, weight fitted per tile); unmatched tiles keep
+    # the design PSF (docs/calibration.md, "Laser PSFs in the twin", for the measured choice)
+    use_laser_psfs: str = "correct"
     # 100 + 400 refit steps: at 60 + 120 the refit of two of three in-family benchmark devices had not
     # converged and the misfit test (rightly) failed them; ±2 px shift search: the prototype's
     # misalignment σ is about 1 sensor pixel
@@ -345,7 +349,28 @@ def _make_twin(om, cf: CaptureFile, config: CalibrationConfig):
         return GenericTwin(om.model.frontend)
     if config.device_model != "optics":
         raise ValueError(f"device_model must be 'optics' or 'generic', got {config.device_model!r}")
-    return OpticsTwin(om.model.frontend, om.device_frontend(), electrons_per_unit=_electrons_per_unit(cf))
+    responses = laser_kernels(cf, om, config)
+    return OpticsTwin(om.model.frontend, om.device_frontend(), electrons_per_unit=_electrons_per_unit(cf),
+                      laser_responses=responses, laser_mode=config.use_laser_psfs if responses is not None else "off")
+
+
+def laser_kernels(cf: CaptureFile, om, config: CalibrationConfig) -> list | None:
+    """The matched laser PSFs as checked point-response images (None per unmatched tile), or None when not used.
+
+    Raises :class:`~calibration.psf_match.PSFMatchError` naming ``/calibration/psf[i]`` for a PSF
+    that cannot be used (shape, NaN, no positive energy) and ``ValueError`` for an unknown mode.
+    """
+    from calibration.psf_match import LASER_PSF_MODES, psf_responses
+
+    if config.use_laser_psfs not in LASER_PSF_MODES:
+        raise ValueError(f"CalibrationConfig.use_laser_psfs must be one of {LASER_PSF_MODES}, got {config.use_laser_psfs!r}")
+    if config.use_laser_psfs == "off" or config.device_model != "optics":
+        return None
+    match = laser_psf_match(cf, om, config)
+    if match is None or not match.matched:
+        return None
+    design = om.device_frontend()
+    return psf_responses(cf.read_static("calibration/psf"), match, design.tiles.numpy(), design.image_size, where=str(cf.path))
 
 
 def _twin_pool(cf: CaptureFile, held_out: np.ndarray, config: CalibrationConfig, calib_x: torch.Tensor,
@@ -511,6 +536,7 @@ def _calibrate(om, captures, config, teacher, dataset_loader) -> CalibrationResu
             teacher = get_teacher(config.teacher, progress=config.progress)
         teacher.eval()
         psf_match = laser_psf_match(cf, om, config)  # named error now, before any training
+        laser_kernels(cf, om, config)  # likewise for a laser PSF the twin cannot use
         timings: dict = {}
         split = calibration_split(cf.labels, config.fraction, config.seed)
 

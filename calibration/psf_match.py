@@ -84,3 +84,56 @@ def match_psfs(n_psf: int, centres: np.ndarray, positions: np.ndarray | None = N
     missing = np.flatnonzero(out < 0)
     note = "" if not len(missing) else f"{where}: tiles {missing.tolist()} have no laser PSF"
     return PSFMatch(out, n_psf, "position", note=note, distances_px=dists)
+
+
+#: Values of ``CalibrationConfig.use_laser_psfs``.
+LASER_PSF_MODES = ("off", "replace", "correct")
+
+
+def psf_response(psf: np.ndarray, design: np.ndarray, image_size: int, *, where: str) -> np.ndarray:
+    """One laser PSF capture, checked, as the tile's response image ``(H', W')`` to a unit point.
+
+    ``psf``: the tile's response to a unit point at image pixel ``(image_size // 2,)*2``, either
+    the full tile image ``(H', W')`` (``H' = image_size - k + 1``, what the virtual lab writes) or
+    the ``(k, k)`` window of it that holds the point's response (placed back into a zero image).
+    Negative values (dark subtraction leaves small negative noise) are clipped at zero (light
+    intensity). ``design``: the matched design tile ``(C, k, k)``. The twin turns the response
+    into a tile kernel through its own geometry
+    (:meth:`calibration.device_refit.OpticsTwin.laser_kernels_from_responses`).
+
+    Raises :class:`PSFMatchError` naming ``where`` (the file and ``/calibration/psf[i]``) on a
+    shape that is neither, a non-finite value, or no positive energy in the response window.
+    """
+    _, k, _ = design.shape
+    out = image_size - k + 1
+    c = image_size // 2
+    a = np.asarray(psf, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise PSFMatchError(f"{where} has non-finite values (NaN or inf); the laser PSF cannot be used")
+    if a.shape == (k, k):
+        full = np.zeros((out, out))
+        full[c - k + 1:c + 1, c - k + 1:c + 1] = a
+        a = full
+    elif a.shape != (out, out):
+        raise PSFMatchError(f"{where} has shape {a.shape}; expected the tile image ({out}, {out}) or its response "
+                            f"window ({k}, {k}) for tiles of {k}x{k} on {image_size}x{image_size} images")
+    a = np.clip(a, 0.0, None)
+    energy = float(a[c - k + 1:c + 1, c - k + 1:c + 1].sum())
+    if not energy > 0:
+        raise PSFMatchError(f"{where} has no positive energy in its {k}x{k} response window (sum of the positive part "
+                            f"{energy:g}); the laser PSF cannot be used")
+    if not float(design.sum()) > 0:
+        raise PSFMatchError(f"{where}: the matched design tile has no positive energy to normalise to")
+    return a
+
+
+def psf_responses(psf: np.ndarray, match: PSFMatch, design: np.ndarray, image_size: int, *, where: str = "captures"
+                  ) -> list[np.ndarray | None]:
+    """:func:`psf_response` for every matched tile (None for unmatched tiles); ``design`` (T, C, k, k)."""
+    psf = np.asarray(psf)
+    if psf.ndim != 3:
+        raise PSFMatchError(f"{where}: /calibration/psf has shape {psf.shape}; expected (K, h, w) laser PSF images")
+    if len(match.tile_to_psf) != len(design):
+        raise PSFMatchError(f"{where}: the PSF match covers {len(match.tile_to_psf)} tiles but the device has {len(design)}")
+    return [None if i < 0 else psf_response(psf[i], design[t], image_size, where=f"{where}: /calibration/psf[{i}]")
+            for t, i in enumerate(match.tile_to_psf)]

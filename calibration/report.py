@@ -177,7 +177,8 @@ def markdown(result, plots: dict[str, Path | None]) -> str:
               f"Frame RMSE against the measured slice: nominal device {rf['rmse_before']:.4f} → refit {rf['rmse_after']:.4f}, "
               f"{rf['steps']} steps; {noise}. The refit RMSE is not evidence of fit (see the misfit test below). "
               f"Twin data: {rf['twin_pool']}.", "",
-              "```json", _json(rf["params"]), "```", ""]
+              "```json", _json({k: v for k, v in rf["params"].items() if k != "laser_psfs"}), "```", ""]
+    lines += laser_psf_markdown(rf["params"].get("laser_psfs"))
     lines += misfit_markdown(result.misfit)
     if plots.get("frames"):
         lines += ["![frames](frames.png)", ""]
@@ -192,6 +193,26 @@ def markdown(result, plots: dict[str, Path | None]) -> str:
     lines += ["## Timings (s)", "", "| step | wall (s) |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result.timings.items()]
     return "\n".join(lines) + "\n"
+
+
+def laser_psf_markdown(info: dict | None) -> list[str]:
+    """Which PSF the optics twin used per tile (design, laser or blend) and the laser weight α."""
+    if not info:
+        return []
+    mode = info["mode"]
+    lines = ["### PSFs in the twin", "",
+             f"`use_laser_psfs = {mode!r}`: " + {"off": "every tile uses its design PSF.",
+                                                 "replace": "a tile with a matched laser PSF uses it (α = 1), the others "
+                                                            "their design PSF.",
+                                                 "correct": "tile = (1 − α)·design + α·laser PSF, α fitted per tile on the "
+                                                            "calibration slice before the refit."}[mode], ""]
+    if mode == "off":
+        return lines
+    lines += ["| tile | laser PSF matched | PSF used | α (laser weight) |", "|---|---|---|---|"]
+    for t in info["tiles"]:
+        a = "—" if t["alpha"] is None else f"{t['alpha']:.3f}"
+        lines.append(f"| {t['tile']} | {'yes' if t['laser_available'] else 'no'} | {t['psf']} | {a} |")
+    return lines + [""]
 
 
 def misfit_markdown(m: dict | None) -> list[str]:
