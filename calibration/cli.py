@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--fractions", type=at.fraction_list, default=None, help="comma-separated fractions for the sample-efficiency curve")
     k.add_argument("--no-curve", action="store_true", help="skip the sample-efficiency curve")
     k.add_argument("--save-arm", default="refit_ntk", help="which back-end goes into the checkpoint (default refit_ntk)")
+    k.add_argument("--use-laser-psfs", choices=["off", "replace", "correct"], default="correct",
+                   help="how the optics twin uses the capture's laser PSFs per matched tile: ignore them, use them "
+                        "instead of the design PSFs, or blend with a fitted per-tile weight (default correct)")
     k.add_argument("--quick", action="store_true", help="few steps (smoke test)")
     at.add_threads(k, 1)
     k.set_defaults(func=_calibrate)
@@ -141,7 +144,7 @@ def _calibrate(args) -> int:
     name = args.teacher if args.teacher in TEACHERS else "lenet5"
     kw = dict(fraction=args.fraction, seed=args.seed, device_model=args.device_model, teacher=name,
               ntk_loss=args.ntk_loss, ntk_beta=args.ntk_beta, curve=not args.no_curve, save_arm=args.save_arm,
-              num_threads=args.threads, progress=True)
+              num_threads=args.threads, progress=True, use_laser_psfs=args.use_laser_psfs)
     if args.fractions:
         kw["fractions"] = args.fractions
     cfg = CalibrationConfig.quick(**kw) if args.quick else CalibrationConfig(**kw)

@@ -165,10 +165,11 @@ def test_cli_lab_and_calibrate(setup, tmp_path):
     # the generic device model (DeviceCorrection on the simulated maps) through the CLI
     assert main(["calibrate", str(setup["model_path"]), "--captures", str(cap), "--fraction", "0.1", "--out", str(out),
                  "--quick", "--no-curve", "--device-model", "generic", "--teacher", "lenet5",
-                 "--teacher-checkpoint", str(teacher)]) == 0
+                 "--teacher-checkpoint", str(teacher), "--use-laser-psfs", "off"]) == 0
     assert (out / "report.md").exists() and (out / "calibrated.safetensors").exists()
     res = json.loads((out / "results.json").read_text())
     assert res["config"]["device_model"] == "generic" and res["split"]["n_calib"] == 20
+    assert res["config"]["use_laser_psfs"] == "off"  # the CLI option reaches the config (default: correct)
     assert res["refit"]["rmse_after"] < res["refit"]["rmse_before"]
 
 
