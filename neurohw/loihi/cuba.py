@@ -93,12 +93,13 @@ def cuba_sequence(
     """
     if arith not in ARITHMETICS:
         raise ValueError(f"arith must be one of {ARITHMETICS}, got {arith!r}")
-    steps = x.unbind(time_dim)
-    if not steps:
+    if x.shape[time_dim] == 0:
         raise ValueError("cuba_sequence: the input has no time steps")
-    if arith == "rounded" and unit == 1 and spike_fn is None and not x.requires_grad and time_dim == 0:
-        if x.device.type == "cpu":
-            return _rounded_numpy(x, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, return_states)
+    inplace = arith == "rounded" and unit == 1 and spike_fn is None and not x.requires_grad and time_dim == 0
+    if inplace and x.device.type == "cpu":
+        return _rounded_numpy(x, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, return_states)
+    steps = x.unbind(time_dim)
+    if inplace:
         return _rounded_inplace(steps, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, return_states)
     if lead:
         zero = torch.zeros_like(steps[0])
