@@ -78,7 +78,14 @@ def _prepare_input(net: LoihiNetwork, spikes, device, graded: bool = True) -> to
                                f"(trailing axes may be flattened to {n_flat}), got {tuple(x.shape)}")
     x = x.to(device=device)
     if not graded:  # Lava's binary synapses read s_in.astype(bool) of the int32 buffer
-        return x.abs() >= 1 if x.dtype.is_floating_point else x != 0  # = trunc(x) != 0
+        if not x.dtype.is_floating_point:
+            return x != 0
+        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+            # trunc(x) != 0 ⇔ |x| ≥ 1 ⇔ x ≥ 1 or x ≤ −1 (NaN: False, ±inf: True, as |x| ≥ 1);
+            # numpy's two comparisons are several times faster than torch's abs + compare on CPU
+            xn = x.detach().numpy()
+            return torch.from_numpy((xn >= 1) | (xn <= -1))
+        return x.abs() >= 1  # = trunc(x) != 0
     if x.dtype.is_floating_point:  # Lava's RingBuffer stores int32: floats are truncated toward zero
         x = x.to(torch.int64)
     return wrap32(x.to(torch.int64))
