@@ -43,28 +43,29 @@ def _float(text: str) -> float:
     return value
 
 
+def _require(value, ok: bool, want: str, text: str):
+    """``value`` if ``ok``, else an ``ArgumentTypeError`` saying it ``must be <want>``."""
+    if not ok:
+        raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}")
+    return value
+
+
 def count(text: str) -> int:
     """An integer ≥ 1."""
     v = _int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return v
+    return _require(v, v >= 1, "an integer >= 1", text)
 
 
 def nonneg_int(text: str) -> int:
     """An integer ≥ 0."""
     v = _int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return v
+    return _require(v, v >= 0, "an integer >= 0", text)
 
 
 def seed(text: str) -> int:
     """A random seed: an integer in [0, 2**32)."""
     v = _int(text)
-    if not 0 <= v < 2**32:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**32), got {text!r}")
-    return v
+    return _require(v, 0 <= v < 2**32, "an integer in [0, 2**32)", text)
 
 
 def threads(text: str) -> int:
@@ -80,33 +81,25 @@ def finite(text: str) -> float:
 def positive(text: str) -> float:
     """A finite float > 0."""
     v = _float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return v
+    return _require(v, v > 0, "> 0", text)
 
 
 def nonneg(text: str) -> float:
     """A finite float ≥ 0."""
     v = _float(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return v
+    return _require(v, v >= 0, ">= 0", text)
 
 
 def fraction(text: str) -> float:
     """A float in (0, 1]."""
     v = _float(text)
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
-    return v
+    return _require(v, 0 < v <= 1, "in (0, 1]", text)
 
 
 def rate(text: str) -> float:
     """A probability: a float in [0, 1]."""
     v = _float(text)
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
-    return v
+    return _require(v, 0 <= v <= 1, "in [0, 1]", text)
 
 
 def _list_of(item: Callable[[str], object], what: str) -> Callable[[str], tuple]:
