@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Callable
 
 import numpy as np
 import torch
@@ -239,6 +240,37 @@ def _cached_asm_tf(ny, nx, dx, wavelength, z, device, dtype, band_limit) -> torc
     return H
 
 
+def _as_complex(field: torch.Tensor) -> torch.Tensor:
+    """``field`` as a complex tensor (complex128 from float64, else complex64)."""
+    if torch.is_complex(field):
+        return field
+    return field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
+
+
+def _padded_product(name: str, field: torch.Tensor, dx: float, wavelength, z, pad_factor: float, check: bool,
+                    strict: bool, transfer: Callable[[int, int, torch.dtype], torch.Tensor]) -> torch.Tensor:
+    """The frame every same-grid propagator shares: cast to complex, check the sampling
+    (:func:`check_sampling` under ``name``), zero-pad by ``pad_factor``, multiply the spectrum by
+    ``transfer(ny, nx, real_dtype)`` (the padded grid's transfer function, FFT order, shape
+    (L, ny, nx)) and crop back to the input grid."""
+    field = _as_complex(field)
+    if check:
+        check_sampling(name, field.shape[-1], dx, wavelength, _zf(z), pad_factor=pad_factor, strict=strict)
+    padded, py, px = _pad(field, pad_factor)
+    H = transfer(padded.shape[-2], padded.shape[-1], _real_dtype(field))
+    out = torch.fft.ifft2(torch.fft.fft2(padded) * H)
+    return _squeeze_wl(_crop(out, py, px), field, wavelength)
+
+
+def _paraxial_grids(ny: int, nx: int, grid: Callable, dx: float, wavelength, z, device, rdt: torch.dtype):
+    """``(wl, y, x, z)`` for the Fresnel kernels: wavelengths (L, 1, 1), ``grid(n, dx, device, dtype)``
+    along y (1, ny, 1) and x (1, 1, nx) — frequencies or positions — and ``z`` as a tensor."""
+    wl = _as_wavelengths(wavelength, device, rdt)
+    y = grid(ny, dx, device, rdt).reshape(1, ny, 1)
+    x = grid(nx, dx, device, rdt).reshape(1, 1, nx)
+    return wl, y, x, torch.as_tensor(z, dtype=rdt, device=device)
+
+
 def angular_spectrum(
     field: torch.Tensor,
     dx: float,
@@ -257,15 +289,10 @@ def angular_spectrum(
     has the input's grid. Exact for any z (no paraxial approximation) within the band limit;
     energy is conserved up to what leaves the window or is cut by the band limit.
     """
-    if not torch.is_complex(field):
-        field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
-    if check:
-        check_sampling("asm", field.shape[-1], dx, wavelength, _zf(z), pad_factor=pad_factor, strict=strict)
-    rdt = _real_dtype(field)
-    padded, py, px = _pad(field, pad_factor)
-    H = _cached_asm_tf(padded.shape[-2], padded.shape[-1], dx, wavelength, z, field.device, rdt, band_limit)
-    out = torch.fft.ifft2(torch.fft.fft2(padded) * H)
-    return _squeeze_wl(_crop(out, py, px), field, wavelength)
+    def transfer(ny: int, nx: int, rdt: torch.dtype) -> torch.Tensor:
+        return _cached_asm_tf(ny, nx, dx, wavelength, z, field.device, rdt, band_limit)
+
+    return _padded_product("asm", field, dx, wavelength, z, pad_factor, check, strict, transfer)
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,21 +303,13 @@ def fresnel_tf(
     field: torch.Tensor, dx: float, wavelength, z, *, pad_factor: float = 2.0, check: bool = True, strict: bool = False
 ) -> torch.Tensor:
     """Fresnel propagation with the transfer function ``exp(ikz) exp(−iπλz(fx²+fy²))`` (same grid out)."""
-    if not torch.is_complex(field):
-        field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
-    if check:
-        check_sampling("fresnel_tf", field.shape[-1], dx, wavelength, _zf(z), pad_factor=pad_factor, strict=strict)
-    rdt = _real_dtype(field)
-    padded, py, px = _pad(field, pad_factor)
-    ny, nx = padded.shape[-2:]
-    wl = _as_wavelengths(wavelength, field.device, rdt)
-    fy = freq_grid(ny, dx, field.device, rdt).reshape(1, ny, 1)
-    fx = freq_grid(nx, dx, field.device, rdt).reshape(1, 1, nx)
-    z = torch.as_tensor(z, dtype=rdt, device=field.device)
-    phase = 2 * math.pi / wl * z - math.pi * wl * z * (fx**2 + fy**2)
-    H = torch.polar(torch.ones_like(phase), phase)
-    out = torch.fft.ifft2(torch.fft.fft2(padded) * H)
-    return _squeeze_wl(_crop(out, py, px), field, wavelength)
+
+    def transfer(ny: int, nx: int, rdt: torch.dtype) -> torch.Tensor:
+        wl, fy, fx, zt = _paraxial_grids(ny, nx, freq_grid, dx, wavelength, z, field.device, rdt)
+        phase = 2 * math.pi / wl * zt - math.pi * wl * zt * (fx**2 + fy**2)
+        return torch.polar(torch.ones_like(phase), phase)
+
+    return _padded_product("fresnel_tf", field, dx, wavelength, z, pad_factor, check, strict, transfer)
 
 
 def fresnel_ir(
@@ -301,22 +320,14 @@ def fresnel_ir(
     ``h(x, y) = exp(ikz)/(iλz) · exp(iπ(x²+y²)/(λz))``; the convolution is an FFT product
     with ``FFT(h)·dx²``. Accurate at short distances (``dx <= λz/L``).
     """
-    if not torch.is_complex(field):
-        field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
-    if check:
-        check_sampling("fresnel_ir", field.shape[-1], dx, wavelength, _zf(z), pad_factor=pad_factor, strict=strict)
-    rdt = _real_dtype(field)
-    padded, py, px = _pad(field, pad_factor)
-    ny, nx = padded.shape[-2:]
-    wl = _as_wavelengths(wavelength, field.device, rdt)
-    y = spatial_grid(ny, dx, field.device, rdt).reshape(1, ny, 1)
-    x = spatial_grid(nx, dx, field.device, rdt).reshape(1, 1, nx)
-    z = torch.as_tensor(z, dtype=rdt, device=field.device)
-    phase = 2 * math.pi / wl * z + math.pi * (x**2 + y**2) / (wl * z)
-    h = torch.polar(torch.ones_like(phase), phase) / (1j * wl * z)
-    H = torch.fft.fft2(torch.fft.ifftshift(h, dim=(-2, -1))) * dx * dx
-    out = torch.fft.ifft2(torch.fft.fft2(padded) * H)
-    return _squeeze_wl(_crop(out, py, px), field, wavelength)
+
+    def transfer(ny: int, nx: int, rdt: torch.dtype) -> torch.Tensor:
+        wl, y, x, zt = _paraxial_grids(ny, nx, spatial_grid, dx, wavelength, z, field.device, rdt)
+        phase = 2 * math.pi / wl * zt + math.pi * (x**2 + y**2) / (wl * zt)
+        h = torch.polar(torch.ones_like(phase), phase) / (1j * wl * zt)
+        return torch.fft.fft2(torch.fft.ifftshift(h, dim=(-2, -1))) * dx * dx
+
+    return _padded_product("fresnel_ir", field, dx, wavelength, z, pad_factor, check, strict, transfer)
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,8 +344,7 @@ def fraunhofer(
     ``exp(ikz) exp(ik r²/2z)/(iλz) · FFT(field)·dx²`` (centred). ``aperture``: diameter of the
     illuminated region (m) for the Fraunhofer-number check (default the grid width).
     """
-    if not torch.is_complex(field):
-        field = field.to(torch.complex128 if field.dtype == torch.float64 else torch.complex64)
+    field = _as_complex(field)
     if check:
         check_sampling("fraunhofer", field.shape[-1], dx, wavelength, float(z), aperture=aperture, strict=strict)
     rdt = _real_dtype(field)
