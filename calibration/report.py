@@ -28,6 +28,17 @@ def _savefig(fig, path: Path) -> Path:
     return path
 
 
+def _panel(ax, img, cmap: str, vmin: float, vmax: float, ylabel: str | None, title: str | None) -> None:
+    """One image of a panel grid: no ticks, the row's label on the first column, the column's title on the first row."""
+    ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if ylabel is not None:
+        ax.set_ylabel(ylabel, fontsize=7)
+    if title is not None:
+        ax.set_title(title, fontsize=8)
+
+
 def plot_accuracies(result, path: Path) -> Path:
     import matplotlib
 
@@ -88,13 +99,7 @@ def plot_frames(data: dict, path: Path, channels: int = 4) -> Path | None:
             lim = float(np.abs(ref).max()) or 1.0
             if i == 3:
                 lim = float(np.abs(arr[0, j]).max()) or 1.0
-            axes[i, j].imshow(arr[0, j], cmap="RdBu_r", vmin=-lim, vmax=lim)
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-            if j == 0:
-                axes[i, j].set_ylabel(name, fontsize=7)
-            if i == 0:
-                axes[i, j].set_title(f"kernel {j}", fontsize=8)
+            _panel(axes[i, j], arr[0, j], "RdBu_r", -lim, lim, name if j == 0 else None, f"kernel {j}" if i == 0 else None)
     fig.suptitle("held-out capture 0: measured vs refit feature maps", fontsize=9)
     return _savefig(fig, path)
 
@@ -118,13 +123,8 @@ def plot_psfs(data: dict, path: Path, tiles: int = 6) -> Path | None:
                 continue
             cmap = "RdBu_r" if i == 2 else "magma"
             lim = float(np.abs(a).max()) or 1.0
-            axes[i, j].imshow(a, cmap=cmap, vmin=-lim if i == 2 else 0, vmax=lim)
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-            if j == 0:
-                axes[i, j].set_ylabel(name, fontsize=7)
-            if i == 0:
-                axes[i, j].set_title(f"tile {j} ({'+' if j % 2 == 0 else '−'})", fontsize=8)
+            _panel(axes[i, j], a, cmap, -lim if i == 2 else 0, lim, name if j == 0 else None,
+                   f"tile {j} ({'+' if j % 2 == 0 else '−'})" if i == 0 else None)
     fig.suptitle("PSF tiles: nominal design vs refit (effective) vs laser captures", fontsize=9)
     return _savefig(fig, path)
 
