@@ -468,31 +468,59 @@ def to_verilog(net: Netlist, name: str = "nh_logic", pipeline: int | None = None
     return "\n".join(lines)
 
 
-def verilog_testbench(net: Netlist, n_vectors: int, vectors_file: str, name: str = "nh_logic") -> str:
-    """Testbench: reads ``n_vectors`` lines of ``$readmemb`` input bits, prints one line of class counts per vector."""
-    ni, no, nc = net.n_inputs, net.outputs.size, net.num_classes
+def testbench_frame(net: Netlist, n_vectors: int, vectors_file: str, *, wires: list[str], integers: str,
+                    instance: str, body: list[str], clock: list[str] = ()) -> str:
+    """The Verilog testbench frame the combinational and pipelined testbenches share.
+
+    Declares ``mem`` (``n_vectors`` words of ``net.n_inputs`` bits, filled from ``vectors_file``
+    by ``$readmemb``), ``x``, the extra ``wires`` (declaration lines), ``counts``
+    (``num_classes`` fields of :func:`_count_bits` bits), the ``integer`` variables ``integers``,
+    the ``instance`` line and ``clock`` lines; ``body`` runs inside ``initial`` after the read,
+    followed by ``$finish``.
+    """
+    ni, nc = net.n_inputs, net.num_classes
     cw = _count_bits(net.group_size)
     return "\n".join([
         "`timescale 1ns/1ps",
         "module tb;",
         f"  reg [{ni - 1}:0] mem [0:{n_vectors - 1}];",
         f"  reg [{ni - 1}:0] x;",
-        f"  wire [{no - 1}:0] y;",
+        *wires,
         f"  wire [{nc * cw - 1}:0] counts;",
-        "  integer i, c;",
-        f"  {name} dut (.x(x), .y(y), .counts(counts));",
+        f"  integer {integers};",
+        instance,
+        *clock,
         "  initial begin",
         f"    $readmemb(\"{vectors_file}\", mem);",
-        f"    for (i = 0; i < {n_vectors}; i = i + 1) begin",
-        "      x = mem[i]; #1;",
-        f"      for (c = 0; c < {nc}; c = c + 1) $write(\"%0d \", counts[c*{cw} +: {cw}]);",
-        "      $write(\"\\n\");",
-        "    end",
+        *body,
         "    $finish;",
         "  end",
         "endmodule",
         "",
     ])  # fmt: skip
+
+
+def write_counts_line(net: Netlist, indent: str) -> str:
+    """Verilog: ``$write`` each class count of ``counts`` (loop variable ``c``) followed by a space."""
+    cw = _count_bits(net.group_size)
+    return f"{indent}for (c = 0; c < {net.num_classes}; c = c + 1) $write(\"%0d \", counts[c*{cw} +: {cw}]);"
+
+
+def verilog_testbench(net: Netlist, n_vectors: int, vectors_file: str, name: str = "nh_logic") -> str:
+    """Testbench: reads ``n_vectors`` lines of ``$readmemb`` input bits, prints one line of class counts per vector."""
+    return testbench_frame(
+        net, n_vectors, vectors_file,
+        wires=[f"  wire [{net.outputs.size - 1}:0] y;"],
+        integers="i, c",
+        instance=f"  {name} dut (.x(x), .y(y), .counts(counts));",
+        body=[
+            f"    for (i = 0; i < {n_vectors}; i = i + 1) begin",
+            "      x = mem[i]; #1;",
+            write_counts_line(net, "      "),
+            "      $write(\"\\n\");",
+            "    end",
+        ],
+    )  # fmt: skip
 
 
 def write_c(net: Netlist, path: str | Path, name: str = "nh_logic") -> Path:

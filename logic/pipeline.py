@@ -292,46 +292,36 @@ def pipelined_testbench(net: Netlist, n_vectors: int, vectors_file: str, latency
     edge starts); ends when ``n_vectors`` results came or, as an error, ``latency + 20`` cycles
     after the last input.
     """
-    from logic.export import _count_bits
+    from logic.export import testbench_frame, write_counts_line
 
-    ni, nc = net.n_inputs, net.num_classes
-    cw = _count_bits(net.group_size)
-    return "\n".join([
-        "`timescale 1ns/1ps",
-        "module tb;",
-        f"  reg [{ni - 1}:0] mem [0:{n_vectors - 1}];",
-        f"  reg [{ni - 1}:0] x;",
-        "  reg clk, rst, valid_in;",
-        "  wire valid_out;",
-        f"  wire [{nc * cw - 1}:0] counts;",
-        "  integer i, c, cyc, got, last_in;",
-        f"  {name} dut (.clk(clk), .rst(rst), .valid_in(valid_in), .x(x), .valid_out(valid_out), .counts(counts));",
-        "  always #5 clk = ~clk;",
-        "  initial begin",
-        f"    $readmemb(\"{vectors_file}\", mem);",
-        f"    clk = 0; rst = 1; valid_in = 0; x = {ni}'b0; i = 0; got = 0; last_in = 0;",
-        "    @(posedge clk); #1 rst = 0;",
-        f"    for (cyc = 0; got < {n_vectors}; cyc = cyc + 1) begin",
-        f"      if (i < {n_vectors} && cyc % {BUBBLE} != {BUBBLE - 1}) begin",
-        "        x = mem[i]; valid_in = 1; $write(\"i %0d\\n\", cyc); i = i + 1; last_in = cyc;",
-        "      end else begin",
-        "        x = ~x; valid_in = 0;",
-        "      end",
-        "      @(posedge clk); #1;",
-        "      if (valid_out) begin",
-        "        $write(\"o %0d \", cyc + 1);",
-        f"        for (c = 0; c < {nc}; c = c + 1) $write(\"%0d \", counts[c*{cw} +: {cw}]);",
-        "        $write(\"\\n\"); got = got + 1;",
-        "      end",
-        f"      if (i == {n_vectors} && cyc > last_in + {latency + 20}) begin",
-        "        $write(\"timeout\\n\"); $finish;",
-        "      end",
-        "    end",
-        "    $finish;",
-        "  end",
-        "endmodule",
-        "",
-    ])  # fmt: skip
+    ni = net.n_inputs
+    return testbench_frame(
+        net, n_vectors, vectors_file,
+        wires=["  reg clk, rst, valid_in;", "  wire valid_out;"],
+        integers="i, c, cyc, got, last_in",
+        instance=f"  {name} dut (.clk(clk), .rst(rst), .valid_in(valid_in), .x(x), .valid_out(valid_out), .counts(counts));",
+        clock=["  always #5 clk = ~clk;"],
+        body=[
+            f"    clk = 0; rst = 1; valid_in = 0; x = {ni}'b0; i = 0; got = 0; last_in = 0;",
+            "    @(posedge clk); #1 rst = 0;",
+            f"    for (cyc = 0; got < {n_vectors}; cyc = cyc + 1) begin",
+            f"      if (i < {n_vectors} && cyc % {BUBBLE} != {BUBBLE - 1}) begin",
+            "        x = mem[i]; valid_in = 1; $write(\"i %0d\\n\", cyc); i = i + 1; last_in = cyc;",
+            "      end else begin",
+            "        x = ~x; valid_in = 0;",
+            "      end",
+            "      @(posedge clk); #1;",
+            "      if (valid_out) begin",
+            "        $write(\"o %0d \", cyc + 1);",
+            write_counts_line(net, "        "),
+            "        $write(\"\\n\"); got = got + 1;",
+            "      end",
+            f"      if (i == {n_vectors} && cyc > last_in + {latency + 20}) begin",
+            "        $write(\"timeout\\n\"); $finish;",
+            "      end",
+            "    end",
+        ],
+    )  # fmt: skip
 
 
 def parse_pipelined_output(out: str, n_vectors: int, latency: int) -> torch.Tensor:
