@@ -29,22 +29,19 @@ def have_verilator() -> bool:
     return shutil.which("verilator") is not None
 
 
-def _set_port(port: str, width: int, buf: str) -> list[str]:
-    """C++ lines that copy ``width`` bits from uint32 array ``buf`` into input ``top.<port>``."""
+def _copy_port(port: str, width: int, buf: str, into_port: bool) -> list[str]:
+    """C++ lines that copy ``width`` bits between uint32 array ``buf`` and ``top.<port>``:
+    into the (input) port when ``into_port``, else out of the (output) port. Verilator holds
+    ports of ≤ 32 bits in a uint32, ≤ 64 in a uint64, wider ones as uint32 words."""
+    top = f"top.{port}"
     if width > 64:
-        return [f"    for (int w = 0; w < {-(-width // 32)}; w++) top.{port}[w] = {buf}[w];"]
+        dst, src = (f"{top}[w]", f"{buf}[w]") if into_port else (f"{buf}[w]", f"{top}[w]")
+        return [f"    for (int w = 0; w < {-(-width // 32)}; w++) {dst} = {src};"]
     if width > 32:
-        return [f"    top.{port} = (uint64_t){buf}[0] | ((uint64_t){buf}[1] << 32);"]
-    return [f"    top.{port} = {buf}[0];"]
-
-
-def _get_port(port: str, width: int, buf: str) -> list[str]:
-    """C++ lines that copy output ``top.<port>`` (``width`` bits) into uint32 array ``buf``."""
-    if width > 64:
-        return [f"    for (int w = 0; w < {-(-width // 32)}; w++) {buf}[w] = top.{port}[w];"]
-    if width > 32:
-        return [f"    {{ uint64_t v = top.{port}; {buf}[0] = (uint32_t)v; {buf}[1] = (uint32_t)(v >> 32); }}"]
-    return [f"    {buf}[0] = (uint32_t)top.{port};"]
+        if into_port:
+            return [f"    {top} = (uint64_t){buf}[0] | ((uint64_t){buf}[1] << 32);"]
+        return [f"    {{ uint64_t v = {top}; {buf}[0] = (uint32_t)v; {buf}[1] = (uint32_t)(v >> 32); }}"]
+    return [f"    {top} = {buf}[0];"] if into_port else [f"    {buf}[0] = (uint32_t){top};"]
 
 
 def driver_cpp(net: Netlist, name: str = "nh_logic", latency: int | None = None) -> str:
@@ -76,9 +73,9 @@ def driver_cpp(net: Netlist, name: str = "nh_logic", latency: int | None = None)
         body = [
             "  for (long i = 0; i < n; i++) {",
             '    if (fread(in.data(), 4, XW, fi) != (size_t)XW) { fprintf(stderr, "short read at vector %ld\\n", i); return 1; }',
-            *_set_port("x", ni, "in"),
+            *_copy_port("x", ni, "in", into_port=True),
             "    top.eval();",
-            *_get_port("counts", nc * cw, "out"),
+            *_copy_port("counts", nc * cw, "out", into_port=False),
             "    decode(out.data(), c.data()); fwrite(c.data(), 4, NC, fo);",
             "  }",
         ]
@@ -94,13 +91,13 @@ def driver_cpp(net: Netlist, name: str = "nh_logic", latency: int | None = None)
             "      for (int w = 0; w < XW; w++) in[w] = ~in[w];",
             "      top.valid_in = 0;",
             "    }",
-            *_set_port("x", ni, "in"),
+            *_copy_port("x", ni, "in", into_port=True),
             "    top.clk = 0; top.eval(); top.clk = 1; top.eval();",
             "    if (top.valid_out) {",
             "      if (entered.empty()) { fprintf(stderr, \"valid_out without an input at cycle %ld\\n\", cyc + 1); return 3; }",
             f"      long lat = cyc + 1 - entered.front(); entered.pop_front();",
             f"      if (lat != {latency}) {{ fprintf(stderr, \"vector %ld came out after %ld cycles, expected {latency}\\n\", got, lat); return 3; }}",
-            *["  " + ln for ln in _get_port("counts", nc * cw, "out")],
+            *["  " + ln for ln in _copy_port("counts", nc * cw, "out", into_port=False)],
             "      decode(out.data(), c.data()); fwrite(c.data(), 4, NC, fo); got++;",
             "    }",
             f"    if (i == n && cyc > last_in + {latency + 20}) {{ fprintf(stderr, \"%ld of %ld results before the timeout\\n\", got, n); return 3; }}",
