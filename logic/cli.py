@@ -181,64 +181,66 @@ def _load_net(path: Path):
     return load_model(path).to_netlist()
 
 
-def _synth(args) -> int:
+def _on_net(args, run) -> int:
+    """``run(net)`` on the netlist of ``args.net``: exit 2 when the file is missing, 1 when the
+    external tool fails (an :class:`~logic.export.ExportError`)."""
     import sys
 
     from logic.export import ExportError
+
+    net = _load_net(args.net)
+    if net is None:
+        print(f"error: {args.net}: no such file", file=sys.stderr)
+        return 2
+    try:
+        return run(net)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _synth(args) -> int:
     from logic.synth import synthesize
     from neurohw.io import atomic_write_json
 
-    net = _load_net(args.net)
-    if net is None:
-        print(f"error: {args.net}: no such file", file=sys.stderr)
-        return 2
-    try:
+    def run(net) -> int:
         fig = synthesize(net, args.target, timeout=args.timeout, pipeline=args.pipeline)
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    fig.pop("netlist_verilog")
-    fig["gates"] = net.gate_count()
-    print(f"{args.target}: {fig['luts']:,} LUTs, {fig['flip_flops']:,} flip-flops, logic depth {fig['logic_depth']} cells "
-          f"({fig['gates']:,} gates, gate depth {net.depth})" + (f", {fig['carry_cells']:,} SB_CARRY" if args.target == "ice40" else ""))
-    if fig["pipeline"] is not None:
-        p = fig["pipeline"]
-        print(f"pipelined every {p['k']} level(s): latency {p['latency']} cycles, {p['flip_flops']:,} flip-flops inserted "
-              f"(depth = longest path between registers)")
-    print(f"max frequency: not estimated — {fig['fmax_note']}")
-    if args.json:
-        atomic_write_json(args.json, fig)
-        print(f"wrote {args.json}")
-    return 0
+        fig.pop("netlist_verilog")
+        fig["gates"] = net.gate_count()
+        print(f"{args.target}: {fig['luts']:,} LUTs, {fig['flip_flops']:,} flip-flops, logic depth {fig['logic_depth']} cells "
+              f"({fig['gates']:,} gates, gate depth {net.depth})" + (f", {fig['carry_cells']:,} SB_CARRY" if args.target == "ice40" else ""))
+        if fig["pipeline"] is not None:
+            p = fig["pipeline"]
+            print(f"pipelined every {p['k']} level(s): latency {p['latency']} cycles, {p['flip_flops']:,} flip-flops inserted "
+                  f"(depth = longest path between registers)")
+        print(f"max frequency: not estimated — {fig['fmax_note']}")
+        if args.json:
+            atomic_write_json(args.json, fig)
+            print(f"wrote {args.json}")
+        return 0
+
+    return _on_net(args, run)
 
 
 def _synth_figures(args) -> int:
-    import sys
-
-    from logic.export import ExportError
     from logic.synth_figures import RESULT_NAME, synth_table
     from neurohw.results import RunStore, save_result
 
-    net = _load_net(args.net)
-    if net is None:
-        print(f"error: {args.net}: no such file", file=sys.stderr)
-        return 2
-    try:
+    def run(net) -> int:
         figs = synth_table(net, args.targets, (None, *args.pipeline), timeout=args.timeout,
                            store=RunStore(RESULT_NAME, args.results))
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    figs.pop("wall_time_s")
-    wall = sum(r["yosys_wall_s"] for r in figs["runs"])  # runs reused from results/logic-synth/ count their own time
-    cmd = f"neurohw logic synth-figures {args.net} --pipeline {','.join(map(str, args.pipeline))} --targets {','.join(args.targets)}"
-    if args.net_command:
-        cmd = f"{args.net_command} && {cmd}"
-    path = save_result(RESULT_NAME, figs, config={"targets": list(args.targets), "pipelines": [None, *args.pipeline],
-                                                  "net_command": args.net_command, "net": figs["net"]},
-                       command=cmd, wall_time_s=wall, results=args.results)
-    print(f"wrote {path}")
-    return 0
+        figs.pop("wall_time_s")
+        wall = sum(r["yosys_wall_s"] for r in figs["runs"])  # runs reused from results/logic-synth/ count their own time
+        cmd = f"neurohw logic synth-figures {args.net} --pipeline {','.join(map(str, args.pipeline))} --targets {','.join(args.targets)}"
+        if args.net_command:
+            cmd = f"{args.net_command} && {cmd}"
+        path = save_result(RESULT_NAME, figs, config={"targets": list(args.targets), "pipelines": [None, *args.pipeline],
+                                                      "net_command": args.net_command, "net": figs["net"]},
+                           command=cmd, wall_time_s=wall, results=args.results)
+        print(f"wrote {path}")
+        return 0
+
+    return _on_net(args, run)
 
 
 def _simulate(args) -> int:
