@@ -265,15 +265,25 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     return tensors, meta
 
 
+def read_json_object(path: str | os.PathLike, error: type[Exception], what: str = "") -> dict:
+    """The JSON object stored in ``path`` (UTF-8). A file that is not valid JSON, or whose top
+    level is not an object, raises ``error(message)``; the message names the file and ``what``
+    it is (``"x.json: sidecar is not valid JSON (…)"``, ``"x.json: not valid JSON (…)"``)."""
+    path = Path(path)
+    label = f"{what} is " if what else ""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: {label}not valid JSON ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise error(f"{path}: {what or 'top level'} must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def read_sidecar(side: str | os.PathLike) -> dict:
     """A checkpoint's JSON sidecar: a JSON object, else :class:`CheckpointError` naming the file."""
     side = Path(side)
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{side}: sidecar is not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{side}: sidecar must be a JSON object, got {type(meta).__name__}")
+    meta = read_json_object(side, CheckpointError, "sidecar")
     for key in ("config", "extra"):
         if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
             raise CheckpointError(f"{side}: field '{key}' must be a JSON object, got {meta[key]!r:.60}")

@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from neurohw.io import atomic_write_json, atomic_write_text, git_commit
+from neurohw.io import atomic_write_json, atomic_write_text, git_commit, read_json_object
 
 #: Override the results folder (default: ``results/`` at the repository root).
 RESULTS_ENV = "NEUROHW_RESULTS"
@@ -126,12 +126,7 @@ def load_result(name_or_path: str | os.PathLike, results: str | os.PathLike | No
         p = results_dir(results) / f"{_check_name(str(name_or_path))}.json"
     if not p.exists():
         raise ResultError(f"{p}: result file does not exist")
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultError(f"{p}: not valid JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise ResultError(f"{p}: top level must be a JSON object")
+    obj = read_json_object(p, ResultError)
     missing = [k for k in REQUIRED if k not in obj]
     if missing:
         raise ResultError(f"{p}: missing field(s) {missing}")
