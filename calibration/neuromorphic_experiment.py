@@ -7,7 +7,6 @@ fraction 0.5). Writes ``results/calibration-neuromorphic.json``: one row per chi
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -22,11 +21,7 @@ def main(argv=None) -> int:
     from .neuromorphic import calibrate_neuromorphic
     from .neuromorphic_lab import MAGNITUDES, build_digits_model, capture_neuromorphic
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--devices", type=at.count, default=5)
-    ap.add_argument("--fraction", type=at.fraction, default=0.5)
-    ap.add_argument("--steps", type=at.count, default=32)
-    args = ap.parse_args(argv)
+    args = at.parse_experiment_args(__doc__, argv, devices=(at.count, 5), fraction=(at.fraction, 0.5), steps=(at.count, 32))
     t0 = time.time()
     net, x, y = build_digits_model(0, steps=args.steps)
     keys = ("simulation", "uncalibrated", "control", "calibrated")

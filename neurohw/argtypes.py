@@ -11,6 +11,7 @@ Negative numbers are accepted as values wherever the range allows them
 * :func:`finite` — any finite float; :func:`positive` > 0; :func:`nonneg` ≥ 0
 * :func:`fraction` — float in (0, 1]; :func:`rate` — float in [0, 1]
 * :func:`int_list` / :func:`fraction_list` — comma-separated lists
+* :func:`parse_experiment_args` — the options of a ``python -m`` experiment script
 """
 from __future__ import annotations
 
@@ -125,6 +126,19 @@ def names(text: str) -> tuple[str, ...]:
     if not parts:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
     return parts
+
+
+def parse_experiment_args(doc: str, argv, **options: tuple[Callable[[str], object], object]) -> argparse.Namespace:
+    """Parse the options of a ``python -m`` experiment script.
+
+    ``name=(type, default)`` becomes ``--name`` (underscores → dashes) with that ``type=``
+    function (one of this module's) and default; the description is ``doc``'s first line.
+    ``argv`` None: ``sys.argv[1:]``. Bad values exit 2 with argparse's message.
+    """
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, (kind, default) in options.items():
+        ap.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=f"(default {default})")
+    return ap.parse_args(argv)
 
 
 def add_threads(parser: argparse.ArgumentParser, default: int | None = None, help: str | None = None) -> None:

@@ -9,7 +9,6 @@ Writes ``results/loihi-nir-snntorch.json``.
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -90,11 +89,7 @@ def main(argv=None) -> int:
     from .random_nets import random_spikes
     from .simulator import simulate
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=at.count, default=4)
-    ap.add_argument("--steps", type=at.count, default=40)
-    ap.add_argument("--seed", type=at.seed, default=0)
-    args = ap.parse_args(argv)
+    args = at.parse_experiment_args(__doc__, argv, samples=(at.count, 4), steps=(at.count, 40), seed=(at.seed, 0))
     t0 = time.time()
     model, neurons = snntorch_example_model(args.seed)
     with tempfile.TemporaryDirectory() as d:

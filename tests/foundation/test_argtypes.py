@@ -70,3 +70,14 @@ def test_global_threads_and_device(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(["--device", "cuda", "loihi", "simulate", "x.h5", "--input", "a.npy", "--out", "b.npy"]) == 2
         assert "--device: 'cuda' requested but CUDA is not available" in capsys.readouterr().err
+
+
+def test_parse_experiment_args(capsys):
+    opts = dict(devices=(at.count, 5), read_fraction=(at.fraction, 0.5), seed=(at.seed, 0))
+    args = at.parse_experiment_args("An experiment.\n\nMore text.", [], **opts)
+    assert vars(args) == {"devices": 5, "read_fraction": 0.5, "seed": 0}
+    args = at.parse_experiment_args("An experiment.", ["--devices", "3", "--read-fraction", "0.25"], **opts)
+    assert (args.devices, args.read_fraction, args.seed) == (3, 0.25, 0)
+    with pytest.raises(SystemExit) as exc:
+        at.parse_experiment_args("An experiment.", ["--read-fraction", "1.5"], **opts)
+    assert exc.value.code == 2 and "--read-fraction: must be in (0, 1], got '1.5'" in capsys.readouterr().err
