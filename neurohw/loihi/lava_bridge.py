@@ -255,6 +255,17 @@ def _probe_set(probe, n: int) -> set[int]:
     return set(range(n)) if probe == "all" else {int(i) % n for i in probe}
 
 
+def _run_probed(src, lifs, probe_set, steps: int, shapes, net):
+    """Probe ``lifs`` (the layers in ``probe_set``), run ``steps`` steps from ``src`` and read the
+    probes back as one sample's ``SimResult``; the runtime is stopped whatever happens."""
+    sinks, monitors = _add_probes(lifs, probe_set, steps)
+    try:
+        _run(src, steps)
+        return _collect(sinks, monitors, shapes, steps, _graded_layers(net))
+    finally:
+        src.stop()
+
+
 def run_in_lava(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = ()):
     """Build ``net`` from Lava processes and run it with ``fixed_pt`` models, one sample at a time.
 
@@ -301,12 +312,7 @@ def run_in_lava(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = ()):
             src_shapes[i] = shapes[i]
             lifs.append((lif, shapes[i]))
             procs.append(lif)
-        sinks, monitors = _add_probes(lifs, probe_set, steps)
-        try:
-            _run(src, steps)
-            results.append(_collect(sinks, monitors, shapes, steps, _graded_layers(net)))
-        finally:
-            src.stop()
+        results.append(_run_probed(src, lifs, probe_set, steps, shapes, net))
     return _stack(results)
 
 
@@ -357,12 +363,7 @@ def run_netx_in_lava(path: str | Path, spikes, *, probe: Iterable[int] | str = (
                 _port_for(port, src_shapes[sc.source], sc.conn).connect(syn.s_in)
                 syn.a_out.connect(lava_net.layers[i].neuron.a_in)
         lifs = [(block.neuron, shapes[i]) for i, block in enumerate(lava_net.layers)]
-        sinks, monitors = _add_probes(lifs, probe_set, steps)
-        try:
-            _run(src, steps)
-            results.append(_collect(sinks, monitors, shapes, steps, _graded_layers(net)))
-        finally:
-            src.stop()
+        results.append(_run_probed(src, lifs, probe_set, steps, shapes, net))
     return _stack(results)
 
 
