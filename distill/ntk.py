@@ -164,15 +164,29 @@ def _reduce_full(full: torch.Tensor, output: str) -> torch.Tensor:
     return d if output == "diag" else d.sum()
 
 
+#: einsum operands of :func:`_factor_kernel` by layout: (sample i, sample j with logit a, with logit b).
+_FACTOR_LAYOUTS = {"nop": ("iap", "jap", "jbp"), "rno": ("ria", "rja", "rjb")}
+
+
+def _factor_kernel(j: torch.Tensor, output: str, layout: str) -> torch.Tensor:
+    """``output`` of the kernel ``K[i, j, a, b] = Σ_p J[i, a, p]·J[j, b, p]`` from factors ``j``:
+    layout ``"nop"`` — Jacobian rows (N, O, P); ``"rno"`` — R sketched products (R, N, O), summed
+    over R. ``kernel`` (N, N) sums a = b; ``diag`` (N,); ``trace`` (scalar)."""
+    left, right, right_b = _FACTOR_LAYOUTS[layout]
+    if output == "kernel":
+        return torch.einsum(f"{left},{right}->ij", j, j)
+    if output == "full":
+        return torch.einsum(f"{left},{right_b}->ijab", j, j)
+    d = torch.einsum(f"{left},{left}->i", j, j)
+    return d if output == "diag" else d.sum()
+
+
 def _from_jv(jv: torch.Tensor, output: str) -> torch.Tensor:
     """Kernel from R sketched products ``jv`` (R, N, O), averaged over R."""
     r = jv.shape[0]
-    if output == "kernel":
-        return torch.einsum("ria,rja->ij", jv, jv) / r
-    if output == "full":
-        return torch.einsum("ria,rjb->ijab", jv, jv) / r
-    d = torch.einsum("ria,ria->i", jv, jv) / r
-    return d if output == "diag" else d.sum()
+    if output == "trace":
+        return (_factor_kernel(jv, "diag", "rno") / r).sum()
+    return _factor_kernel(jv, output, "rno") / r
 
 
 def empirical_ntk(
@@ -329,14 +343,7 @@ def _autograd_engine(f, params, x, output, method, tangents, sigma):
                     g = torch.autograd.grad(out[a], tensors, retain_graph=True, create_graph=outer, allow_unused=True)
                     grads.append(torch.cat([(gk if gk is not None else torch.zeros_like(t)).reshape(-1) for gk, t in zip(g, tensors)]))
                 rows.append(torch.stack(grads))
-            jac = torch.stack(rows)  # (N, O, P)
-            if output == "kernel":
-                res = torch.einsum("iap,jap->ij", jac, jac)
-            elif output == "full":
-                res = torch.einsum("iap,jbp->ijab", jac, jac)
-            else:
-                d = torch.einsum("iap,iap->i", jac, jac)
-                res = d if output == "diag" else d.sum()
+            res = _factor_kernel(torch.stack(rows), output, "nop")  # rows: (N, O, P)
     return res if outer else res.detach()
 
 
@@ -347,13 +354,7 @@ def _exact(f, params, x, output, chunk_size):
     jac = vmap(jacrev(f1), (None, 0), chunk_size=chunk_size)(params, x)
     total = None
     for j in jac.values():
-        j = j.reshape(j.shape[0], j.shape[1], -1)  # (N, O, P_k)
-        if output == "kernel":
-            part = torch.einsum("iap,jap->ij", j, j)
-        elif output == "full":
-            part = torch.einsum("iap,jbp->ijab", j, j)
-        else:
-            part = torch.einsum("iap,iap->i", j, j)
+        part = _factor_kernel(j.reshape(j.shape[0], j.shape[1], -1), "diag" if output == "trace" else output, "nop")  # (N, O, P_k)
         total = part if total is None else total + part
     return total.sum() if output == "trace" else total
 
