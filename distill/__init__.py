@@ -9,40 +9,8 @@
 Imports no hardware backend (snn, optics, logic, calibration, neurohw.loihi) at module level.
 See docs/distill.md.
 """
-from distill.losses import (
-    KERNEL_LOSSES,
-    NTKDistiller,
-    NTKDLossConfig,
-    TeacherKernelCache,
-    cka,
-    kd_loss,
-    kernel_loss,
-    ntk_mse,
-    ntk_normalised_distance,
-    ntkd_loss,
-    student_kernel_loss,
-    teacher_kernel,
-)
-from distill.ntk import METHODS, OUTPUTS, NTKError, empirical_ntk, explicit_ntk, n_parameters, resolve_params
+from distill import losses as _losses, ntk as _ntk
+from distill.losses import *  # noqa: F401,F403 — the names in distill.losses.__all__
+from distill.ntk import *  # noqa: F401,F403 — the names in distill.ntk.__all__
 
-__all__ = [
-    "KERNEL_LOSSES",
-    "METHODS",
-    "NTKDLossConfig",
-    "NTKDistiller",
-    "NTKError",
-    "OUTPUTS",
-    "TeacherKernelCache",
-    "cka",
-    "empirical_ntk",
-    "explicit_ntk",
-    "kd_loss",
-    "kernel_loss",
-    "n_parameters",
-    "ntk_mse",
-    "ntk_normalised_distance",
-    "ntkd_loss",
-    "resolve_params",
-    "student_kernel_loss",
-    "teacher_kernel",
-]
+__all__ = sorted([*_losses.__all__, *_ntk.__all__])

@@ -27,6 +27,10 @@ from torch import nn
 
 from distill.ntk import NTKError, ParamSpec, empirical_ntk
 
+#: The public losses (re-exported by the ``distill`` package).
+__all__ = ["KERNEL_LOSSES", "NTKDLossConfig", "NTKDistiller", "TeacherKernelCache", "cka", "kd_loss", "kernel_loss",
+           "ntk_mse", "ntk_normalised_distance", "ntkd_loss", "student_kernel_loss", "teacher_kernel"]
+
 KERNEL_LOSSES = ("mse", "normalised", "cka")
 
 

@@ -49,6 +49,9 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
 from distill.frontend_ntk import factorise
 
+#: The public estimators (re-exported by the ``distill`` package).
+__all__ = ["METHODS", "OUTPUTS", "NTKError", "empirical_ntk", "explicit_ntk", "n_parameters", "resolve_params"]
+
 METHODS = ("exact", "ntvp", "sketch", "perturbation")
 OUTPUTS = ("kernel", "full", "diag", "trace")
 ENGINES = ("auto", "func", "autograd")
