@@ -8,18 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from optics.design import OpticsConfig, design_metasurface, extract_tiles, simulate_psf
-from optics.frontend import TileLayout, split_signed
+from optics.design import extract_tiles, simulate_psf
 from optics.measured import PSFStackError, load_psf_stack, measured_frontend, save_psf_stack
 
 
 @pytest.fixture(scope="module")
-def design():
-    g = torch.Generator().manual_seed(3)
-    kernels = torch.randn(2, 1, 3, 3, generator=g)
-    lay = TileLayout(4, 3, 8, spacing=10)
-    return design_metasurface(split_signed(kernels), lay, OpticsConfig(grid=48, dx=586e-9, z=20e-6, wavelengths=(532e-9,)),
-                              iterations=30, lr=0.08, progress=False, seed=0)
+def design(small_design):
+    return small_design  # tests/optics/conftest.py
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".h5"])

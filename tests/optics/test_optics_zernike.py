@@ -7,9 +7,7 @@ import warnings
 import pytest
 import torch
 
-from optics.design import OpticsConfig, design_metasurface
 from optics.fabrication import ZERNIKE_NOLL, FabricationModel, FabricationParams, zernike, zernike_wavefront
-from optics.frontend import TileLayout, split_signed
 from optics.propagation import angular_spectrum
 
 
@@ -56,15 +54,6 @@ def test_strehl_ratio_of_a_focusing_lens_matches_the_marechal_approximation(term
     assert strehl == pytest.approx(exact, abs=0.004)
     assert strehl == pytest.approx(math.exp(-(2 * math.pi * c_waves) ** 2), abs=0.01)
     assert strehl < 0.97
-
-
-@pytest.fixture(scope="module")
-def small_design():
-    g = torch.Generator().manual_seed(3)
-    kernels = torch.randn(2, 1, 3, 3, generator=g)
-    lay = TileLayout(4, 3, 8, spacing=10)
-    return design_metasurface(split_signed(kernels), lay, OpticsConfig(grid=48, dx=586e-9, z=20e-6, wavelengths=(532e-9,)),
-                              iterations=40, lr=0.08, progress=False, seed=0)
 
 
 def test_fabrication_draws_zernike_errors_without_disturbing_other_draws(small_design):
