@@ -7,23 +7,15 @@ import torch
 
 from logic import export, pipeline, synth
 from logic.backend import LogicBackend
-from logic.models import logic_tree_net
 from logic.netlist import Netlist
-from logic.train import fit_logic
 
 needs_tools = pytest.mark.skipif(not (export.find_cc() and export.have_iverilog() and synth.have_yosys()),
                                  reason="gcc, Icarus and yosys needed (tools/system_deps.sh installs them)")
 
 
 @needs_tools
-def test_tree_net_through_every_export(mnist5k, tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    d = mnist5k.subset(128, 48)
-    model = logic_tree_net(k=2, dense=(40, 20), tau=5, init="residual", seed=31)
-    fit_logic(model, d.x_train, d.y_train, epochs=1, progress=False, seed=31)
-    torch.set_num_threads(threads)
-    model.eval()
+def test_tree_net_through_every_export(train_tree_net, tmp_path):
+    model, d = train_tree_net(128, 48, (40, 20), 31)
     be = LogicBackend()
     hw = be.harden(model)
     x = torch.cat([d.x_test, torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(3))])

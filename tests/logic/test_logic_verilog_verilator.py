@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from logic import export, pipeline, verilator
-from logic.models import dense_lgn, logic_tree_net, save_model
+from logic.models import dense_lgn, save_model
 from logic.netlist import Netlist
 from logic.packed import PackedEvaluator
 from logic.train import fit_logic
@@ -25,15 +25,10 @@ def _random_net(rng, n_in, n_gates, classes, group) -> Netlist:
 
 
 @pytest.fixture(scope="module")
-def tree_net(mnist5k):
+def tree_net(train_tree_net):
     """A small conv LogicTreeNet (tree convolutions + OR pooling), briefly trained."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    d = mnist5k.subset(200, 300)
-    tree = logic_tree_net(k=2, dense=(60, 30), tau=5, init="residual", seed=21)
-    fit_logic(tree, d.x_train, d.y_train, epochs=1, progress=False, seed=21)
-    torch.set_num_threads(threads)
-    return tree.eval(), d.x_test
+    tree, d = train_tree_net(200, 300, (60, 30), 21)
+    return tree, d.x_test
 
 
 @needs_verilator
