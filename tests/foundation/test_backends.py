@@ -17,14 +17,6 @@ import torch
 from neurohw.backend import Backend, BackendError, HardwareModel, Report, backends, get_backend
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _images(n=24, shape=(1, 28, 28), seed=0):
     return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed))
 

@@ -12,14 +12,6 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.mark.slow
 def test_teacher_student_hardware_capture_calibrate_export(tmp_path, capsys):
     from neurohw.cli import main
