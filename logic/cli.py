@@ -109,21 +109,21 @@ def _identifier(text: str) -> str:
 
 
 def _train(args) -> int:
-    from logic.experiments import FULL, QUICK
+    from logic.experiments import LogicExperimentConfig
     from logic.models import dense_lgn, logic_tree_net, save_model
     from logic.train import evaluate_logic, fit_logic
     from neurohw.data import load_mnist5k
     from neurohw.io import atomic_write_json, provenance
     from neurohw.seeding import seed_everything
 
-    cfg = QUICK if args.quick else FULL
+    cfg = LogicExperimentConfig.quick() if args.quick else LogicExperimentConfig()
     seed_everything(args.seed)
-    split = load_mnist5k().subset(cfg["n_train"], cfg["n_test"])
+    split = load_mnist5k().subset(cfg.n_train, cfg.n_test)
     if args.model == "dense":
-        c = cfg["dense"]
+        c = cfg.dense
         model = dense_lgn(levels=c["levels"], widths=c["widths"], tau=c["tau"], init=args.init or "gaussian", seed=args.seed)
     else:
-        c = cfg["tree"]
+        c = cfg.tree
         model = logic_tree_net(levels=c["levels"], k=c["k"], dense=c["dense"], tau=c["tau"], init=args.init or "residual",
                                seed=args.seed)
     tr = fit_logic(model, split.x_train, split.y_train, epochs=args.epochs or c["epochs"], lr=args.lr or c["lr"],

@@ -18,7 +18,9 @@ configuration) and the table as ``results/logic-<dataset>.json`` (:mod:`neurohw.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,50 +31,112 @@ from logic.train import evaluate_dbnet, evaluate_logic, fit_dbnet, fit_logic
 from neurohw.results import RunStore, save_result
 from neurohw.stats import bootstrap_ci, mean_std, pack_correct, unpack_correct
 
-#: ``db_mnist_sat``: plain ∂B training + per-step cosine learning rate + weight-saturation penalty λ = 1
-#: (fixed before the validation screen of docs/logic.md "Not done / limits", which found no better switch).
-DB_SAT_FULL = dict(epochs=4, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20, schedule="cosine_step",
-                   saturate=1.0, weights="soft", noise=1.0, ste=False)
+def _dense_full() -> dict:
+    return dict(levels=2, widths=(4000, 4000, 4000), tau=10.0, epochs=8, lr=0.05, batch_size=128)
 
-#: Full-mode settings (≈ a few minutes per seed on 2 CPU cores); quick mode shrinks them.
-#: ``n_train``/``n_test`` None: the whole split (MNIST-5k 3,500 / 1,000; Fashion-MNIST 54,000 / 10,000).
-FULL = {
-    "n_train": None, "n_test": None,
-    "dense": dict(levels=2, widths=(4000, 4000, 4000), tau=10.0, epochs=8, lr=0.05, batch_size=128),
-    "tree": dict(levels=3, k=8, dense=(1000, 500), tau=10.0, epochs=4, lr=0.1, batch_size=128),
-    "db": dict(epochs=4, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20),
-    "db_sat": DB_SAT_FULL,
-}  # fmt: skip
-QUICK = {
-    "n_train": 400, "n_test": 200,
-    "dense": dict(levels=2, widths=(600, 600, 200), tau=5.0, epochs=2, lr=0.05, batch_size=64),
-    "tree": dict(levels=3, k=2, dense=(200, 100), tau=5.0, epochs=1, lr=0.1, batch_size=128),
-    "db": dict(epochs=1, lr=0.05, batch_size=64, tau=20.0, width1=20, group=16, width2=10),
-    "db_sat": dict(DB_SAT_FULL, epochs=1, width1=20, width2=10),
-}  # fmt: skip
+
+def _tree_full() -> dict:
+    return dict(levels=3, k=8, dense=(1000, 500), tau=10.0, epochs=4, lr=0.1, batch_size=128)
+
+
+def _db_full() -> dict:
+    return dict(epochs=4, lr=0.05, batch_size=64, tau=20.0, width1=60, group=16, width2=20)
+
+
+def _db_sat_full() -> dict:
+    #: plain ∂B training + per-step cosine learning rate + weight-saturation penalty λ = 1 (fixed before
+    #: the validation screen of docs/logic.md "Not done / limits", which found no better switch).
+    return dict(_db_full(), schedule="cosine_step", saturate=1.0, weights="soft", noise=1.0, ste=False)
+
+
+@dataclass
+class LogicExperimentConfig:
+    """The settings of :func:`run_experiments` (recorded as the result file's ``config``).
+
+    Defaults are full mode (≈ a few minutes per seed on 2 CPU cores); :meth:`quick` shrinks them.
+    ``n_train``/``n_test`` None: the whole split (MNIST-5k 3,500 / 1,000; Fashion-MNIST
+    54,000 / 10,000). One settings group per model family — model size and
+    :func:`~logic.train.fit_logic` / :func:`~logic.train.fit_dbnet` options: ``dense``
+    (``dense_lgn``), ``tree`` (``tree_residual``, ``tree_gaussian``), ``db`` (``db_mnist``,
+    ``db_mnist_ste``) and ``db_sat`` (``db_mnist_sat``).
+    """
+
+    n_train: int | None = None
+    n_test: int | None = None
+    dense: dict = field(default_factory=_dense_full)
+    tree: dict = field(default_factory=_tree_full)
+    db: dict = field(default_factory=_db_full)
+    db_sat: dict = field(default_factory=_db_sat_full)
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> "LogicExperimentConfig":
+        """Smoke-test sizes for tests and ``--quick``: 400 / 200 images, narrow nets, 1–2 epochs."""
+        base = dict(n_train=400, n_test=200,
+                    dense=dict(levels=2, widths=(600, 600, 200), tau=5.0, epochs=2, lr=0.05, batch_size=64),
+                    tree=dict(levels=3, k=2, dense=(200, 100), tau=5.0, epochs=1, lr=0.1, batch_size=128),
+                    db=dict(_db_full(), epochs=1, width1=20, width2=10),
+                    db_sat=dict(_db_sat_full(), epochs=1, width1=20, width2=10))
+        return cls(**{**base, **overrides})
+
+    def group(self, model: str) -> dict:
+        """The settings group of ``model`` (one of :data:`MODELS`)."""
+        if model in DB_MODELS:
+            return self.db_sat if DB_VARIANTS[model] is None else self.db
+        return self.dense if model == "dense_lgn" else self.tree
+
+    def to_dict(self) -> dict:
+        return {"n_train": self.n_train, "n_test": self.n_test,
+                **{g: dict(getattr(self, g)) for g in _GROUPS}}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "LogicExperimentConfig") -> "LogicExperimentConfig":
+        """Build from a JSON dict (e.g. a result file's ``config``, whose other keys — ``quick``,
+        ``models``, ``sizes`` — are passed over); each group's keys are those of the full-mode
+        group, lists of the full-mode tuples become tuples. Errors name ``where`` and the field."""
+        from neurohw import config as C
+        from neurohw.errors import UsageError
+
+        d = {k: v for k, v in d.items() if k in _FIELDS}
+        C.check_fields(cls, {k: d[k] for k in ("n_train", "n_test") if k in d and d[k] is not None}, where,
+                       ranges={"n_train": C.COUNT, "n_test": C.COUNT})
+        full = cls()
+        for g in _GROUPS:
+            if g not in d:
+                continue
+            if not isinstance(d[g], dict):
+                raise UsageError(f"{where}: {g}", f"expected an object, got {d[g]!r:.60}")
+            ref = getattr(full, g)
+            unknown = sorted(set(d[g]) - set(ref))
+            if unknown:
+                raise UsageError(f"{where}: {g}", f"unknown setting(s) {unknown}; known: {sorted(ref)}")
+            for k, v in d[g].items():
+                C.check_value(f"{where}: {g}", k, v, ref[k])
+            d[g] = {k: tuple(v) if isinstance(ref[k], tuple) else v for k, v in d[g].items()}
+        return cls(**d)
+
+
+_GROUPS = ("dense", "tree", "db", "db_sat")
+_FIELDS = ("n_train", "n_test", *_GROUPS)
 
 MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist", "db_mnist_ste", "db_mnist_sat")
-#: The ∂B variants and the :func:`~logic.train.fit_dbnet` switches each adds to ``cfg["db"]``:
+#: The ∂B variants and the :func:`~logic.train.fit_dbnet` switches each adds to ``cfg.db``:
 #: trained on soft sums; on hardened counts (straight-through); with the
-#: saturating training (``cfg["db_sat"]``: weight-saturation penalty, learning-rate schedule).
+#: saturating training (``cfg.db_sat``: weight-saturation penalty, learning-rate schedule).
 DB_VARIANTS = {"db_mnist": {}, "db_mnist_ste": {"ste": True}, "db_mnist_sat": None}
 DB_MODELS = tuple(DB_VARIANTS)
 
 
-def _lgn(name: str, cfg: dict, seed: int):
+def _lgn(name: str, cfg: LogicExperimentConfig, seed: int):
+    c = cfg.group(name)
     if name == "dense_lgn":
-        c = cfg["dense"]
         return dense_lgn(levels=c["levels"], widths=c["widths"], tau=c["tau"], seed=seed), c
-    c = cfg["tree"]
     init = "residual" if name == "tree_residual" else "gaussian"
     return logic_tree_net(levels=c["levels"], k=c["k"], dense=c["dense"], tau=c["tau"], init=init, seed=seed), c
 
 
-def _db_config(name: str, cfg: dict) -> dict:
-    """The ∂B variant's settings: ``cfg["db_sat"]`` for ``db_mnist_sat``, else ``cfg["db"]`` plus its switches."""
-    if DB_VARIANTS[name] is None:
-        return dict(cfg["db_sat"])
-    return {**cfg["db"], **DB_VARIANTS[name]}
+def _db_config(name: str, cfg: LogicExperimentConfig) -> dict:
+    """The ∂B variant's settings: ``cfg.db_sat`` for ``db_mnist_sat``, else ``cfg.db`` plus its switches."""
+    return {**cfg.group(name), **(DB_VARIANTS[name] or {})}
 
 
 @torch.no_grad()
@@ -88,7 +152,7 @@ def hard_predictions(model, x: torch.Tensor, batch_size: int = 500, device="cpu"
     return torch.cat(out)
 
 
-def run_one(name: str, split, seed: int, cfg: dict, device="cpu", progress: bool = True) -> dict:
+def run_one(name: str, split, seed: int, cfg: LogicExperimentConfig, device="cpu", progress: bool = True) -> dict:
     """Train one model for one seed; evaluate on validation and (once) on test; returns the figures.
 
     ``correct``: the test images the hardened net classifies correctly, packed
@@ -149,7 +213,7 @@ def _stat(ms, ci=None, scale=100.0, digits=2) -> dict:
     return {"mean": ms[0], "std": ms[1], **({"ci95": ci} if ci else {}), "scale": scale, "digits": digits}
 
 
-def table_figures(summary: list[dict], cfg: dict, split_sizes: dict, dataset: str, quick: bool) -> dict:
+def table_figures(summary: list[dict], cfg: LogicExperimentConfig, split_sizes: dict, dataset: str, quick: bool) -> dict:
     """The table (``figures`` of the result file): one row per model, test accuracy with its 95 % CI."""
     rows = []
     for s in summary:
@@ -181,7 +245,7 @@ def table_figures(summary: list[dict], cfg: dict, split_sizes: dict, dataset: st
 def run_experiments(out: str | Path | None = None, seeds: int | list[int] = 3, quick: bool = False, models=MODELS, device="cpu",
                     progress: bool = True, threads: int | None = 1, dataset: str = "mnist5k",
                     n_train: int | None = None, results: str | Path | None = None, name: str | None = None,
-                    command: str | None = None) -> dict:
+                    command: str | None = None, config: LogicExperimentConfig | None = None) -> dict:
     """Run every model × seed; write ``results/<name>.json`` (+ ``results.json``/``table.md`` into ``out``).
 
     ``dataset``: ``mnist5k`` or ``fashion-mnist``; ``n_train``: train on the first N images
@@ -190,7 +254,9 @@ def run_experiments(out: str | Path | None = None, seeds: int | list[int] = 3, q
     name (default ``logic-<dataset>[-n<N>]``, ``-quick`` appended in quick mode). Finished runs
     are reused from ``results/<name>/``. ``threads``: torch intra-op threads (default 1).
     ``seeds``: a count (seeds 0..N−1) or a list of seeds (e.g. ``[2]`` to run one seed in its
-    own process; a later call with the whole count reuses the stored runs). Returns the result dict.
+    own process; a later call with the whole count reuses the stored runs). ``config``: the
+    settings (default :class:`LogicExperimentConfig`, or its :meth:`~LogicExperimentConfig.quick`
+    preset with ``quick``; ``n_train`` replaces its ``n_train``). Returns the result dict.
     """
     seed_list = list(range(int(seeds))) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
@@ -201,9 +267,9 @@ def run_experiments(out: str | Path | None = None, seeds: int | list[int] = 3, q
     from neurohw.io import atomic_write_json, atomic_write_text, provenance
     from neurohw.results import load_result, render_table
 
-    cfg = dict(QUICK if quick else FULL)
+    cfg = config or (LogicExperimentConfig.quick() if quick else LogicExperimentConfig())
     if n_train:
-        cfg["n_train"] = int(n_train)
+        cfg = replace(cfg, n_train=int(n_train))
     unknown = set(models) - set(MODELS)
     if unknown:
         raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {list(MODELS)}")
@@ -211,16 +277,14 @@ def run_experiments(out: str | Path | None = None, seeds: int | list[int] = 3, q
     if results is None and quick:
         results = Path(out or ".") / "results"
     store = RunStore(name, results)
-    split = load_dataset(dataset).subset(cfg["n_train"], cfg["n_test"], cfg.get("n_val"))
+    split = load_dataset(dataset).subset(cfg.n_train, cfg.n_test)
     sizes = {"train": len(split.x_train), "val": len(split.x_val), "test": len(split.x_test)}
     rows = []
     t_start = time.perf_counter()
     for m in models:
-        group = ("db_sat" if DB_VARIANTS[m] is None else "db") if m in DB_MODELS else (
-            "dense" if m == "dense_lgn" else "tree")
         for seed in seed_list:
             key = f"{m}-s{seed}"
-            rcfg = {"dataset": dataset, "model": m, "seed": seed, "sizes": sizes, "model_config": cfg[group]}
+            rcfg = {"dataset": dataset, "model": m, "seed": seed, "sizes": sizes, "model_config": cfg.group(m)}
             rec = store.get(key, rcfg)
             if rec is None:
                 print(f"[logic experiments] {dataset} {m} seed {seed} ...", flush=True)
@@ -237,13 +301,13 @@ def run_experiments(out: str | Path | None = None, seeds: int | list[int] = 3, q
                           seeds if isinstance(seeds, int) else len(seed_list), dataset)
                           + (f" --n-train {n_train}" if n_train else "") + (" --quick" if quick else "")
                           + (f" --models {','.join(models)}" if tuple(models) != MODELS else ""))
-    path = save_result(name, figures, config={"quick": quick, **cfg, "models": list(models), "sizes": sizes},
+    path = save_result(name, figures, config={"quick": quick, **cfg.to_dict(), "models": list(models), "sizes": sizes},
                        seeds=seed_list, per_seed={r["model"] + f"-s{r['seed']}": {
                            k: r.get(k) for k in ("acc_hard", "val_acc_hard", "acc_float", "acc_soft_logits", "gates")}
                            for r in rows},
                        command=command, wall_time_s=time.perf_counter() - t_start, results=results)
     table = render_table(load_result(path))
-    result = {"provenance": provenance(seed=seed_list, config={"quick": quick, **cfg, "models": list(models)}),
+    result = {"provenance": provenance(seed=seed_list, config={"quick": quick, **cfg.to_dict(), "models": list(models)}),
               "runs": [{k: v for k, v in r.items() if k != "correct"} for r in rows], "summary": summary,
               "result_file": str(path)}
     if out is not None:

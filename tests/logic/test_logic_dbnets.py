@@ -193,18 +193,39 @@ def test_tau_anneal_and_bad_switches():
 
 
 def test_experiment_variants_pass_their_switches_to_fit_dbnet():
-    """The experiments' ∂B rows: plain and STE keep their stored configuration; db_mnist_sat uses cfg["db_sat"]."""
+    """The experiments' ∂B rows: plain and STE keep their stored configuration; db_mnist_sat uses cfg.db_sat."""
     import inspect
 
-    from logic.experiments import DB_MODELS, FULL, MODELS, QUICK, _db_config
+    from logic.experiments import DB_MODELS, MODELS, LogicExperimentConfig, _db_config
     from logic.train import fit_dbnet
 
+    full, quick = LogicExperimentConfig(), LogicExperimentConfig.quick()
     assert set(DB_MODELS) <= set(MODELS)
-    assert _db_config("db_mnist", FULL) == FULL["db"]
-    assert _db_config("db_mnist_ste", FULL) == {**FULL["db"], "ste": True}
-    sat = _db_config("db_mnist_sat", QUICK)
-    assert sat == QUICK["db_sat"] and sat["saturate"] > 0
+    assert _db_config("db_mnist", full) == full.db
+    assert _db_config("db_mnist_ste", full) == {**full.db, "ste": True}
+    sat = _db_config("db_mnist_sat", quick)
+    assert sat == quick.db_sat and sat["saturate"] > 0
     accepted = set(inspect.signature(fit_dbnet).parameters)
-    for cfg in (FULL, QUICK):
+    for cfg in (full, quick):
         for m in DB_MODELS:
             assert set(_db_config(m, cfg)) - {"width1", "group", "width2"} <= accepted, m
+
+
+def test_experiment_config_round_trips_through_the_result_json(tmp_path):
+    """LogicExperimentConfig: full and quick presets survive to_dict → JSON → from_dict (the result
+    file's config, with its extra keys), and bad settings are named."""
+    import json
+
+    from logic.experiments import LogicExperimentConfig
+    from neurohw.errors import UsageError
+
+    for cfg in (LogicExperimentConfig(), LogicExperimentConfig.quick(n_train=123)):
+        written = json.loads(json.dumps({"quick": True, **cfg.to_dict(), "models": ["dense_lgn"], "sizes": {}}))
+        assert LogicExperimentConfig.from_dict(written) == cfg
+    assert LogicExperimentConfig.quick().tree["dense"] == (200, 100) and LogicExperimentConfig().n_train is None
+    with pytest.raises(UsageError, match="cfg.json: tree.*unknown setting"):
+        LogicExperimentConfig.from_dict({"tree": {"depth": 3}}, "cfg.json")
+    with pytest.raises(UsageError, match="cfg.json: dense: epochs"):
+        LogicExperimentConfig.from_dict({"dense": {"epochs": "two"}}, "cfg.json")
+    with pytest.raises(UsageError, match="cfg.json: n_train"):
+        LogicExperimentConfig.from_dict({"n_train": 0}, "cfg.json")
