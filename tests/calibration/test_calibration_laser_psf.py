@@ -2,17 +2,14 @@
 fabricated device whose PSFs differ from the design; any K runs; malformed PSFs are named."""
 from __future__ import annotations
 
-import math
-
 import h5py
 import numpy as np
 import pytest
 import torch
 
-from calibration.bundle import build_optical_model
 from calibration.captures import CaptureFormatError, open_captures
 from calibration.device_model import RefitConfig
-from calibration.lab import capture_virtual, draw_device
+from calibration.lab import draw_device
 from calibration.loop import CalibrationConfig, _make_twin, capture_frames, capture_inputs, laser_kernels
 from calibration.report import laser_psf_markdown
 from calibration.psf_match import PSFMatchError, match_psfs, psf_response, psf_responses
@@ -24,17 +21,10 @@ REFIT = RefitConfig(steps_geometry=20, steps_joint=40, lr=0.02, lr_psf=0.01, psf
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, mnist5k):
-    import optics
-
-    torch.set_num_threads(1)
+def lab(tmp_path_factory, virtual_lab):
     root = tmp_path_factory.mktemp("laser")
-    fab = optics.FabricationParams(misalign_sigma=0.8e-6, rotation_sigma=math.radians(0.8), brightness_sigma=0.1)
-    om = build_optical_model(mnist5k.x_train[:1000], mnist5k.y_train[:1000], epochs=2, design_iterations=30, fabrication=fab)
-    cap = capture_virtual(om, mnist5k.x_test[:N], mnist5k.y_test[:N], root / "captures.h5", dataset="mnist5k",
-                          dataset_split="test", indices=np.arange(N), device_seed=DEVICE_SEED,
-                          exposure_images=mnist5k.x_train[:200], progress=False)
-    return {"root": root, "om": om, "captures": cap}
+    made = virtual_lab(root, n_train=1000, epochs=2, n_captures=N, device_seed=DEVICE_SEED)
+    return {"root": root, "om": made["om"], "captures": made["captures"]}
 
 
 def held_out_rmse(om, cf, mode: str, loader) -> tuple[float, object]:

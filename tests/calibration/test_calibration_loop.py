@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from calibration.bundle import build_optical_model, load_optical_model, save_optical_model
+from calibration.bundle import load_optical_model
 from calibration.captures import CaptureFormatError, CaptureWriter, open_captures
 from calibration.device_model import RefitConfig
 from calibration.device_refit import OpticsTwin
@@ -24,21 +24,11 @@ N_CAPTURES = 300
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, mnist5k):
-    import optics
-
-    torch.set_num_threads(1)
+def setup(tmp_path_factory, virtual_lab):
     root = tmp_path_factory.mktemp("cal")
-    # larger assembly errors than the defaults so that the uncalibrated device clearly loses accuracy
-    fab = optics.FabricationParams(misalign_sigma=0.8e-6, rotation_sigma=math.radians(0.8), brightness_sigma=0.1)
-    om = build_optical_model(mnist5k.x_train[:1500], mnist5k.y_train[:1500], epochs=3, design_iterations=30, fabrication=fab)
-    model_path = save_optical_model(root / "model.safetensors", om, seed=0)
-    om = load_optical_model(model_path)
-    cap = capture_virtual(om, mnist5k.x_test[:N_CAPTURES], mnist5k.y_test[:N_CAPTURES], root / "captures.h5",
-                          dataset="mnist5k", dataset_split="test", indices=np.arange(N_CAPTURES),
-                          device_seed=DEVICE_SEED, exposure_images=mnist5k.x_train[:200], progress=False)
+    made = virtual_lab(root, n_train=1500, epochs=3, n_captures=N_CAPTURES, device_seed=DEVICE_SEED, reload=True)
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))  # a small NTK teacher
-    return {"root": root, "om": om, "model_path": model_path, "captures": cap, "teacher": teacher, "fab": fab}
+    return {"root": root, **made, "teacher": teacher}
 
 
 def test_bundle_round_trip(setup, mnist5k):
