@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -617,6 +618,20 @@ def simulate_verilog(net: Netlist, bits: torch.Tensor, workdir: str | Path | Non
         from logic.pipeline import check_k, simulate_pipelined
 
         return simulate_pipelined(net, bits, check_k(pipeline), workdir, verilog=verilog, name=name)
+    out, n = run_icarus(bits, workdir, to_verilog(net) if verilog is None else verilog,
+                        lambda n_vectors: verilog_testbench(net, n_vectors, "vectors.txt", name=name))
+    rows = [list(map(int, ln.split())) for ln in out.splitlines() if ln.strip() and ln.strip()[0].isdigit()]
+    if len(rows) != n:
+        raise ExportError(f"vvp printed {len(rows)} result lines for {n} vectors")
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+def run_icarus(bits: torch.Tensor, workdir: str | Path | None, verilog: str,
+               testbench: Callable[[int], str]) -> tuple[str, int]:
+    """Run a module under test in Icarus Verilog: write the (N, NI) ``bits`` as ``$readmemb``
+    vectors (``vectors.txt``, most significant bit first), the module source ``verilog``
+    (``net.v``) and ``testbench(N)`` (``tb.v``) into ``workdir`` (None: a temporary folder),
+    compile and run. Returns ``(vvp's stdout, N)``; a missing or failing tool raises ExportError."""
     if not have_iverilog():
         raise ExportError("Icarus Verilog (iverilog, vvp) is not installed")
     with tempfile.TemporaryDirectory() as tmp:
@@ -625,11 +640,8 @@ def simulate_verilog(net: Netlist, bits: torch.Tensor, workdir: str | Path | Non
         b = bits.cpu().bool().numpy()
         lines = ["".join("1" if v else "0" for v in row[::-1]) for row in b]
         (d / "vectors.txt").write_text("\n".join(lines) + "\n")
-        (d / "net.v").write_text(to_verilog(net) if verilog is None else verilog)
-        (d / "tb.v").write_text(verilog_testbench(net, len(lines), "vectors.txt", name=name))
+        (d / "net.v").write_text(verilog)
+        (d / "tb.v").write_text(testbench(len(lines)))
         _run(["iverilog", "-g2005", "-o", "sim", "tb.v", "net.v"], "iverilog", cwd=str(d))
         out = _run(["vvp", "-n", "sim"], "vvp", cwd=str(d))
-    rows = [list(map(int, ln.split())) for ln in out.splitlines() if ln.strip() and ln.strip()[0].isdigit()]
-    if len(rows) != len(lines):
-        raise ExportError(f"vvp printed {len(rows)} result lines for {len(lines)} vectors")
-    return torch.tensor(rows, dtype=torch.int64)
+    return out, len(lines)

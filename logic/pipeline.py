@@ -40,7 +40,6 @@ and check every result's latency.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -355,19 +354,9 @@ def simulate_pipelined(net: Netlist, bits: torch.Tensor, k: int, workdir: str | 
 
     ``verilog``: the module source to test (default :func:`to_verilog_pipelined`; e.g. a
     synthesised netlist of it, same ports and latency)."""
-    from logic.export import ExportError, _run, have_iverilog
+    from logic.export import run_icarus
 
-    if not have_iverilog():
-        raise ExportError("Icarus Verilog (iverilog, vvp) is not installed")
     plan = plan_pipeline(net, k, tree_k)
-    with tempfile.TemporaryDirectory() as tmp:
-        d = Path(workdir or tmp)
-        d.mkdir(parents=True, exist_ok=True)
-        b = bits.cpu().bool().numpy()
-        lines = ["".join("1" if v else "0" for v in row[::-1]) for row in b]
-        (d / "vectors.txt").write_text("\n".join(lines) + "\n")
-        (d / "net.v").write_text(to_verilog_pipelined(net, k, name, plan) if verilog is None else verilog)
-        (d / "tb.v").write_text(pipelined_testbench(net, len(lines), "vectors.txt", plan.latency, name=name))
-        _run(["iverilog", "-g2005", "-o", "sim", "tb.v", "net.v"], "iverilog", cwd=str(d))
-        out = _run(["vvp", "-n", "sim"], "vvp", cwd=str(d))
-    return parse_pipelined_output(out, len(lines), plan.latency)
+    out, n = run_icarus(bits, workdir, to_verilog_pipelined(net, k, name, plan) if verilog is None else verilog,
+                        lambda n_vectors: pipelined_testbench(net, n_vectors, "vectors.txt", plan.latency, name=name))
+    return parse_pipelined_output(out, n, plan.latency)
