@@ -199,15 +199,17 @@ def _rounded_inplace(steps, keep_u, keep_v, theta, bias, strict, wrap, clip, lea
 def _rounded_numpy(x, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, return_states):
     """:func:`_rounded_inplace` for CPU tensors, on numpy views of the same memory.
 
-    The same IEEE float64 operations in the same order (multiply, truncate, add, clip, compare,
+    The same exact IEEE float64 operations (multiply by the keep, truncate, add, clip, compare,
     multiply by the 0/1 mask), so the results are bit-identical; numpy's per-call overhead is a
-    fraction of torch's, which dominates at small batch, and its ``trunc`` and comparisons
-    into bool are several times faster on CPU than torch's single-threaded kernels."""
+    fraction of torch's, which dominates at small batch. ``u`` and ``v`` live in one (2, *shape)
+    buffer so that one multiply and one truncation decay both (every value is an integer below
+    2^53 and each keep a multiple of 2^-12, so each product is exact whatever is grouped)."""
     xn = x.detach().numpy()
     T = lead + xn.shape[0]
     shape = xn.shape[1:]
-    u = np.zeros(shape, dtype=np.float64)
-    v = np.zeros_like(u)
+    state = np.zeros((2, *shape), dtype=np.float64)
+    u, v = state[0], state[1]
+    keep = np.array([keep_u, keep_v], dtype=np.float64).reshape((2,) + (1,) * len(shape))
     quiet = np.empty((T, *shape), dtype=bool)  # no spike; inverted at the end
     us = np.empty((T, *shape), dtype=np.float64) if return_states else None
     vs = np.empty_like(us) if return_states else None
@@ -218,29 +220,30 @@ def _rounded_numpy(x, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, ret
         bias = bias.detach().cpu().to(torch.float64).numpy()
     cmp = np.less_equal if strict else np.less  # the complement of the spike condition
     theta = float(theta)
+    # With θ < 2^23 − 1 a voltage above the upper clip spikes and is reset to 0 whether clipped
+    # or not: only the lower clip can change anything.
+    clip_hi = clip and not theta < vmax
+    mul, trunc, add = np.multiply, np.trunc, np.add
+    q_steps = list(quiet)
+    x_steps = [None] * lead + list(xn)
     for t in range(T):
-        xt = xn[t - lead] if t >= lead else None
-        if keep_u == 0:
-            u.fill(0.0) if xt is None else np.copyto(u, xt)
-        else:
-            np.multiply(u, keep_u, out=u)
-            np.trunc(u, out=u)
-            if xt is not None:
-                np.add(u, xt, out=u)
+        xt = x_steps[t]
+        mul(state, keep, state)
+        trunc(state, state)
+        if xt is not None:
+            add(u, xt, u)
         if wrap:
-            np.copyto(u, wrap_current(torch.from_numpy(u)).numpy())
-        if keep_v != 1:
-            np.multiply(v, keep_v, out=v)
-            np.trunc(v, out=v)
-        np.add(v, u, out=v)
+            _wrap_current_np(u)
+        add(v, u, v)
         if bias is not None:
-            np.add(v, bias, out=v)
+            add(v, bias, v)
         if clip:
-            np.minimum(v, vmax, out=v)
-            np.maximum(v, -vmax, out=v)
-        q = quiet[t]
-        cmp(v, theta, out=q)
-        np.multiply(v, q, out=v)  # v > θ ≥ 0 where it spikes: the product is +0, as in torch
+            if clip_hi:
+                np.minimum(v, vmax, v)
+            np.maximum(v, -vmax, v)
+        q = q_steps[t]
+        cmp(v, theta, q)
+        mul(v, q, v)  # v > θ ≥ 0 where it spikes: the product is +0, as in torch
         if return_states:
             us[t] = u
             vs[t] = v
@@ -248,6 +251,15 @@ def _rounded_numpy(x, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, ret
     if return_states:
         return spikes, torch.from_numpy(us), torch.from_numpy(vs)
     return spikes
+
+
+def _wrap_current_np(u: np.ndarray) -> None:
+    """:func:`~neurohw.loihi.fixedpoint.wrap_current` in place on a float64 array of integers:
+    ``u > 2^23 → u − 2^24``, else ``u ≤ −2^23 → u + 2^24`` (exclusive cases: one correction)."""
+    hi = u > MAX_UV
+    lo = u <= -MAX_UV
+    np.subtract(u, float(2 * MAX_UV), out=u, where=hi)
+    np.add(u, float(2 * MAX_UV), out=u, where=lo)
 
 
 def lava_keeps(du: int, dv: int) -> tuple[float, float]:

@@ -64,9 +64,20 @@ class CubaParams:
 
     def bias(self, shape: Sequence[int]) -> np.ndarray:
         """Per-neuron effective bias ``bias_mant << bias_exp`` (int64, ``shape``)."""
+        scalar = self.scalar_bias()
+        if scalar is not None:
+            return np.full(tuple(shape), scalar, dtype=np.int64)
         mant = np.broadcast_to(np.asarray(self.bias_mant, dtype=np.int64), shape)
         exp = np.broadcast_to(np.asarray(self.bias_exp, dtype=np.int64), shape)
         return np.where(exp >= 0, mant << np.maximum(exp, 0), mant >> np.maximum(-exp, 0)).astype(np.int64)
+
+    def scalar_bias(self) -> int | None:
+        """The effective bias ``bias_mant << bias_exp`` when both are scalars (one bias for
+        every neuron), else None."""
+        if np.ndim(self.bias_mant) or np.ndim(self.bias_exp):
+            return None
+        m, e = int(self.bias_mant), int(self.bias_exp)
+        return m << e if e >= 0 else m >> -e
 
 
 SD_ACTIVATIONS = ("relu", "unit")
@@ -388,29 +399,30 @@ def _check_int_array(where: str, name: str, w) -> np.ndarray:
             raise LoihiConfigError(where, name, "contains NaN or infinity")
         if not np.all(arr == np.round(arr)):
             raise LoihiConfigError(where, name, "must hold integers (Loihi weights are integer mantissas); quantise first")
-    return arr.astype(np.int64)
+    return arr
 
 
 def _validate_conn(where: str, name: str, conn: Conn, in_shape: Sequence[int]) -> tuple[int, ...]:
-    w = _check_int_array(where, name, conn.weight)
+    w = _check_int_array(where, name, conn.weight)  # integer-valued, any numeric dtype (not copied)
+    lo, hi = int(w.min()), int(w.max())  # one pass each, shared by the range and sign-mode checks
     if isinstance(conn, DenseConn):
         if w.ndim != 2:
             raise LoihiConfigError(where, name, f"dense weight must be 2-D (n_out, n_in), got shape {w.shape}")
         if w.shape[1] != _flat(in_shape):
             raise LoihiConfigError(where, name, f"has {w.shape[1]} inputs but the previous layer has {_flat(in_shape)} neurons {tuple(in_shape)}")
-        if w.min() < -256 or w.max() > 255:
-            raise LoihiConfigError(where, name, f"values {w.min()}..{w.max()} are outside Loihi's 8-bit mantissa range −256..255")
+        if lo < -256 or hi > 255:
+            raise LoihiConfigError(where, name, f"values {lo}..{hi} are outside Loihi's 8-bit mantissa range −256..255")
         mode = conn.sign_mode
         if mode is not None:
             if mode not in SIGN_MODES:
                 raise LoihiConfigError(where, "sign_mode", f"must be one of {SIGN_MODES} or None, got {mode!r}")
-            if mode == "excitatory" and w.min() < 0:
+            if mode == "excitatory" and lo < 0:
                 raise LoihiConfigError(where, "sign_mode", "is 'excitatory' but some weights are negative (Lava would clip them to 0)")
-            if mode == "inhibitory" and w.max() > 0:
+            if mode == "inhibitory" and hi > 0:
                 raise LoihiConfigError(where, "sign_mode", "is 'inhibitory' but some weights are positive (Lava would clip them to 0)")
         if not -8 <= int(conn.weight_exp) <= 7:
             raise LoihiConfigError(where, "weight_exp", f"must be −8..7 (Loihi), got {conn.weight_exp}")
-        max_bits = 9 if (mode or _mode(w)) == "mixed" else 8
+        max_bits = 9 if (mode or _mode_of_range(lo, hi)) == "mixed" else 8
         if not 1 <= int(conn.num_weight_bits) <= max_bits:
             raise LoihiConfigError(where, "num_weight_bits", f"must be 1..{max_bits}, got {conn.num_weight_bits}")
         _validate_delay(where, conn, w.shape)
@@ -425,8 +437,8 @@ def _validate_conn(where: str, name: str, conn: Conn, in_shape: Sequence[int]) -
             raise LoihiConfigError(where, "groups", f"{g} must divide input channels {in_shape[0]} and output channels {w.shape[0]}")
         if w.shape[1] * g != in_shape[0]:
             raise LoihiConfigError(where, name, f"expects {w.shape[1] * g} input channels, the previous layer has {in_shape[0]}")
-        if w.min() < -256 or w.max() > 255:
-            raise LoihiConfigError(where, name, f"values {w.min()}..{w.max()} are outside Loihi's 8-bit mantissa range −256..255")
+        if lo < -256 or hi > 255:
+            raise LoihiConfigError(where, name, f"values {lo}..{hi} are outside Loihi's 8-bit mantissa range −256..255")
         for fname in ("stride", "dilation"):
             if min(getattr(conn, fname)) < 1:
                 raise LoihiConfigError(where, fname, f"must be ≥ 1, got {getattr(conn, fname)}")
@@ -459,10 +471,10 @@ def _validate_delay(where: str, conn: DenseConn, shape: tuple[int, ...]) -> None
         raise LoihiConfigError(where, "delay", f"values {int(d.min())}..{int(d.max())} are outside 0..{MAX_SYN_DELAY} steps")
 
 
-def _mode(w: np.ndarray) -> str:
-    from .fixedpoint import sign_mode_of
-
-    return sign_mode_of(w)
+def _mode_of_range(lo: int, hi: int) -> str:
+    """Lava's ``determine_sign_mode`` (:func:`~neurohw.loihi.fixedpoint.sign_mode_of`) from the
+    weights' minimum ``lo`` and maximum ``hi``."""
+    return "excitatory" if lo >= 0 else "inhibitory" if hi <= 0 else "mixed"
 
 
 #: Sigma-delta states are 24-bit in Lava's model (``precision=24``): thresholds and biases,

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from .cuba import cuba_sequence
+from .fused import ChainLayer, chain_run
+from .netcache import NetCache
 from .fixedpoint import (to_int64, ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MAX_UV, VTH_SHIFT,
                          effective_dense_weights, shift_exp, signed_clamp,
                          wrap32, wrap_current)
@@ -206,7 +208,7 @@ class _Synapse:
                     s = s * float(2**e)  # scaling by a power of two is exact
                 elif e < 0:
                     s = torch.floor(s * 2.0**e)  # Lava's arithmetic right shift
-                self.out_bound = bound * 2.0 ** e
+                self.out_bound = _shifted_bound(bound, e)
             return s.reshape(T, B, -1)
         dt = _float_dtype(bound, x.device, conv=True)
         out = self._conv(xin.reshape(T * B, *x.shape[2:]), dt)
@@ -328,6 +330,32 @@ def cuba_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_sta
     return s.transpose(0, 1), v, u
 
 
+def cuba_flags(p: CubaParams, lo: float, hi: float, b_lo: int = 0, b_hi: int = 0) -> tuple[bool, bool, bool]:
+    """What Lava's CUBA arithmetic can reach for synaptic input in ``[lo, hi]`` (``a_in`` units)
+    and biases in ``[b_lo, b_hi]``: ``(overflow, need_wrap, need_clip)``.
+
+    overflow: an int32 store could wrap (the recurrence must then run in int64 with the wraps);
+    else every value is an integer below 2^31 and float64 is exact. need_wrap: the 24-bit
+    current wrap can trigger. need_clip: the voltage saturation can change a result. Bounds are
+    geometric sums: ``u`` stays within ``[lo, hi]·64·4096/(du + 1)``; a negative voltage within
+    ``(u_lo + bias_lo)·4096/dv``. A voltage above ``vth << 6`` spikes and is reset to 0 whether
+    it was saturated at 2^23 − 1 or not, so only the lower saturation matters while the
+    threshold is below 2^23 − 1 (always for Lava's 17-bit ``vth``)."""
+    k = 2**ACT_SHIFT * DECAY_UNITY / (int(p.du) + DS_OFFSET)
+    u_hi, u_lo = max(hi, 0.0) * k, max(-lo, 0.0) * k  # bounds on u above and below zero
+    u_bound = max(u_hi, u_lo)
+    amax = max(abs(lo), abs(hi))
+    overflow = amax >= 2**25 or max(abs(b_lo), abs(b_hi)) >= 2**24 or u_bound + 2**25 >= 2**31
+    need_wrap = overflow or u_bound >= MAX_UV - 1
+    if need_wrap:  # a wrapped current lies anywhere in the 24-bit range
+        u_hi = u_lo = u_bound + MAX_UV
+    dv = max(int(p.dv), 1e-9)
+    need_clip = overflow or (u_lo + max(-b_lo, 0)) * DECAY_UNITY / dv >= MAX_UV - 1
+    if (int(p.vth) << VTH_SHIFT) >= MAX_UV - 1:  # the upper saturation could then matter too
+        need_clip = need_clip or (u_hi + max(b_hi, 0)) * DECAY_UNITY / dv >= MAX_UV - 1
+    return overflow, need_wrap, need_clip
+
+
 def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_state: bool = False,
                bound: float | None = None, lead: int = 0, owned: bool = False):
     """:func:`cuba_run` on time-major input: a_in (T − lead, B, N) exact integers (int64 or
@@ -336,30 +364,23 @@ def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_s
     dev = a_in.device
     decay_u = DECAY_UNITY - (int(p.du) + DS_OFFSET)
     decay_v = DECAY_UNITY - (int(p.dv) + DM_OFFSET)
-    bias = torch.as_tensor(p.bias(tuple(shape)).reshape(-1), dtype=torch.int64, device=dev)
+    bias = p.scalar_bias()  # one bias for all neurons: added as a scalar
+    if bias is not None:
+        b_lo = b_hi = bias
+    else:
+        bias = torch.as_tensor(p.bias(tuple(shape)).reshape(-1), dtype=torch.int64, device=dev)
+        b_lo, b_hi = (int(bias.min().item()), int(bias.max().item())) if bias.numel() else (0, 0)
+    bmax = max(abs(b_lo), abs(b_hi))
     vth = int(p.vth) << VTH_SHIFT
-    bmax = int(bias.abs().max().item()) if bias.numel() else 0
-
-    def flags(amax: float):
-        # Bound on |u| without the 24-bit wrap (which never increases |u| beyond max(|u|, 2^23)):
-        # a geometric sum, |u| ≤ |a|·64·4096/(du+1).
-        u_bound = amax * 2**ACT_SHIFT * DECAY_UNITY / (int(p.du) + DS_OFFSET)
-        # int32 stores in Lava can only wrap if a_in << 6, u or v can leave int32; otherwise the
-        # recurrence runs in float64 (exact: all values are integers below 2^31 ≪ 2^53).
-        overflow = amax >= 2**25 or bmax >= 2**24 or u_bound + 2**25 >= 2**31
-        need_wrap = overflow or u_bound >= MAX_UV - 1
-        # The voltage clip can only trigger if |v| can reach 2^23 − 1: |v| ≤ (|u| + |bias|)·4096/dv.
-        v_bound = ((u_bound + MAX_UV + bmax) if need_wrap else (u_bound + bmax)) * DECAY_UNITY / max(int(p.dv), 1e-9)
-        return overflow, need_wrap, overflow or v_bound >= MAX_UV - 1
-
-    overflow, need_wrap, need_clip = flags(float("inf") if bound is None else bound)
+    big = float("inf") if bound is None else float(bound)
+    overflow, need_wrap, need_clip = cuba_flags(p, -big, big, b_lo, b_hi)
     if overflow or need_wrap or need_clip:  # the bound is not enough: look at the data
         if a_in.numel():
             lo, hi = torch.aminmax(a_in)
-            amax = max(-int(lo.item()), int(hi.item()))
+            lo, hi = float(lo.item()), float(hi.item())
         else:
-            amax = 0
-        overflow, need_wrap, need_clip = flags(float(amax))
+            lo = hi = 0.0
+        overflow, need_wrap, need_clip = cuba_flags(p, lo, hi, b_lo, b_hi)
     keep_u, keep_v = decay_u / DECAY_UNITY, decay_v / DECAY_UNITY
     if overflow:  # int64 with numpy's int32 wrap at every int32 store
         act = wrap32(to_int64(a_in) << ACT_SHIFT)
@@ -369,7 +390,8 @@ def neuron_run(p: CubaParams, a_in: torch.Tensor, shape: Sequence[int], record_s
             act = a_in.to(torch.float64).mul_(float(2**ACT_SHIFT))
         else:  # a power-of-two scaling is exact in float32 too; the recurrence runs in float64
             act = a_in.mul_(float(2**ACT_SHIFT)) if owned else a_in * float(2**ACT_SHIFT)
-        out = cuba_sequence(act, keep_u, keep_v, float(vth), bias=bias.to(torch.float64) if bmax else None,
+        fbias = (float(bias) if isinstance(bias, int) else bias.to(torch.float64)) if bmax else None
+        out = cuba_sequence(act, keep_u, keep_v, float(vth), bias=fbias,
                             arith="rounded", wrap=need_wrap, clip=need_clip, lead=lead, return_states=record_state)
     if not record_state:
         return out, None, None
@@ -468,6 +490,131 @@ def recurrent_run(p: CubaParams, a_ff: torch.Tensor, lead: int, rec: "_Synapse",
     return spikes, vs, us, active
 
 
+@dataclass
+class _Plan:
+    """What :func:`simulate` derives from a network before it sees any input: the validated
+    neuron shapes, per layer its synapse groups as (prepared synapse, source layer (−1: input),
+    steps of delay) and its prepared recurrent synapse group (or None)."""
+
+    shapes: list[tuple[int, ...]]
+    groups: list[list[tuple["_Synapse", int, int]]]
+    recurrent: list["_Synapse | None"]
+    #: the layers as one :mod:`~neurohw.loihi.fused` chain, when the network is one (else None),
+    #: with (need_wrap, need_clip) of the layers after the first from their static bounds
+    chain: list[ChainLayer] | None = None
+    chain_flags: tuple[bool, bool] = (False, False)
+
+
+#: :func:`simulate` runs a feed-forward dense CUBA chain on CPU in one time loop
+#: (:mod:`~neurohw.loihi.fused`) up to this batch size; larger batches go layer by layer.
+CHAIN_MAX_BATCH = 1
+
+
+def _chain_of(net: LoihiNetwork, groups, recurrent, shapes) -> tuple[list[ChainLayer] | None, tuple[bool, bool]]:
+    """The network as a :class:`ChainLayer` list when it is a plain chain: CUBA layers, each
+    fed only by the layer before (no shortcuts, synaptic delays or recurrence), dense after
+    the first, with no int32 wrap possible after the first. Else ``(None, …)``."""
+    chain, wrap, clip = [], False, False
+    for i, layer in enumerate(net.layers):
+        p = layer.neuron
+        if not isinstance(p, CubaParams) or recurrent[i] is not None or len(groups[i]) != 1:
+            return None, (False, False)
+        syn, src, d = groups[i][0]
+        if src != i - 1 or d != 1:
+            return None, (False, False)
+        scalar = p.scalar_bias()
+        bias = scalar if scalar is not None else p.bias(tuple(shapes[i])).reshape(-1)
+        b_lo, b_hi = (scalar, scalar) if scalar is not None else (int(bias.min()), int(bias.max()))
+        ku = (DECAY_UNITY - (int(p.du) + DS_OFFSET)) / DECAY_UNITY
+        kv = (DECAY_UNITY - (int(p.dv) + DM_OFFSET)) / DECAY_UNITY
+        entry = ChainLayer(int(math.prod(shapes[i])), ku, kv, float(int(p.vth) << VTH_SHIFT), bias,
+                           bias_range=(b_lo, b_hi))
+        if i:
+            if not isinstance(syn.conn, DenseConn) or syn.graded or syn.row_abs * 2.0 ** max(syn.sum_exp, 0) >= 2**31:
+                return None, (False, False)
+            bound = _shifted_bound(syn.row_abs, syn.sum_exp)
+            overflow, w, c = cuba_flags(p, -bound, bound, b_lo, b_hi)
+            if overflow:
+                return None, (False, False)
+            wrap, clip = wrap or w, clip or c
+            entry.weight_t = syn._w(torch.float64, transposed=True).numpy()
+            entry.sum_exp = syn.sum_exp
+        chain.append(entry)
+    return chain, (wrap, clip)
+
+
+#: Plans of recently simulated networks, reused while a network's content is unchanged.
+_PLANS = NetCache(maxsize=16)
+
+
+def _plan(net: LoihiNetwork, device: torch.device, weight_exp_mode: str) -> _Plan:
+    """The validated, prepared :class:`_Plan` of ``net`` (from :data:`_PLANS` when ``net`` is
+    unchanged since it was built; raises :class:`LoihiConfigError` for an invalid network)."""
+
+    def build() -> _Plan:
+        net.validate()
+        graded_in = net.input_message_bits > 0
+
+        def graded_source(src: int) -> bool:
+            return graded_in if src < 0 else is_graded_neuron(net.layers[src].neuron)
+
+        groups, recurrent = [], []
+        for i, layer in enumerate(net.layers):
+            groups.append([(syn, src, 1 + delay + k)
+                           for src, conn, delay in [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]
+                           for syn, k in synapse_groups(conn, graded_source(src), device, weight_exp_mode)])
+            rec = getattr(layer, "recurrent", None)
+            recurrent.append(None if rec is None or is_graded_neuron(layer.neuron) else
+                             prepared_synapse(rec, graded=False, device=device, weight_exp_mode=weight_exp_mode))
+        shapes = net._shapes()
+        chain, flags = _chain_of(net, groups, recurrent, shapes) if device.type == "cpu" else (None, (False, False))
+        return _Plan(shapes, groups, recurrent, chain, flags)
+
+    return _PLANS.get(net, (str(device), weight_exp_mode), build)
+
+
+def _run_chain(net: LoihiNetwork, plan: _Plan, first, probe_set: set[int], result: SimResult, T: int, B: int) -> bool:
+    """Fill ``result`` from one :func:`~neurohw.loihi.fused.chain_run` of the plan's chain,
+    given the first layer's input ``first = (a, lead, bound)``; False (nothing done) when an
+    int32 store could wrap in the first layer (the layer-by-layer int64 path handles that)."""
+    total, lead, bound = first
+    p0, c0 = net.layers[0].neuron, plan.chain[0]
+    b_lo, b_hi = c0.bias_range
+    overflow, wrap, clip = cuba_flags(p0, -bound, bound, b_lo, b_hi)
+    if overflow or wrap or clip:  # the bound is not enough: look at the data
+        lo, hi = torch.aminmax(total) if total.numel() else (torch.zeros(()), torch.zeros(()))
+        overflow, wrap, clip = cuba_flags(p0, float(lo.item()), float(hi.item()), b_lo, b_hi)
+    if overflow:
+        return False
+    record = bool(probe_set)
+    x0 = total.numpy()
+    # the later layers' static bounds are loose: run without their wrap / clip unless the first
+    # layer needs them, then check what they actually received (and rerun with both if needed)
+    outs, ranges = chain_run(x0, lead, plan.chain, wrap, clip, record_state=record)
+    if not (wrap and clip) and plan.chain_flags != (False, False):
+        for k, (lo, hi) in enumerate(ranges, start=1):
+            p = net.layers[k].neuron
+            over, w, c = cuba_flags(p, lo, hi, *plan.chain[k].bias_range)
+            if over:
+                return False
+            if (w and not wrap) or (c and not clip):
+                outs, _ = chain_run(x0, lead, plan.chain, True, True, record_state=record)
+                break
+    for i, (s, v, u) in enumerate(outs):
+        shape = plan.shapes[i]
+        result.spikes.append(s.reshape(T, B, *shape).transpose(0, 1))
+        if i in probe_set:
+            result.voltage[i] = v.reshape(T, B, *shape).transpose(0, 1)
+            result.current[i] = u.reshape(T, B, *shape).transpose(0, 1)
+    return True
+
+
+def _shifted_bound(bound: float, e: int) -> float:
+    """A bound on ``|floor(s · 2^e)|`` for ``|s| ≤ bound`` (for e < 0 the floor of a negative
+    sum can be one further from zero)."""
+    return bound * 2.0**e if e >= 0 else math.ceil(bound * 2.0**e)
+
+
 def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), device=None,
              count_ops: bool = False, weight_exp_mode: str = "lava") -> SimResult:
     """Simulate ``net`` exactly as Lava's ``fixed_pt`` models would, for a batch of inputs.
@@ -485,33 +632,31 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
     Internally every tensor is time-major (steps, batch, ...); the returned tensors are
     (batch, steps, ...) views of them.
     """
-    net.validate()
     if device is None:
         device = spikes.device if isinstance(spikes, torch.Tensor) else torch.device("cpu")
     device = torch.device(device)
+    plan = _plan(net, device, weight_exp_mode)
     x = _prepare_input(net, spikes, device, graded=net.input_message_bits > 0)
     B, T = x.shape[:2]
-    shapes = net._shapes()
+    shapes = plan.shapes
     probe_set = set(range(len(net.layers))) if probe == "all" else {int(i) % len(net.layers) for i in probe}  # type: ignore[union-attr]
     outs: dict[int, torch.Tensor] = {-1: x.transpose(0, 1).contiguous()}
     result = SimResult(spikes=[], batch=B, steps=T, ops=[] if count_ops else None)
-    graded_in = net.input_message_bits > 0
-
-    def graded_source(src: int) -> bool:
-        return graded_in if src < 0 else is_graded_neuron(net.layers[src].neuron)
+    first = None  # the first layer's input, when computed for the chain run
     with torch.no_grad():
+        if plan.chain is not None and B <= CHAIN_MAX_BATCH and not count_ops:
+            first = layer_input([(syn, outs[src], d) for syn, src, d in plan.groups[0]], T, B, plan.chain[0].n, device)
+            if _run_chain(net, plan, first, probe_set, result, T, B):
+                return result
         for i, layer in enumerate(net.layers):
             shape = shapes[i]
             N = int(math.prod(shape))
-            groups = [(syn, outs[src], 1 + delay + k)
-                      for src, conn, delay in [(i - 1, layer.conn, 0)] + [(sc.source, sc.conn, sc.delay) for sc in layer.shortcuts]
-                      for syn, k in synapse_groups(conn, graded_source(src), device, weight_exp_mode)]
-            total, lead, bound = layer_input(groups, T, B, N, device)
-            rec = getattr(layer, "recurrent", None)
+            groups = [(syn, outs[src], d) for syn, src, d in plan.groups[i]]
+            total, lead, bound = first if i == 0 and first is not None else layer_input(groups, T, B, N, device)
+            rec_syn = plan.recurrent[i]
             if is_graded_neuron(layer.neuron):
                 s, v, u, active = sigma_delta_run(layer.neuron, total, lead, shape, record_state=i in probe_set)
-            elif rec is not None:
-                rec_syn = prepared_synapse(rec, graded=False, device=device, weight_exp_mode=weight_exp_mode)
+            elif rec_syn is not None:
                 s, v, u, active = recurrent_run(layer.neuron, total, lead, rec_syn, shape, record_state=i in probe_set)
             else:
                 if count_ops:  # before neuron_run, which scales total in place
@@ -525,7 +670,7 @@ def simulate(net: LoihiNetwork, spikes, *, probe: Iterable[int] | str = (), devi
                 result.current[i] = u.reshape(T, B, *shape).transpose(0, 1)
             if count_ops:
                 syn_ops = sum(g.syn_ops(src) for g, src, _ in groups)
-                if rec is not None:  # every spike of the layer drives its recurrent synapses
+                if rec_syn is not None:  # every spike of the layer drives its recurrent synapses
                     syn_ops += rec_syn.syn_ops(s.reshape(T, B, N))
                 result.ops.append({"syn_ops": syn_ops,
                                    "neuron_updates": B * T * N,

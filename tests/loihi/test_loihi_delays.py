@@ -16,6 +16,7 @@ from neurohw.loihi.fixedpoint import effective_dense_weights
 from neurohw.loihi.netx_io import read_netx, write_netx
 from neurohw.loihi.random_nets import random_delay_net, random_dense_net, random_recurrent_net, random_spikes
 from neurohw.loihi.report import deployability
+from lava_compare import assert_identical
 
 STEPS = 40
 
@@ -162,16 +163,6 @@ def test_delay_report_and_nir(tmp_path):
         write_nir(net, tmp_path / "bad.nir")
 
 
-def _assert_identical(ours, lava):
-    for i, (a, b) in enumerate(zip(ours.spikes, lava.spikes)):
-        assert np.array_equal(a.numpy(), b.numpy()), f"spikes of layer {i}"
-        assert a.sum() > 0, f"layer {i} never spikes: the comparison would be vacuous"
-    assert sorted(lava.voltage) == list(range(len(ours.spikes)))
-    for k in lava.voltage:
-        assert np.array_equal(ours.voltage[k].numpy(), lava.voltage[k].numpy()), f"voltage of layer {k}"
-        assert np.array_equal(ours.current[k].numpy(), lava.current[k].numpy()), f"current of layer {k}"
-
-
 @pytest.mark.lava
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 5])
@@ -182,7 +173,7 @@ def test_delays_identical_in_lava_process_built(seed):
 
     net = random_delay_net(seed, netx_safe=False)
     x = random_spikes(seed + 1, STEPS, net.input_shape, batch=1, rate=0.3)
-    _assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"))
+    assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"), all_probed=True)
 
 
 @pytest.mark.lava
@@ -193,7 +184,7 @@ def test_delays_identical_in_lava_netx_and_cli(tmp_path, capsys):
     net = random_delay_net(0)
     path = write_netx(net, tmp_path / "d.net")
     x = random_spikes(4, STEPS, net.input_shape, batch=1, rate=0.3)
-    _assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"))
+    assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), all_probed=True)
     assert main(["loihi", "compare", str(path), "--steps", "25", "--seed", "2", "--rate", "0.3"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("identical")
 
@@ -209,4 +200,4 @@ def test_netx_per_output_delay_form_identical_in_lava(tmp_path):
         f["layer/2/delay"] = np.arange(16) % 4
     net = read_netx(path)
     x = random_spikes(3, STEPS, net.input_shape, batch=1, rate=0.3)
-    _assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"))
+    assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), all_probed=True)

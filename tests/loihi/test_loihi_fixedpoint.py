@@ -218,6 +218,38 @@ def test_one_recurrence_three_arithmetics(seed, du, dv, vth, scale):
     assert s_p.shape == s_i.shape and s_p.dtype == torch.bool
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), du=st.integers(0, 4095), dv=st.integers(0, 4095),
+       vth=st.sampled_from([0, 7, 300, 5000, 131071]), scale=st.sampled_from([30, 3000, 2**16, 2**19, 2**26]),
+       skew=st.sampled_from([-1.0, -0.8, 0.0, 0.9]), bias_kind=st.sampled_from(["none", "scalar", "array"]),
+       lead=st.integers(0, 2))
+def test_neuron_run_shortcuts_match_the_full_int_arithmetic(seed, du, dv, vth, scale, skew, bias_kind, lead):
+    """The simulator's neuron loop skips the current wrap and the voltage saturation when its
+    bounds prove them no-ops (only the lower saturation while ``vth << 6`` < 2^23 − 1: a voltage
+    above it spikes and resets either way) and runs in float64 when no int32 store can wrap;
+    on any input, sign-skewed or not, it must equal Lava's int arithmetic with every wrap and
+    clip applied."""
+    from neurohw.loihi.cuba import cuba_sequence, lava_keeps
+    from neurohw.loihi.simulator import neuron_run
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-scale, scale + 1, size=(14, 2, 6))
+    a = np.where(rng.random(a.shape) < abs(skew), np.abs(a) * (-1 if skew < 0 else 1), a)  # mostly one sign
+    bias_mant = {"none": 0, "scalar": int(rng.integers(-4096, 4096)), "array": rng.integers(-4096, 4096, size=6)}[bias_kind]
+    p = CubaParams(du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=int(rng.integers(0, 8)))
+    ku, kv = lava_keeps(du, dv)
+    bias = torch.as_tensor(p.bias((6,)).reshape(-1))
+    a_t = torch.as_tensor(a)
+    full = torch.cat([torch.zeros((lead, 2, 6), dtype=torch.int64), a_t])
+    s_ref, u_ref, v_ref = cuba_sequence(wrap32(full << 6), ku, kv, vth << 6, bias=bias, arith="int", return_states=True)
+    for inp in (a_t, a_t.double()):
+        bound = float(np.abs(a).max())
+        s, v, u = neuron_run(p, inp.clone(), (6,), record_state=True, bound=bound, lead=lead, owned=True)
+        assert torch.equal(s, s_ref) and torch.equal(u, u_ref) and torch.equal(v, v_ref)
+        s2, _, _ = neuron_run(p, inp.clone(), (6,), lead=lead)
+        assert torch.equal(s2, s_ref)
+
+
 def test_recurrence_rejects_bad_arguments():
     from neurohw.loihi.cuba import cuba_sequence
 

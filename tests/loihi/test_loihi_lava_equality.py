@@ -10,23 +10,10 @@ from neurohw.loihi import CubaParams, DenseLayer, LoihiNetwork, pool_layer, simu
 from neurohw.loihi.netx_io import write_netx
 from neurohw.loihi.random_nets import (random_conv_net, random_cuba, random_dense_net, random_shortcut_net,
                                        random_spikes)
+from lava_compare import assert_identical
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
 STEPS = 50
-
-
-def _assert_identical(ours, lava, layers: int):
-    assert len(lava.spikes) == layers
-    for i, (a, b) in enumerate(zip(ours.spikes, lava.spikes)):
-        a, b = a.numpy(), b.numpy()
-        assert a.shape == b.shape, f"layer {i}: {a.shape} vs {b.shape}"
-        if not np.array_equal(a, b):
-            t = int(np.argwhere((a != b).reshape(a.shape[0], a.shape[1], -1))[0][1])
-            pytest.fail(f"layer {i}: first divergence at step {t}")
-        assert a.sum() > 0, f"layer {i} never spikes: the comparison would be vacuous"
-    for k in lava.voltage:
-        assert np.array_equal(ours.voltage[k].numpy(), lava.voltage[k].numpy()), f"voltage of layer {k}"
-        assert np.array_equal(ours.current[k].numpy(), lava.current[k].numpy()), f"current of layer {k}"
 
 
 @pytest.mark.parametrize("seed", [0, 4])
@@ -35,7 +22,7 @@ def test_random_dense_process_built(seed):
 
     net = random_dense_net(seed, sizes=(24, 20, 16, 10))  # varied weight_exp (−2..1) and num_weight_bits
     x = random_spikes(seed, STEPS, net.input_shape, batch=1, rate=0.3)
-    _assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"), 3)
+    assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"), 3)
 
 
 def test_random_conv_process_built():
@@ -43,7 +30,7 @@ def test_random_conv_process_built():
 
     net = random_conv_net(0)
     x = random_spikes(10, STEPS, net.input_shape, batch=1, rate=0.3)
-    _assert_identical(simulate(net, x, probe=[1, 2]), run_in_lava(net, x, probe=[1, 2]), 3)
+    assert_identical(simulate(net, x, probe=[1, 2]), run_in_lava(net, x, probe=[1, 2]), 3)
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv"])
@@ -53,7 +40,7 @@ def test_random_netx_loaded(kind, tmp_path):
     net = random_dense_net(2, netx_safe=True) if kind == "dense" else random_conv_net(5)
     path = write_netx(net, tmp_path / f"{kind}.net")
     x = random_spikes(3, STEPS, net.input_shape, batch=1, rate=0.3)
-    _assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), 3)
+    assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), 3)
 
 
 def test_shortcut_process_built_and_netx(tmp_path):
@@ -62,9 +49,9 @@ def test_shortcut_process_built_and_netx(tmp_path):
     net = random_shortcut_net(3)
     x = random_spikes(4, STEPS, net.input_shape, batch=1, rate=0.35)
     ours = simulate(net, x, probe=[2])
-    _assert_identical(ours, run_in_lava(net, x, probe=[2]), 3)
+    assert_identical(ours, run_in_lava(net, x, probe=[2]), 3)
     path = write_netx(net, tmp_path / "shortcut.net")
-    _assert_identical(ours, run_netx_in_lava(path, x, probe=[2]), 3)
+    assert_identical(ours, run_netx_in_lava(path, x, probe=[2]), 3)
 
 
 def test_graded_input_and_pool_lowering(tmp_path):
@@ -84,7 +71,7 @@ def test_graded_input_and_pool_lowering(tmp_path):
     ours = simulate(net, x, probe="all")
     binary = simulate(LoihiNetwork(net.input_shape, net.layers, input_message_bits=0), x)
     assert not np.array_equal(ours.spikes[0].numpy(), binary.spikes[0].numpy()), "graded input must matter"
-    _assert_identical(ours, run_netx_in_lava(path, x, probe="all"), 3)
+    assert_identical(ours, run_netx_in_lava(path, x, probe="all"), 3)
 
 
 @pytest.mark.parametrize("seed", [1])

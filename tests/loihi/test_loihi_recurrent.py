@@ -15,6 +15,7 @@ from neurohw.loihi.fixedpoint import effective_dense_weights
 from neurohw.loihi.netx_io import read_netx, write_netx
 from neurohw.loihi.random_nets import random_conv_net, random_recurrent_net, random_spikes
 from neurohw.loihi.report import deployability, full_report
+from lava_compare import assert_identical
 
 STEPS = 40
 
@@ -151,16 +152,6 @@ def test_recurrent_netx_reader_errors(tmp_path):
     assert main(["loihi", "simulate", str(path), "--input", str(tmp_path / "none.npy"), "--out", str(tmp_path / "o.npy")]) == 2
 
 
-def _assert_identical(ours, lava):
-    for i, (a, b) in enumerate(zip(ours.spikes, lava.spikes)):
-        assert np.array_equal(a.numpy(), b.numpy()), f"spikes of layer {i}"
-        assert a.sum() > 0, f"layer {i} never spikes: the comparison would be vacuous"
-    assert sorted(lava.voltage) == list(range(len(ours.spikes)))
-    for k in lava.voltage:
-        assert np.array_equal(ours.voltage[k].numpy(), lava.voltage[k].numpy()), f"voltage of layer {k}"
-        assert np.array_equal(ours.current[k].numpy(), lava.current[k].numpy()), f"current of layer {k}"
-
-
 @pytest.mark.lava
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 7])
@@ -170,7 +161,7 @@ def test_recurrent_identical_in_lava_process_built(seed):
 
     net = random_recurrent_net(seed, netx_safe=False)
     x = random_spikes(seed + 1, STEPS, net.input_shape, batch=1, rate=0.3)
-    _assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"))
+    assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"), all_probed=True)
 
 
 @pytest.mark.lava
@@ -181,7 +172,7 @@ def test_recurrent_identical_in_lava_netx_and_cli(tmp_path, capsys):
     net = random_recurrent_net(4)
     path = write_netx(net, tmp_path / "rec.net")
     x = random_spikes(9, STEPS, net.input_shape, batch=1, rate=0.3)
-    _assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"))
+    assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), all_probed=True)
     assert main(["loihi", "compare", str(path), "--steps", "25", "--seed", "2", "--rate", "0.3"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("identical")
 

@@ -17,6 +17,7 @@ from neurohw.loihi.fixedpoint import effective_dense_weights
 from neurohw.loihi.netx_io import read_netx, write_netx
 from neurohw.loihi.random_nets import random_sigma_delta_net
 from neurohw.loihi.report import full_report
+from lava_compare import assert_identical
 
 STEPS = 30
 
@@ -154,16 +155,6 @@ def test_sigma_delta_netx_round_trip_refusals_cli_report(tmp_path, capsys):
         write_nir(net, tmp_path / "sd.nir")
 
 
-def _assert_identical(ours, lava):
-    for i, (a, b) in enumerate(zip(ours.spikes, lava.spikes)):
-        assert a.dtype == b.dtype and np.array_equal(a.numpy(), b.numpy()), f"messages/spikes of layer {i}"
-        assert (a != 0).sum() > 0, f"layer {i} is silent: the comparison would be vacuous"
-    assert sorted(lava.voltage) == list(range(len(ours.spikes)))
-    for k in lava.voltage:
-        assert np.array_equal(ours.voltage[k].numpy(), lava.voltage[k].numpy()), f"voltage/act of layer {k}"
-        assert np.array_equal(ours.current[k].numpy(), lava.current[k].numpy()), f"current/sigma of layer {k}"
-
-
 @pytest.mark.lava
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 3])
@@ -174,7 +165,7 @@ def test_sigma_delta_identical_in_lava_process_built(seed):
 
     net = random_sigma_delta_net(seed, netx_safe=False)
     x = _graded_input(seed + 1, net.input_shape)
-    _assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"))
+    assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"), all_probed=True)
 
 
 @pytest.mark.lava
@@ -185,7 +176,7 @@ def test_sigma_delta_identical_in_lava_netx_and_cli(tmp_path, capsys):
     net = random_sigma_delta_net(3)
     path = write_netx(net, tmp_path / "sd.net")
     x = _graded_input(1, net.input_shape)
-    _assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"))
+    assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), all_probed=True)
     np.save(tmp_path / "x.npy", x[0])
     assert main(["loihi", "compare", str(path), "--input", str(tmp_path / "x.npy")]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("identical")
