@@ -8,7 +8,9 @@
 * :func:`conditions` records what the figures depend on: load average before and after,
   torch intra-/inter-op threads, ``OMP_NUM_THREADS``, the OS thread count of the process.
 * :func:`write` saves ``results/bench/<name>.json`` atomically through
-  :func:`neurohw.results.save_result` (versions, git commit, machine, UTC date, command).
+  :func:`neurohw.results.save_result` (versions, git commit, machine, UTC date, command);
+  :func:`finish` does it at the end of a run and says where; :func:`arg_parser` is the
+  command line's parser with the common ``--out``.
 * :func:`peak_rss_growth` measures the peak resident memory of one piece of work alone
   (Linux: the process's high-water mark is reset first), for use in a fresh process.
 
@@ -133,6 +135,26 @@ def write(name: str, figures: Mapping[str, Any], *, config: Mapping[str, Any], a
     figs = {**figures, "conditions": conditions(load_before)}
     command = " ".join(["python", "-m", f"bench.{name}", *map(str, argv)])
     return save_result(out.stem, figs, config=config, command=command, wall_time_s=wall_time_s, results=out.parent)
+
+
+def finish(name: str, figures: Mapping[str, Any], *, config: Mapping[str, Any], argv: Sequence[str],
+           load_before: list[float] | None, started: float, out: str | os.PathLike | None = None) -> Mapping[str, Any]:
+    """:func:`write` the figures of a run that began at ``time.perf_counter() == started``,
+    print where they went and return them."""
+    path = write(name, figures, config=config, argv=argv, load_before=load_before,
+                 wall_time_s=time.perf_counter() - started, out=out)
+    print(f"wrote {path}")
+    return figures
+
+
+def arg_parser(name: str, doc: str | None):
+    """The ``python -m bench.<name>`` argument parser: ``doc``'s first line as description and
+    the ``--out`` option every benchmark has (default ``results/bench/<name>.json``)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=doc.splitlines()[0] if doc else None)
+    ap.add_argument("--out", type=Path, default=None, help=f"result file (default results/bench/{name}.json)")
+    return ap
 
 
 def fmt_stats(s: dict, scale: float = 1e3) -> str:

@@ -15,7 +15,6 @@ samples. Figures go to ``results/bench/loihi.json``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -259,20 +258,18 @@ def run(quick: bool = False, device: str = "cpu", lava: bool = True, lava_sample
     config = {"quick": quick, "device": device, "steps": STEPS, "batches": [1, big], "repeats": repeats,
               "lava": lava, "lava_repeats": lava_repeats, "lava_samples": lava_samples, "seed": 0}
     res = {"networks": nets, "table": results_table(nets, quick=quick, device=device, repeats=repeats)}
-    path = harness.write("loihi", res, config=config, argv=argv, load_before=load0,
-                         wall_time_s=time.perf_counter() - t_start, out=out)
-    print(f"wrote {path}")
-    return res
+    return harness.finish("loihi", res, config=config, argv=argv, load_before=load0, started=t_start, out=out)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.loihi", description=__doc__.splitlines()[0])
+    from bench import harness
+
+    ap = harness.arg_parser("loihi", __doc__)
     ap.add_argument("--quick", action="store_true", help="batch 32, fewer repeats")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=None, help="the batched row's size (default 256, quick 32)")
     ap.add_argument("--no-lava", action="store_true")
     ap.add_argument("--lava-samples", type=int, default=4, help="samples whose spikes are checked against Lava")
-    ap.add_argument("--out", type=Path, default=None, help="result file (default results/bench/loihi.json)")
     args = ap.parse_args(argv)
     res = run(quick=args.quick, device=args.device, lava=not args.no_lava, lava_samples=args.lava_samples, batch=args.batch,
               out=args.out, argv=argv if argv is not None else sys.argv[1:])

@@ -19,7 +19,6 @@ Figures go to ``results/bench/snn.json``.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 import time
@@ -146,17 +145,15 @@ def run(quick: bool = False, device: str | None = None, out: Path | None = None,
                   "ratio": r["ratio"], "ratio (min)": r["ratio_min"], "exact-mode ratio": r["ratio_exact"],
                   "same output": r["same_output"]} for r in rows]}
     res = {"rows": rows, "snntorch_version": snntorch.__version__, "table": table}
-    path = harness.write("snn", res, config=config, argv=argv, load_before=load0,
-                         wall_time_s=time.perf_counter() - t_start, out=out)
-    print(f"wrote {path}")
-    return res
+    return harness.finish("snn", res, config=config, argv=argv, load_before=load0, started=t_start, out=out)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.snn", description=__doc__.splitlines()[0])
+    from bench import harness
+
+    ap = harness.arg_parser("snn", __doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--out", type=Path, default=None, help="result file (default results/bench/snn.json)")
     args = ap.parse_args(argv)
     run(quick=args.quick, device=args.device, out=args.out, argv=argv if argv is not None else sys.argv[1:])
     return 0

@@ -197,34 +197,50 @@ def _rounded_inplace(steps, keep_u, keep_v, theta, bias, strict, wrap, clip, lea
 
 
 def _rounded_numpy(x, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, return_states):
-    """:func:`_rounded_inplace` for CPU tensors, on numpy views of the same memory.
+    """:func:`_rounded_inplace` for CPU tensors: :func:`rounded_numpy_steps` on numpy views
+    of the same memory. Returns torch tensors like :func:`cuba_sequence`."""
+    if torch.is_tensor(bias):
+        bias = bias.detach().cpu().to(torch.float64).numpy()
+    out = rounded_numpy_steps(x.detach().numpy(), keep_u, keep_v, theta, bias=bias, strict=strict, wrap=wrap,
+                              clip=clip, lead=lead, return_states=return_states)
+    return tuple(torch.from_numpy(o) for o in out) if return_states else torch.from_numpy(out)
 
-    The same exact IEEE float64 operations (multiply by the keep, truncate, add, clip, compare,
-    multiply by the 0/1 mask), so the results are bit-identical; numpy's per-call overhead is a
-    fraction of torch's, which dominates at small batch. ``u`` and ``v`` live in one (2, *shape)
-    buffer so that one multiply and one truncation decay both (every value is an integer below
-    2^53 and each keep a multiple of 2^-12, so each product is exact whatever is grouped)."""
-    xn = x.detach().numpy()
+
+def rounded_numpy_steps(xn: np.ndarray, keep_u, keep_v, theta, *, bias=None, strict: bool = True,
+                        wrap: bool = True, clip: bool = True, lead: int = 0, return_states: bool = False,
+                        step_input: Callable[[int, np.ndarray, np.ndarray], None] | None = None):
+    """The rounded arithmetic in hardware units on numpy float64 arrays, in place.
+
+    xn: (T − lead, *shape) input per step (already ``<< 6``), preceded by ``lead`` zero steps.
+    keep_u, keep_v, theta, bias: scalars or arrays broadcasting to ``shape`` (per neuron).
+    step_input: called as ``step_input(t, u, quiet_before)`` at every step t ≥ 1 after the
+    step's input was added to ``u``, with the previous step's 0/1 "did not spike" mask; it may
+    add more input to ``u`` in place (the fused chain's later layers).
+    Returns spikes (T, *shape) bool, and with ``return_states`` also u and v (float64).
+
+    The same exact IEEE float64 operations as :func:`_rounded_inplace` (multiply by the keep,
+    truncate, add, clip, compare, multiply by the 0/1 mask), so the results are bit-identical;
+    numpy's per-call overhead is a fraction of torch's, which dominates at small batch. ``u``
+    and ``v`` live in one (2, *shape) buffer so that one multiply and one truncation decay both
+    (every value is an integer below 2^53 and each keep a multiple of 2^-12: each product is
+    exact). With θ < 2^23 − 1 a voltage above the upper clip spikes and is reset to 0 whether
+    clipped or not, so only the lower clip is applied then."""
     T = lead + xn.shape[0]
     shape = xn.shape[1:]
     state = np.zeros((2, *shape), dtype=np.float64)
     u, v = state[0], state[1]
-    keep = np.array([keep_u, keep_v], dtype=np.float64).reshape((2,) + (1,) * len(shape))
-    quiet = np.empty((T, *shape), dtype=bool)  # no spike; inverted at the end
+    keep = np.empty_like(state)
+    keep[0], keep[1] = keep_u, keep_v
+    quiet = np.empty((T, *shape), dtype=np.float64)  # 1.0 where a neuron does not spike
     us = np.empty((T, *shape), dtype=np.float64) if return_states else None
     vs = np.empty_like(us) if return_states else None
     vmax = float(MAX_UV - 1)
-    if bias is not None and not torch.is_tensor(bias):
-        bias = None if bias == 0 else bias
-    if torch.is_tensor(bias):
-        bias = bias.detach().cpu().to(torch.float64).numpy()
+    if bias is not None and not np.any(bias):
+        bias = None
     cmp = np.less_equal if strict else np.less  # the complement of the spike condition
-    theta = float(theta)
-    # With θ < 2^23 − 1 a voltage above the upper clip spikes and is reset to 0 whether clipped
-    # or not: only the lower clip can change anything.
-    clip_hi = clip and not theta < vmax
+    theta = np.asarray(theta, dtype=np.float64) if np.ndim(theta) else float(theta)
+    clip_hi = clip and not bool(np.all(theta < vmax))
     mul, trunc, add = np.multiply, np.trunc, np.add
-    q_steps = list(quiet)
     x_steps = [None] * lead + list(xn)
     for t in range(T):
         xt = x_steps[t]
@@ -232,6 +248,8 @@ def _rounded_numpy(x, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, ret
         trunc(state, state)
         if xt is not None:
             add(u, xt, u)
+        if step_input is not None and t:
+            step_input(t, u, quiet[t - 1])
         if wrap:
             _wrap_current_np(u)
         add(v, u, v)
@@ -241,15 +259,15 @@ def _rounded_numpy(x, keep_u, keep_v, theta, bias, strict, wrap, clip, lead, ret
             if clip_hi:
                 np.minimum(v, vmax, v)
             np.maximum(v, -vmax, v)
-        q = q_steps[t]
+        q = quiet[t]
         cmp(v, theta, q)
         mul(v, q, v)  # v > θ ≥ 0 where it spikes: the product is +0, as in torch
         if return_states:
             us[t] = u
             vs[t] = v
-    spikes = torch.from_numpy(np.logical_not(quiet, out=quiet))
+    spikes = quiet == 0.0
     if return_states:
-        return spikes, torch.from_numpy(us), torch.from_numpy(vs)
+        return spikes, us, vs
     return spikes
 
 

@@ -10,7 +10,7 @@ the previous layer's spikes of the step before (Lava's one-step synapse latency)
 
 Exactness: every value is an integer below 2^53 (the caller checks with
 :func:`~neurohw.loihi.simulator.cuba_flags` that no int32 store can wrap), and each step
-performs the operations of :func:`neurohw.loihi.cuba._rounded_numpy`, so the spikes and states
+runs :func:`neurohw.loihi.cuba.rounded_numpy_steps` (the same per-step operations), so the spikes and states
 are those of the layer-by-layer run, which the suite checks against Lava. The sum of a later
 layer's inputs is ``Σ_j w_ij − Σ_j q_j w_ij`` with ``q`` the 0/1 "did not spike" mask the
 reset multiplies by (an exact integer matrix product).
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .cuba import _wrap_current_np
+from .cuba import rounded_numpy_steps
 from .fixedpoint import ACT_SHIFT, MAX_UV
 
 
@@ -65,8 +65,6 @@ def chain_run(x0: np.ndarray, lead0: int, layers: list[ChainLayer], wrap: bool, 
     starts = np.concatenate([[0], np.cumsum(ns)]).astype(int)
     n_tot = int(starts[-1])
     scale = float(2**ACT_SHIFT)
-    state = np.zeros((2, B, n_tot), dtype=np.float64)
-    u, v = state[0], state[1]
     keep = np.empty((2, 1, n_tot), dtype=np.float64)
     theta = np.empty(n_tot, dtype=np.float64)
     bias = np.zeros(n_tot, dtype=np.float64)
@@ -92,51 +90,29 @@ def chain_run(x0: np.ndarray, lead0: int, layers: list[ChainLayer], wrap: bool, 
         else:
             wq, col = np.ascontiguousarray(wt), wt.sum(axis=0)
         got = np.zeros((T, B, b - a), dtype=np.float64)  # per step: Σ_j q_j w_ij (e ≥ 0) or the input·64
-        later.append((int(starts[k - 1]), a, b, wq, col, e, u[:, a:b], got))
-    use_bias = bool(np.any(bias))
-    vmax = float(MAX_UV - 1)
-    clip_hi = clip and not bool(np.all(theta < vmax))  # see cuba._rounded_numpy
-    quiet = np.empty((T, B, n_tot), dtype=np.float64)  # 1.0 where a neuron did not spike
-    us = np.empty((T, B, n_tot), dtype=np.float64) if record_state else None
-    vs = np.empty_like(us) if record_state else None
-    mul, trunc, add, sub, dot = np.multiply, np.trunc, np.add, np.subtract, np.dot
-    for t in range(T):
-        mul(state, keep, state)
-        trunc(state, state)
-        add(u, drive[t], u)
-        if t:
-            qp = quiet[t - 1]
-            for pa, a, b, wq, col, e, u_seg, got in later:
-                d = got[t]
-                dot(qp[:, pa:a], wq, d)  # Σ_j q_j w_ij (·2^(e+6) when e ≥ 0): exact integers
-                if col is None:
-                    sub(u_seg, d, u_seg)
-                else:  # Lava's floor shift of the sum, then the 6-bit alignment
-                    sub(col, d, d)
-                    mul(d, 2.0**e, d)
-                    np.floor(d, d)
-                    mul(d, scale, d)
-                    add(u_seg, d, u_seg)
-        if wrap:
-            _wrap_current_np(u)
-        add(v, u, v)
-        if use_bias:
-            add(v, bias, v)
-        if clip:
-            if clip_hi:
-                np.minimum(v, vmax, v)
-            np.maximum(v, -vmax, v)
-        q = quiet[t]
-        np.less_equal(v, theta, q)
-        mul(v, q, v)  # v > θ ≥ 0 where it spikes: the product is +0
-        if record_state:
-            us[t] = u
-            vs[t] = v
+        later.append((int(starts[k - 1]), a, b, wq, col, e, got))
+
+    def later_inputs(t: int, u: np.ndarray, qp: np.ndarray) -> None:
+        """Each later layer's input of step t from the previous layer's spikes of step t − 1."""
+        for pa, a, b, wq, col, e, got in later:
+            u_seg, d = u[:, a:b], got[t]
+            np.dot(qp[:, pa:a], wq, d)  # Σ_j q_j w_ij (·2^(e+6) when e ≥ 0): exact integers
+            if col is None:
+                np.subtract(u_seg, d, u_seg)
+            else:  # Lava's floor shift of the sum, then the 6-bit alignment
+                np.subtract(col, d, d)
+                np.multiply(d, 2.0**e, d)
+                np.floor(d, d)
+                np.multiply(d, scale, d)
+                np.add(u_seg, d, u_seg)
+
+    res = rounded_numpy_steps(drive, keep[0], keep[1], theta, bias=bias, wrap=wrap, clip=clip,
+                              return_states=record_state, step_input=later_inputs if later else None)
+    spikes, us, vs = res if record_state else (res, None, None)
     ranges = []  # what each later layer actually received, in a_in units
-    for pa, a, b, wq, col, e, u_seg, got in later:
+    for pa, a, b, wq, col, e, got in later:
         recv = (drive[1:, :, a:b] - got[1:]) if col is None else got[1:]
         ranges.append((float(recv.min()) / scale, float(recv.max()) / scale) if recv.size else (0.0, 0.0))
-    spikes = quiet == 0.0
     out = []
     for k in range(len(layers)):
         a, b = int(starts[k]), int(starts[k + 1])

@@ -59,8 +59,10 @@ ENERGY: dict[str, Constant] = {
 }
 
 NOT_PUBLISHED = ("no published Loihi 2 per-operation figure found: Intel's Loihi 2 technology brief (2021) gives chip "
-                 "limits and workload-level gains only, Shrestha et al. 2023 ('Efficient Video and Audio processing with "
-                 "Loihi 2') report workload energy/latency, not per-operation constants")
+                 "limits and workload-level gains only; Shrestha et al. 2023/24 ('Efficient Video and Audio processing with "
+                 "Loihi 2') report workload energy/latency; Orchard et al. 2021 (emulated Loihi 2) report bandwidth and "
+                 "operation counts; Davies et al. 2021 (Proc. IEEE) survey Loihi 1; lava / lava-dl docs give none "
+                 "(docs/loihi.md lists the search)")
 
 #: Loihi 2 per-operation energies. ``value None``: no published figure; the Loihi 2 estimate then uses the
 #: Loihi 1 constant of the same operation and labels it so.

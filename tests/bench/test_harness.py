@@ -48,6 +48,26 @@ def test_write_records_conditions_and_provenance(tmp_path):
     assert res["versions"]["torch"] and "created_utc" in res and res["machine"]["cpus"] >= 1
 
 
+def test_finish_writes_says_where_and_returns_the_figures(tmp_path, capsys):
+    import time
+
+    from neurohw.results import load_result
+
+    figs = {"rows": [{"x": 2}]}
+    out = tmp_path / "bench" / "demo.json"
+    started = time.perf_counter()
+    assert harness.finish("demo", figs, config={}, argv=[], load_before=None, started=started, out=out) is figs
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    res = load_result(out)
+    assert res["figures"]["rows"] == [{"x": 2}] and res["wall_time_s"] >= 0
+
+
+def test_arg_parser_has_the_common_out_option():
+    ap = harness.arg_parser("demo", "Benchmark of demo.\n\nMore text.")
+    assert ap.prog == "python -m bench.demo" and ap.description == "Benchmark of demo."
+    assert ap.parse_args(["--out", "r.json"]).out.name == "r.json" and ap.parse_args([]).out is None
+
+
 def test_default_out_is_results_bench(tmp_path, monkeypatch):
     monkeypatch.setenv("NEUROHW_RESULTS", str(tmp_path))
     assert harness.default_out("snn") == tmp_path / "bench" / "snn.json"

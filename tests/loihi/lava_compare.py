@@ -32,3 +32,31 @@ def assert_identical(ours, lava, layers: int | None = None, *, all_probed: bool 
     for k in lava.voltage:
         assert np.array_equal(ours.voltage[k].numpy(), lava.voltage[k].numpy()), f"voltage/act of layer {k}"
         assert np.array_equal(ours.current[k].numpy(), lava.current[k].numpy()), f"current/sigma of layer {k}"
+
+
+def assert_same_as_lava(net, x) -> None:
+    """``simulate(net, x)`` with every layer probed is identical to the process-built Lava run."""
+    from neurohw.loihi import simulate
+    from neurohw.loihi.lava_bridge import run_in_lava
+
+    assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"), all_probed=True)
+
+
+def assert_netx_same_as_lava(net, x, path):
+    """``net`` written as a netx file at ``path`` and loaded by netx in Lava runs identically to
+    ``simulate(net, x)`` (every layer probed). Returns the path."""
+    from neurohw.loihi import simulate
+    from neurohw.loihi.lava_bridge import run_netx_in_lava
+    from neurohw.loihi.netx_io import write_netx
+
+    path = write_netx(net, path)
+    assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), all_probed=True)
+    return path
+
+
+def assert_cli_compare_identical(path, args, capsys) -> None:
+    """``neurohw loihi compare PATH ARGS`` exits 0 and its last line says ``identical``."""
+    from neurohw.cli import main
+
+    assert main(["loihi", "compare", str(path), *args]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("identical")

@@ -16,7 +16,8 @@ from neurohw.loihi.fixedpoint import effective_dense_weights
 from neurohw.loihi.netx_io import read_netx, write_netx
 from neurohw.loihi.random_nets import random_delay_net, random_dense_net, random_recurrent_net, random_spikes
 from neurohw.loihi.report import deployability
-from lava_compare import assert_identical
+from lava_compare import (assert_cli_compare_identical, assert_identical, assert_netx_same_as_lava,
+                          assert_same_as_lava)
 
 STEPS = 40
 
@@ -169,24 +170,16 @@ def test_delay_report_and_nir(tmp_path):
 def test_delays_identical_in_lava_process_built(seed):
     """DelayDense with varied (negative) weight exponents and bit widths, a delayed shortcut with
     per-input synaptic delays."""
-    from neurohw.loihi.lava_bridge import run_in_lava
-
     net = random_delay_net(seed, netx_safe=False)
-    x = random_spikes(seed + 1, STEPS, net.input_shape, batch=1, rate=0.3)
-    assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"), all_probed=True)
+    assert_same_as_lava(net, random_spikes(seed + 1, STEPS, net.input_shape, batch=1, rate=0.3))
 
 
 @pytest.mark.lava
 @pytest.mark.slow
 def test_delays_identical_in_lava_netx_and_cli(tmp_path, capsys):
-    from neurohw.loihi.lava_bridge import run_netx_in_lava
-
     net = random_delay_net(0)
-    path = write_netx(net, tmp_path / "d.net")
-    x = random_spikes(4, STEPS, net.input_shape, batch=1, rate=0.3)
-    assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), all_probed=True)
-    assert main(["loihi", "compare", str(path), "--steps", "25", "--seed", "2", "--rate", "0.3"]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("identical")
+    path = assert_netx_same_as_lava(net, random_spikes(4, STEPS, net.input_shape, batch=1, rate=0.3), tmp_path / "d.net")
+    assert_cli_compare_identical(path, ["--steps", "25", "--seed", "2", "--rate", "0.3"], capsys)
 
 
 @pytest.mark.lava

@@ -15,7 +15,7 @@ from neurohw.loihi.fixedpoint import effective_dense_weights
 from neurohw.loihi.netx_io import read_netx, write_netx
 from neurohw.loihi.random_nets import random_conv_net, random_recurrent_net, random_spikes
 from neurohw.loihi.report import deployability, full_report
-from lava_compare import assert_identical
+from lava_compare import assert_cli_compare_identical, assert_netx_same_as_lava, assert_same_as_lava
 
 STEPS = 40
 
@@ -157,24 +157,16 @@ def test_recurrent_netx_reader_errors(tmp_path):
 @pytest.mark.parametrize("seed", [0, 7])
 def test_recurrent_identical_in_lava_process_built(seed):
     """Own exponent and bit width on the recurrent Dense (not netx-representable)."""
-    from neurohw.loihi.lava_bridge import run_in_lava
-
     net = random_recurrent_net(seed, netx_safe=False)
-    x = random_spikes(seed + 1, STEPS, net.input_shape, batch=1, rate=0.3)
-    assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"), all_probed=True)
+    assert_same_as_lava(net, random_spikes(seed + 1, STEPS, net.input_shape, batch=1, rate=0.3))
 
 
 @pytest.mark.lava
 @pytest.mark.slow
 def test_recurrent_identical_in_lava_netx_and_cli(tmp_path, capsys):
-    from neurohw.loihi.lava_bridge import run_netx_in_lava
-
     net = random_recurrent_net(4)
-    path = write_netx(net, tmp_path / "rec.net")
-    x = random_spikes(9, STEPS, net.input_shape, batch=1, rate=0.3)
-    assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), all_probed=True)
-    assert main(["loihi", "compare", str(path), "--steps", "25", "--seed", "2", "--rate", "0.3"]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("identical")
+    path = assert_netx_same_as_lava(net, random_spikes(9, STEPS, net.input_shape, batch=1, rate=0.3), tmp_path / "rec.net")
+    assert_cli_compare_identical(path, ["--steps", "25", "--seed", "2", "--rate", "0.3"], capsys)
 
 
 def test_recurrent_nir_export_is_a_cycle_and_import_refuses_it(tmp_path):

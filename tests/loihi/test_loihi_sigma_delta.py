@@ -17,7 +17,7 @@ from neurohw.loihi.fixedpoint import effective_dense_weights
 from neurohw.loihi.netx_io import read_netx, write_netx
 from neurohw.loihi.random_nets import random_sigma_delta_net
 from neurohw.loihi.report import full_report
-from lava_compare import assert_identical
+from lava_compare import assert_cli_compare_identical, assert_netx_same_as_lava, assert_same_as_lava
 
 STEPS = 30
 
@@ -161,22 +161,15 @@ def test_sigma_delta_netx_round_trip_refusals_cli_report(tmp_path, capsys):
 def test_sigma_delta_identical_in_lava_process_built(seed):
     """Varied spike/state exponents, unit and ReLU activations, cumulative error on and off, a
     negative weight exponent on graded synapses; conv and dense sigma-delta layers, LIF read-out."""
-    from neurohw.loihi.lava_bridge import run_in_lava
-
     net = random_sigma_delta_net(seed, netx_safe=False)
-    x = _graded_input(seed + 1, net.input_shape)
-    assert_identical(simulate(net, x, probe="all"), run_in_lava(net, x, probe="all"), all_probed=True)
+    assert_same_as_lava(net, _graded_input(seed + 1, net.input_shape))
 
 
 @pytest.mark.lava
 @pytest.mark.slow
 def test_sigma_delta_identical_in_lava_netx_and_cli(tmp_path, capsys):
-    from neurohw.loihi.lava_bridge import run_netx_in_lava
-
     net = random_sigma_delta_net(3)
-    path = write_netx(net, tmp_path / "sd.net")
     x = _graded_input(1, net.input_shape)
-    assert_identical(simulate(net, x, probe="all"), run_netx_in_lava(path, x, probe="all"), all_probed=True)
+    path = assert_netx_same_as_lava(net, x, tmp_path / "sd.net")
     np.save(tmp_path / "x.npy", x[0])
-    assert main(["loihi", "compare", str(path), "--input", str(tmp_path / "x.npy")]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("identical")
+    assert_cli_compare_identical(path, ["--input", str(tmp_path / "x.npy")], capsys)
