@@ -229,9 +229,12 @@ def rounded_numpy_steps(xn: np.ndarray, keep_u, keep_v, theta, *, bias=None, str
     shape = xn.shape[1:]
     state = np.zeros((2, *shape), dtype=np.float64)
     u, v = state[0], state[1]
-    keep = np.empty_like(state)
+    kshape = np.broadcast_shapes(np.shape(keep_u), np.shape(keep_v))
+    keep = np.empty((2,) + (1,) * (len(shape) - len(kshape)) + kshape, dtype=np.float64)  # broadcasts
     keep[0], keep[1] = keep_u, keep_v
-    quiet = np.empty((T, *shape), dtype=np.float64)  # 1.0 where a neuron does not spike
+    # 1 where a neuron does not spike: bool (an eighth of the memory traffic), float64 when a
+    # step_input needs it for a matrix product
+    quiet = np.empty((T, *shape), dtype=np.float64 if step_input is not None else bool)
     us = np.empty((T, *shape), dtype=np.float64) if return_states else None
     vs = np.empty_like(us) if return_states else None
     vmax = float(MAX_UV - 1)
@@ -265,7 +268,7 @@ def rounded_numpy_steps(xn: np.ndarray, keep_u, keep_v, theta, *, bias=None, str
         if return_states:
             us[t] = u
             vs[t] = v
-    spikes = quiet == 0.0
+    spikes = np.logical_not(quiet, out=quiet) if quiet.dtype == bool else quiet == 0.0
     if return_states:
         return spikes, us, vs
     return spikes
