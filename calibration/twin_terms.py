@@ -32,7 +32,7 @@ import torch
 from optics.device_terms import DIRECTIONS, TERMS, TileTerms, shift_zero
 
 #: Adam learning rate of each term's parameters, as a multiple of ``RefitConfig.lr``.
-TERM_LR = {"blur": 1.0, "crosstalk": 0.05, "magnification": 0.05, "vignetting": 0.5, "response": 0.1}
+TERM_LR = {"blur": 1.0, "crosstalk": 0.05, "magnification": 0.05, "vignetting": 0.5, "response": 0.25}
 
 
 def parse_twin_terms(spec, where: str = "twin_terms") -> tuple[str, ...]:
@@ -95,12 +95,29 @@ def init_crosstalk(device, x: torch.Tensor, frames: torch.Tensor, radius: int) -
     """Ghost shifts and fractions of ``device.terms`` from the residual of ``frames`` (module docstring).
 
     ``x``: inputs ``(N, C, H_in, W_in)``; ``frames``: measured feature maps ``(N, K, H, W)``.
-    The ghosts are built from the images just before the cross-talk term. Returns the search
-    scores (residual power explained per direction, fraction of the residual power)."""
+    The ghosts are built from the images just before the cross-talk term. The per-tile gains and
+    offsets fitted without cross-talk have taken up the ghosts' mean, so each channel's residual
+    and ghost images are first projected off that channel's own two tile images and a constant
+    (what a gain/offset change can explain). Returns, per direction, the shift found and the
+    fraction of the (projected) residual power its ghost explains."""
     terms = device.terms
     terms.crosstalk.zero_()
-    r = (frames.double() - device(x, noise=False).double())
-    y = terms(_base_images(device, x).double(), until="crosstalk")
+    r = (frames.double() - device(x, noise=False).double())  # (N, K, H, W)
+    y = terms(_base_images(device, x).double(), until="crosstalk")  # (N, 2K, H, W)
+    k_ch = r.shape[1]
+    qs = []
+    for k in range(k_ch):  # orthonormal basis of what gain/offset changes of channel k can explain
+        a = torch.stack([y[:, 2 * k].flatten(), y[:, 2 * k + 1].flatten(), torch.ones_like(y[:, 0]).flatten()], 1)
+        qs.append(torch.linalg.qr(a).Q)
+
+    def project(t: torch.Tensor) -> torch.Tensor:  # (N, K, H, W) → the same, off the nuisance span per channel
+        out = torch.empty_like(t)
+        for k, q in enumerate(qs):
+            v = t[:, k].flatten()
+            out[:, k] = (v - q @ (q.T @ v)).reshape(t[:, k].shape)
+        return out
+
+    r = project(r)
     power = float(r.pow(2).sum())
     shifts, gains = [], []
     for j in range(len(DIRECTIONS)):
@@ -113,7 +130,7 @@ def init_crosstalk(device, x: torch.Tensor, frames: torch.Tensor, radius: int) -
         best = (0.0, (0, 0))
         for dy in range(-radius, radius + 1):
             for dx in range(-radius, radius + 1):
-                g = _merge(shift_zero(src, dy, dx))
+                g = project(_merge(shift_zero(src, dy, dx)))
                 gg = float(g.pow(2).sum())
                 if gg <= 0:
                     continue
@@ -123,7 +140,7 @@ def init_crosstalk(device, x: torch.Tensor, frames: torch.Tensor, radius: int) -
         shifts.append(best[1])
         gains.append(best[0] / max(power, 1e-30))
     terms.ghost_shift.copy_(torch.tensor(shifts, dtype=torch.long))
-    basis = torch.stack([_merge(g).flatten() for g in terms.ghosts(y)], 1)  # (P, 4)
+    basis = torch.stack([project(_merge(g)).flatten() for g in terms.ghosts(y)], 1)  # (P, 4)
     sol = torch.linalg.lstsq(basis, r.flatten()[:, None]).solution.flatten()
     terms.crosstalk.copy_(sol.clamp_min(0))
     return {name: {"shift": list(s), "explained": v} for (name, _), s, v in zip(DIRECTIONS, shifts, gains)}
