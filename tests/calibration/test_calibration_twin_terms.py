@@ -5,7 +5,6 @@ improves with them, they survive the calibrated checkpoint, and the CLI flag rea
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import pytest
@@ -26,14 +25,9 @@ REFIT = RefitConfig(steps_geometry=40, steps_joint=400, lr=0.02, lr_psf=0.01, ps
 
 
 @pytest.fixture(scope="module")
-def om(mnist5k):
-    import optics
-
-    from calibration.bundle import build_optical_model
-
-    torch.set_num_threads(1)
-    fab = optics.FabricationParams(misalign_sigma=0.8e-6, rotation_sigma=math.radians(0.8), brightness_sigma=0.1)
-    return build_optical_model(mnist5k.x_train[:1000], mnist5k.y_train[:1000], epochs=2, design_iterations=30, fabrication=fab)
+def om(virtual_lab, tmp_path_factory):
+    """The shared small fabricated model (the conftest's virtual lab; its few captures are not used)."""
+    return virtual_lab(tmp_path_factory.mktemp("terms"), n_train=1000, epochs=2, n_captures=20, device_seed=1)["om"]
 
 
 def _centres():
