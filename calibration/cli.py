@@ -66,9 +66,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--use-laser-psfs", choices=["off", "replace", "correct"], default="correct",
                    help="how the optics twin uses the capture's laser PSFs per matched tile: ignore them, use them "
                         "instead of the design PSFs, or blend with a fitted per-tile weight (default correct)")
+    k.add_argument("--twin-terms", type=_twin_terms, default=(),
+                   help="optional terms of the optics twin, fitted and reported: comma-separated of blur, crosstalk, "
+                        "magnification, vignetting, response, gain, or 'all' / 'none' (default none: the plain twin)")
+    k.add_argument("--twin-gain-map", type=_gain_degree, default=2, metavar="DEGREE|pixel",
+                   help="the 'gain' term's map per tile: Legendre degree (default 2, smooth) or 'pixel' (one value per pixel)")
     k.add_argument("--quick", action="store_true", help="few steps (smoke test)")
     at.add_threads(k, 1)
     k.set_defaults(func=_calibrate)
+
+
+def _twin_terms(text: str) -> tuple:
+    from calibration.twin_terms import parse_twin_terms
+
+    try:
+        return parse_twin_terms(text, "--twin-terms")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _gain_degree(text: str):
+    from calibration.twin_terms import parse_gain_degree
+
+    try:
+        return parse_gain_degree(text, "--twin-gain-map")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _load_split(name: str, split: str, limit: int | None):
@@ -127,13 +150,28 @@ def _capture(args) -> int:
     return 0
 
 
+def config_from_args(args):
+    """The :class:`~calibration.loop.CalibrationConfig` of parsed ``neurohw calibrate`` arguments."""
+    from calibration.loop import CalibrationConfig
+    from neurohw.models import TEACHERS
+
+    name = args.teacher if args.teacher in TEACHERS else "lenet5"
+    kw = dict(fraction=args.fraction, seed=args.seed, device_model=args.device_model, teacher=name,
+              ntk_loss=args.ntk_loss, ntk_beta=args.ntk_beta, curve=not args.no_curve, save_arm=args.save_arm,
+              num_threads=args.threads, progress=True, use_laser_psfs=args.use_laser_psfs,
+              twin_terms=args.twin_terms, twin_gain_degree=args.twin_gain_map)
+    if args.fractions:
+        kw["fractions"] = args.fractions
+    return CalibrationConfig.quick(**kw) if args.quick else CalibrationConfig(**kw)
+
+
 def _calibrate(args) -> int:
     from calibration.neuromorphic import is_neuromorphic, run_cli
 
     if is_neuromorphic(args.captures):
         return run_cli(args)
     from calibration.bundle import load_optical_model
-    from calibration.loop import CalibrationConfig, calibrate
+    from calibration.loop import calibrate
     from calibration.output import save_calibrated
     from calibration.report import write_report
     from neurohw.io import artifact_kind, load_into
@@ -142,12 +180,7 @@ def _calibrate(args) -> int:
 
     spec = args.teacher_checkpoint or args.teacher
     name = args.teacher if args.teacher in TEACHERS else "lenet5"
-    kw = dict(fraction=args.fraction, seed=args.seed, device_model=args.device_model, teacher=name,
-              ntk_loss=args.ntk_loss, ntk_beta=args.ntk_beta, curve=not args.no_curve, save_arm=args.save_arm,
-              num_threads=args.threads, progress=True, use_laser_psfs=args.use_laser_psfs)
-    if args.fractions:
-        kw["fractions"] = args.fractions
-    cfg = CalibrationConfig.quick(**kw) if args.quick else CalibrationConfig(**kw)
+    cfg = config_from_args(args)
     om = load_optical_model(args.model)
     if args.teacher_checkpoint and artifact_kind(args.teacher_checkpoint) is None:
         # weights only (no kind in the sidecar): the architecture is --teacher NAME

@@ -110,10 +110,16 @@ class OpticsTwin(DeviceTwin):
             α ∈ [0, 1] fitted per tile by least squares on the refit frames, see
             :meth:`fit_laser_mix`). Applied during the first refit, after its geometry phase
             (:meth:`laser_kernels_from_responses` needs the fitted shift/rotation).
+        terms: optional device terms (:data:`optics.device_terms.TERMS`: blur, crosstalk,
+            magnification, vignetting, response, gain), fitted in the refit
+            (:mod:`calibration.twin_terms`); empty (default): the plain twin, exactly as without them.
+        gain_degree: the gain map's Legendre degree per tile, or None for one value per pixel.
+        ghost_search_px: the cross-talk ghost shift search radius (px).
     """
 
     def __init__(self, simulation: torch.nn.Module, device: torch.nn.Module, electrons_per_unit: float | None = None,
-                 laser_responses: list | None = None, laser_mode: str = "off"):
+                 laser_responses: list | None = None, laser_mode: str = "off", terms=(), gain_degree: int | None = 2,
+                 ghost_search_px: int = 4):
         from calibration.psf_match import LASER_PSF_MODES
 
         if laser_mode not in LASER_PSF_MODES:
@@ -134,6 +140,11 @@ class OpticsTwin(DeviceTwin):
             self.device.sensor.config.electrons_per_unit = float(electrons_per_unit)
         self._exposed = electrons_per_unit is not None
         self.noise_source = {"read_noise_e": "nominal sensor data sheet (no bench noise model set)"}
+        from calibration.twin_terms import attach_terms
+
+        self.terms = attach_terms(self.device, terms, gain_degree)
+        self.ghost_search_px = int(ghost_search_px)
+        self._terms_init = False
 
     def ideal(self, x):
         with torch.no_grad():
@@ -286,6 +297,7 @@ class OpticsTwin(DeviceTwin):
             "electrons_per_unit": float(d.sensor.config.electrons_per_unit),
             "read_noise_e": float(d.sensor.config.read_noise_e),
             "laser_psfs": self.laser_psf_info(),
+            **({"twin_terms": self.terms.params_dict()} if self.terms is not None else {}),
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -296,7 +308,14 @@ class OpticsTwin(DeviceTwin):
         effective tiles)."""
         p = self.device.device_parameters()
         p["psf_correction"] = p["psf_correction"] + (self.device.tiles.detach() - self._design_tiles)
-        return {f"device.{k}": v for k, v in p.items()}
+        out = {f"device.{k}": v for k, v in p.items()}
+        if self.terms is not None:  # rebuilt by optics.hardware.load_hardware from the sidecar's twin_terms
+            out.update({f"device.terms.{k}": v.detach().clone() for k, v in self.terms.state_dict().items()})
+        return out
+
+    def terms_config(self) -> dict | None:
+        """The sidecar entry that rebuilds the terms (None without terms)."""
+        return None if self.terms is None else self.terms.config()
 
     def refit(self, x, frames, config: RefitConfig, **kw) -> TwinRefit:
         with torch_threads(config.num_threads):
@@ -319,6 +338,8 @@ class OpticsTwin(DeviceTwin):
         if not self._exposed:
             d.auto_expose(x[:200])
             self._exposed = True
+        if self.terms is not None and not self._terms_init:  # the response curve's reference: the sensor's saturation
+            self.terms.response_ref.fill_(float(d.sensor.saturation_level()))
         n = len(x)
         gen = torch.Generator().manual_seed(cfg.seed)
         scale = frames.var().clamp_min(1e-12)
@@ -378,9 +399,28 @@ class OpticsTwin(DeviceTwin):
         if cfg.fit_psf:
             d.psf_correction.requires_grad_(True)
             joint.append({"params": [d.psf_correction], "lr": cfg.lr_psf * float(d.tiles.abs().max())})
-        phase(joint, cfg.steps_joint, cfg.psf_l2 if cfg.fit_psf else 0.0)
+        psf_w = cfg.psf_l2 if cfg.fit_psf else 0.0
+        if self.terms is None:
+            phase(joint, cfg.steps_joint, psf_w)
+        else:
+            from calibration import twin_terms as tt
+
+            groups = tt.adam_groups(self.terms, cfg.lr)
+            for g in groups:
+                for p in g["params"]:
+                    p.requires_grad_(True)
+            if not self._terms_init:  # first refit: ghost search and gain map on the geometry-phase residual
+                with torch.no_grad():
+                    if "crosstalk" in self.terms.terms:
+                        tt.init_crosstalk(d, x, frames, self.ghost_search_px)
+                    if "gain" in self.terms.terms:
+                        tt.fit_gain_map(d, x, frames)
+                self._terms_init = True
+            phase(joint + groups, cfg.steps_joint, psf_w)
         for p in d.parameters():
             p.requires_grad_(False)
+        if self.terms is not None and "gain" in self.terms.terms:
+            tt.fit_gain_map(d, x, frames)
         with torch.no_grad():
             rmse_after = float((frames - d(x, noise=False)).pow(2).mean().sqrt())
         return TwinRefit(rmse_before, rmse_after, self.parameters_dict(), history)

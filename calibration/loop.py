@@ -73,6 +73,12 @@ class CalibrationConfig:
     # measured PSF) or "correct" (design/measured blend, weight fitted per tile); unmatched tiles keep
     # the design PSF (docs/calibration.md, "Laser PSFs in the twin", for the measured choice)
     use_laser_psfs: str = "correct"
+    # optional terms of the optics twin (optics.device_terms.TERMS: blur, crosstalk, magnification,
+    # vignetting, response, gain), fitted in the refit and reported; () = the plain twin (docs/calibration.md,
+    # "Optional twin terms"). twin_gain_degree: Legendre degree of the per-tile gain map, None = per pixel.
+    twin_terms: tuple = ()
+    twin_gain_degree: int | None = 2
+    ghost_search_px: int = 4
     # 100 + 400 refit steps: at 60 + 120 the refit of two of three in-family benchmark devices had not
     # converged and the misfit test (rightly) failed them; ±2 px shift search: the prototype's
     # misalignment σ is about 1 sensor pixel
@@ -108,7 +114,17 @@ class CalibrationConfig:
         d["refit"] = self.refit.to_dict()
         d["fractions"] = list(self.fractions)
         d["curve_arms"] = list(self.curve_arms)
+        d["twin_terms"] = list(self.twin_terms)
         return d
+
+    def __post_init__(self):
+        from calibration.twin_terms import parse_gain_degree, parse_twin_terms
+
+        self.twin_terms = parse_twin_terms(self.twin_terms, "CalibrationConfig.twin_terms")
+        self.twin_gain_degree = parse_gain_degree(self.twin_gain_degree, "CalibrationConfig.twin_gain_degree")
+        if self.twin_terms and self.device_model != "optics":
+            raise ValueError(f"CalibrationConfig.twin_terms {list(self.twin_terms)}: the optional twin terms need "
+                             f"device_model 'optics', got {self.device_model!r}")
 
     @classmethod
     def quick(cls, **kw) -> "CalibrationConfig":
@@ -351,7 +367,9 @@ def _make_twin(om, cf: CaptureFile, config: CalibrationConfig):
         raise ValueError(f"device_model must be 'optics' or 'generic', got {config.device_model!r}")
     responses = laser_kernels(cf, om, config)
     return OpticsTwin(om.model.frontend, om.device_frontend(), electrons_per_unit=_electrons_per_unit(cf),
-                      laser_responses=responses, laser_mode=config.use_laser_psfs if responses is not None else "off")
+                      laser_responses=responses, laser_mode=config.use_laser_psfs if responses is not None else "off",
+                      terms=config.twin_terms, gain_degree=config.twin_gain_degree,
+                      ghost_search_px=config.ghost_search_px)
 
 
 def laser_kernels(cf: CaptureFile, om, config: CalibrationConfig) -> list | None:

@@ -36,6 +36,7 @@ def save_calibrated(path, om: OpticalModel, result, config, *, source=None) -> P
             "config": result.config,
             "device_model": config.device_model,
             "device_sensor": sensor.config.to_dict() if sensor is not None else None,
+            "twin_terms": twin.terms_config() if hasattr(twin, "terms_config") else None,
             "source_model": str(source) if source else None,
             "captures": result.capture.get("path"),
         }

@@ -177,8 +177,9 @@ def markdown(result, plots: dict[str, Path | None]) -> str:
               f"Frame RMSE against the measured slice: nominal device {rf['rmse_before']:.4f} → refit {rf['rmse_after']:.4f}, "
               f"{rf['steps']} steps; {noise}. The refit RMSE is not evidence of fit (see the misfit test below). "
               f"Twin data: {rf['twin_pool']}.", "",
-              "```json", _json({k: v for k, v in rf["params"].items() if k != "laser_psfs"}), "```", ""]
+              "```json", _json({k: v for k, v in rf["params"].items() if k not in ("laser_psfs", "twin_terms")}), "```", ""]
     lines += laser_psf_markdown(rf["params"].get("laser_psfs"))
+    lines += twin_terms_markdown(rf["params"].get("twin_terms"))
     lines += misfit_markdown(result.misfit)
     if plots.get("frames"):
         lines += ["![frames](frames.png)", ""]
@@ -212,6 +213,49 @@ def laser_psf_markdown(info: dict | None) -> list[str]:
     for t in info["tiles"]:
         a = "—" if t["alpha"] is None else f"{t['alpha']:.3f}"
         lines.append(f"| {t['tile']} | {'yes' if t['laser_available'] else 'no'} | {t['psf']} | {a} |")
+    return lines + [""]
+
+
+def _num(v, fmt: str = ".4g") -> str:
+    return "—" if v is None else format(v, fmt)
+
+
+def twin_terms_rows(info: dict) -> list[tuple[str, str, str]]:
+    """(term, fitted value, unit / meaning) per switched-on twin term (``params["twin_terms"]``)."""
+    rows = []
+    if "blur" in info:
+        sy, sx = info["blur"]["sigma_edge_px_yx"]
+        rows.append(("blur", f"σ_y {sy:.3f}, σ_x {sx:.3f}", "px, Gaussian σ at the outermost tile (∝ field radius)"))
+    if "crosstalk" in info:
+        for name, c in info["crosstalk"].items():
+            dy, dx = c["ghost_shift_px_yx"]
+            rows.append((f"crosstalk from the {name} neighbour", f"{c['fraction']:.4f} (ghost shift {dy:+d}, {dx:+d})",
+                         "fraction of the neighbour tile's light; shift px (y, x)"))
+    if "magnification" in info:
+        my, mx = info["magnification"]["scale_minus_1_yx"]
+        rows.append(("magnification", f"y {100 * my:+.3f} %, x {100 * mx:+.3f} %", "image scale − 1 per axis, about each tile's centre"))
+    if "vignetting" in info:
+        rows.append(("vignetting", f"{100 * info['vignetting']['falloff_at_field_edge']:.2f} %",
+                     "irradiance falloff at the field edge, ∝ r²"))
+    if "response" in info:
+        r = info["response"]
+        rows.append(("response: gamma", f"{r['gamma']:.4f}", "u = s·(y/s)^γ, s = sensor saturation irradiance"))
+        rows.append(("response: saturation κ", f"{r['saturation_kappa']:.4g}",
+                     f"u/(1 + κ·u/s); half response at {_num(r['half_response_irradiance'])} feature units"))
+    if "gain" in info:
+        g = info["gain"]
+        rows.append(("pixel gain map", f"rms {100 * g['rms']:.2f} %, range {100 * g['min']:+.1f} … {100 * g['max']:+.1f} %",
+                     f"gain − 1 per tile pixel ({g['basis']})"))
+    return rows
+
+
+def twin_terms_markdown(info: dict | None) -> list[str]:
+    """The optional twin terms the refit fitted, with their values (none: nothing)."""
+    if not info:
+        return []
+    lines = ["### Optional twin terms", "", "Fitted in the device refit (`twin_terms`); see docs/calibration.md.", "",
+             "| term | fitted value | unit / meaning |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in twin_terms_rows(info)]
     return lines + [""]
 
 

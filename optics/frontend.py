@@ -140,6 +140,8 @@ class DeviceFrontEnd(nn.Module):
     * ``psf_correction`` (2K, C, k, k) — additive correction to each tile.
 
     Buffers: ``tiles`` (2K, C, k, k), the PSF tiles in conv-weight form, ``centres`` (2K, 2).
+    ``terms``: None (the default) or a :class:`~optics.device_terms.TileTerms` applied to the tile
+    irradiance before the sensor (a calibrated twin's optional blur, cross-talk, vignetting, …).
     ``sensor``: a :class:`SensorModel`. ``generator``: optional seeded CPU generator used for
     the noise when ``forward`` gets none (a fabricated instance's hidden noise stream).
     """
@@ -171,6 +173,7 @@ class DeviceFrontEnd(nn.Module):
         self.sensor = sensor if isinstance(sensor, SensorModel) else SensorModel(sensor)
         self.noise = bool(noise)
         self.generator: torch.Generator | None = None
+        self.terms = None  # optional optics.device_terms.TileTerms (a submodule once set)
 
     @property
     def out_size(self) -> int:
@@ -185,11 +188,13 @@ class DeviceFrontEnd(nn.Module):
         return F.relu(self.tiles + self.psf_correction)
 
     def tile_images(self, x: torch.Tensor) -> torch.Tensor:
-        """Noiseless sensor irradiance per tile ``(B, 2K, H', W')`` (conv, misalignment, gain, offset)."""
+        """Noiseless sensor irradiance per tile ``(B, 2K, H', W')`` (conv, misalignment, gain, offset,
+        then the optional ``terms``)."""
         _check_input(x, self.in_channels, self.image_size, type(self).__name__)
         y = F.conv2d(x, self.effective_tiles())
         y = self._misalign(y)
-        return y * self.gain.view(1, -1, 1, 1) + self.offset.view(1, -1, 1, 1)
+        y = y * self.gain.view(1, -1, 1, 1) + self.offset.view(1, -1, 1, 1)
+        return y if self.terms is None else self.terms(y)
 
     def _misalign(self, y: torch.Tensor) -> torch.Tensor:
         """Resample each tile's image for a shift/rotation of the optic about the sensor centre.

@@ -161,6 +161,13 @@ def load_hardware(path) -> OpticalHardware:
             with torch.no_grad():
                 for name in ("gain", "offset", "shift", "rotation", "psf_correction"):
                     getattr(dev, name).copy_(tensors[f"device.{name}"])
+                if cal.get("twin_terms"):  # the twin's optional terms (optics.device_terms)
+                    from optics.device_terms import TileTerms
+
+                    tc = cal["twin_terms"]
+                    dev.terms = TileTerms(tc["terms"], dev.centres, tuple(tc["image_hw"]), gain_degree=tc["gain_degree"])
+                    pre = "device.terms."
+                    dev.terms.load_state_dict({k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre)})
             hw._frontend = dev
     except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: malformed hardware bundle ({type(exc).__name__}: {exc})") from exc

@@ -39,6 +39,11 @@ DEVICES = (
     ("all", 106, "strong", "fabricated + all out-of-family kinds (OutOfFamilyErrors.strong)"),
 )
 
+#: The twin-terms arm: the same calibration with every optional twin term on (optics.device_terms.TERMS),
+#: the gain map per pixel (the out-of-family generators draw an independent gain per pixel).
+TERMS_ARM = dict(twin_terms="all", twin_gain_degree="pixel")
+TERMS_COLUMN = "refit+terms + CE+NTK"
+
 #: Table columns: arm key in ``CalibrationResult.accuracies`` → column name.
 ARM_COLUMNS = (
     ("uncalibrated", "uncalibrated"),
@@ -71,6 +76,7 @@ def run(om, split, teacher, work: Path, *, quick: bool, devices=DEVICES, log=pri
 
     n_cap = 300 if quick else len(split.x_test)
     cfg = CalibrationConfig.quick(curve=False) if quick else CalibrationConfig(curve=False)
+    cfg_terms = (CalibrationConfig.quick(curve=False, **TERMS_ARM) if quick else CalibrationConfig(curve=False, **TERMS_ARM))
     rows, details = [], []
     for name, seed, errors, desc in devices:
         t0 = time.perf_counter()
@@ -84,6 +90,13 @@ def run(om, split, teacher, work: Path, *, quick: bool, devices=DEVICES, log=pri
         row["fits within noise"] = m["fits_within_noise"]
         row["worst bin var. ratio"] = max((b["ratio"] for b in m["bins"]), default=None)
         row["worst χ²/px"] = max((c["chi2_per_pixel"] for c in m["channels"]), default=None)
+        t1 = time.perf_counter()
+        rt = calibrate(om, path, cfg_terms, teacher=teacher, dataset_loader=lambda _name: split)
+        mt = rt.misfit
+        row[TERMS_COLUMN] = 100 * rt.accuracies["refit_ntk"]
+        row["terms: fits within noise"] = mt["fits_within_noise"]
+        row["terms: worst bin var. ratio"] = max((b["ratio"] for b in mt["bins"]), default=None)
+        row["terms: worst χ²/px"] = max((c["chi2_per_pixel"] for c in mt["channels"]), default=None)
         rows.append(row)
         details.append({"device": name, "seed": seed, "errors": errors, "accuracies": a, "recovery": res.recovery,
                         "refit_rmse": [res.refit["rmse_before"], res.refit["rmse_after"]],
@@ -91,17 +104,30 @@ def run(om, split, teacher, work: Path, *, quick: bool, devices=DEVICES, log=pri
                         "misfit_bins": [{k: b[k] for k in ("signal_lo", "signal_hi", "ratio", "ok")} for b in m["bins"]],
                         "misfit_channels": [{k: c[k] for k in ("channel", "chi2_per_pixel", "systematic_fraction", "ok")}
                                             for c in m["channels"]],
-                        "timings": res.timings, "wall_s": time.perf_counter() - t0})
+                        "timings": res.timings, "wall_s": time.perf_counter() - t0,
+                        "terms_arm": {"accuracies": rt.accuracies, "refit_rmse": [rt.refit["rmse_before"], rt.refit["rmse_after"]],
+                                      "twin_terms": rt.refit["params"].get("twin_terms"), "misfit_verdict": mt["verdict"],
+                                      "misfit_bins": [{k: b[k] for k in ("signal_lo", "signal_hi", "ratio", "ok")}
+                                                      for b in mt["bins"]],
+                                      "misfit_channels": [{k: c[k] for k in ("channel", "chi2_per_pixel",
+                                                                             "systematic_fraction", "ok")}
+                                                          for c in mt["channels"]],
+                                      "timings": rt.timings, "wall_s": time.perf_counter() - t1}})
         log(f"{name:>7}: " + "  ".join(f"{col} {row[col]:.2f}" for _, col in ARM_COLUMNS)
-            + f"  | {m['verdict'][:90]}  ({time.perf_counter() - t0:.0f} s)")
+            + f"  {TERMS_COLUMN} {row[TERMS_COLUMN]:.2f}"
+            + f"  | {m['verdict'][:90]} | terms: {mt['verdict'][:90]}  ({time.perf_counter() - t0:.0f} s)")
     mean = {"device": f"mean ± std ({len(rows)} devices)", "errors": "", "twin family": ""}
-    for _, col in ARM_COLUMNS:
+    for col in [c for _, c in ARM_COLUMNS] + [TERMS_COLUMN]:
         mu, sd = mean_std(r[col] for r in rows)
         mean[col] = {"mean": mu, "std": sd}
-    fits = [r["fits within noise"] for r in rows]
-    mean["fits within noise"] = f"{sum(bool(f) for f in fits)} of {len(fits)}"
-    mean["worst bin var. ratio"] = mean["worst χ²/px"] = None
-    columns = ["device", "twin family", *[c for _, c in ARM_COLUMNS], "fits within noise", "worst bin var. ratio", "worst χ²/px"]
+    for key in ("fits within noise", "terms: fits within noise"):
+        fits = [r[key] for r in rows]
+        mean[key] = f"{sum(bool(f) for f in fits)} of {len(fits)}"
+    for key in ("worst bin var. ratio", "worst χ²/px", "terms: worst bin var. ratio", "terms: worst χ²/px"):
+        mean[key] = None
+    columns = ["device", "twin family", *[c for _, c in ARM_COLUMNS], TERMS_COLUMN, "fits within noise",
+               "worst bin var. ratio", "worst χ²/px", "terms: fits within noise", "terms: worst bin var. ratio",
+               "terms: worst χ²/px"]
     caption = (f"10 % calibration of one MNIST-5k hybrid optical model on {len(rows)} virtual devices "
                f"({n_cap} test-digit captures each, {res.split['n_calib']} in the slice, {res.split['n_held_out']} held out, "
                "seeded split shared by all devices); held-out accuracy (%). refit: back-end adapted to the refit twin; "
@@ -109,7 +135,10 @@ def run(om, split, teacher, work: Path, *, quick: bool, devices=DEVICES, log=pri
                "back-end training in simulation, no device. 'fits within noise': the misfit test of the refit twin on "
                f"held-out captures against the bench noise model (dark frames + recorded exposure); worst bin var. ratio: "
                "the largest residual / predicted variance over the intensity bins; worst χ²/px: the largest χ² per pixel "
-               "of the mean residual over the channels (1 = pure noise). Devices: "
+               "of the mean residual over the channels (1 = pure noise). "
+               f"{TERMS_COLUMN} and the 'terms:' columns: the same calibration with every optional twin term on "
+               "(blur, cross-talk, magnification, vignetting, response, per-pixel gain map; `--twin-terms all "
+               "--twin-gain-map pixel`). Devices: "
                + "; ".join(f"{n}: {d}" for n, _, _, d in devices) + ".")
     return {"table": {"caption": caption, "columns": columns, "rows": [*rows, mean]}, "devices": details,
-            "n_captures": n_cap, "config": cfg.to_dict()}
+            "n_captures": n_cap, "config": cfg.to_dict(), "config_terms_arm": cfg_terms.to_dict()}

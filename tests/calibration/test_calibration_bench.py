@@ -43,8 +43,12 @@ def test_bench_calibration_devices_quick(tmp_path):
     rows = table["rows"]
     devices = rows[:-1]
     assert len(devices) >= 5 and sum(r["twin family"] == "out" for r in devices) >= 2
-    for col in ("uncalibrated", "refit", "refit + CE", "refit + CE+NTK", "CE-only fine-tune", "control"):
+    for col in ("uncalibrated", "refit", "refit + CE", "refit + CE+NTK", "CE-only fine-tune", "control",
+                "refit+terms + CE+NTK"):
         assert col in table["columns"] and all(0 <= r[col] <= 100 for r in devices)
         assert set(rows[-1][col]) == {"mean", "std"}
     assert all(isinstance(r["fits within noise"], bool) for r in devices)
+    assert all(isinstance(r["terms: fits within noise"], bool) for r in devices)
+    assert set(result["figures"]["devices"][0]["terms_arm"]["twin_terms"]) == {
+        "blur", "crosstalk", "magnification", "vignetting", "response", "gain"}  # every fitted term is recorded
     assert "refit + CE+NTK" in render_table(result)
