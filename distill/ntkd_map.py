@@ -159,6 +159,7 @@ def run_map(
                         store.put(key, rec, rcfg)
                         status = f"{100 * rec['test_accuracy']:.2f} % ({time.perf_counter() - t0:.0f} s)"
                     else:
+                        rec = {k: v for k, v in rec.items() if k != "config"}
                         status = f"{100 * rec['test_accuracy']:.2f} % (stored)"
                     done += 1
                     if progress:
