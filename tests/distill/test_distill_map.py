@@ -97,17 +97,6 @@ def test_map_rows_verdicts_and_sentence():
     assert "in none of the 1 settings" in figs["sentence"] and "below CE in 1" in figs["sentence"]
 
 
-@pytest.fixture(scope="module")
-def tiny_teacher(mnist5k):
-    from neurohw.models import LeNet5
-    from neurohw.train import fit
-
-    torch.manual_seed(0)
-    t = LeNet5()
-    fit(t, mnist5k.subset(256).train(), epochs=1, lr=2e-3, seed=0, device="cpu", progress=False)
-    return t.eval()
-
-
 @pytest.mark.slow
 def test_run_map_stores_each_run_resumes_and_borrows_base_arms(tmp_path, mnist5k, tiny_teacher):
     from neurohw.results import RunStore
