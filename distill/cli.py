@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--student", default="optical", help="the student (default optical)")
     m.add_argument("--settings", type=at.names, default=None,
                    help="comma-separated setting keys (default: all; 'base' is always run): "
-                        "base,k2,k4,mse,mse-scaled,normalised,r32,h16,h128,mse-scaled-debiased")
+                        "base,k2,k4,mse,mse-scaled,normalised,r32,h16,h128,mse-scaled-debiased,k1,k2-h16,k2-n2700,k2-n54000")
     m.add_argument("--seeds", type=at.int_list, default=None, help="comma-separated seeds (default 0,1,2)")
     m.add_argument("--epochs", type=at.count, default=None, help="epochs of every run (default 6)")
     m.add_argument("--n-train", type=at.count, default=None, help="first N training images (default: the whole split)")
