@@ -55,7 +55,7 @@ MSE_SCALED_BETA = 1e-9
 #: The default map, in the order it runs (one axis at a time from the base first, so a run cut
 #: short still answers the main questions; then combinations around the smallest students).
 DEFAULT_SETTINGS: tuple[Setting, ...] = (
-    Setting(BASE, "base", "base configuration (caption)"),
+    Setting(BASE, "base", "base configuration"),
     Setting("k2", "capacity", "kernels 2", {"kernels": 2}),
     Setting("k4", "capacity", "kernels 4", {"kernels": 4}),
     Setting("mse", "NTK loss", "D = raw MSE, β = 1 (as published)", {"ntk_loss": "mse"}, ("ntkd",)),
@@ -197,8 +197,15 @@ def _word(d: dict) -> str:
     return "beats" if lo > 0 else ("loses to" if hi < 0 else "ties")
 
 
-def map_rows(settings: Sequence[Setting], runs: dict[str, dict[str, list[dict]]]) -> list[dict]:
-    """One table row per setting (see the module docstring); settings without all three arms are left out."""
+def base_label(cfg: CompareConfig) -> str:
+    """The base row's name: the settings the other rows change."""
+    cap = ", ".join(f"{k} {v}" for k, v in cfg.capacity().items()) or "default capacity (optical: 8 kernels, width 48)"
+    return f"base: {cap}, D = {cfg.ntk_loss}, {cfg.ntk_method} R = {cfg.n_projections}, β = {cfg.ntk_weight:g}"
+
+
+def map_rows(settings: Sequence[Setting], runs: dict[str, dict[str, list[dict]]], cfg: CompareConfig | None = None) -> list[dict]:
+    """One table row per setting (see the module docstring); settings without all three arms are left out.
+    ``cfg``: the base configuration (names the base row)."""
     rows = []
     for s in settings:
         by_arm = runs.get(s.key, {})
@@ -212,7 +219,7 @@ def map_rows(settings: Sequence[Setting], runs: dict[str, dict[str, list[dict]]]
         cka_ce, cka_ce_sd = mean_std([r["kernel_cka"] for r in by_arm["ce"]])
         borrowed = [a for a in ARMS if a not in s.arms]
         rows.append({
-            "axis": s.axis, "setting": s.label + (f" ({'/'.join(x.upper() for x in borrowed)} from base)" if borrowed else ""),
+            "axis": s.axis, "setting": (base_label(cfg) if s.key == BASE and cfg is not None else s.label) + (f" ({'/'.join(x.upper() for x in borrowed)} from base)" if borrowed else ""),
             "seeds": min(seeds),
             "CE %": cells["ce"], "KD %": cells["kd"], "NTKD %": cells["ntkd"],
             "NTKD − KD": {k: d_kd[k] for k in ("mean", "std", "ci95")},
@@ -247,7 +254,7 @@ def summary_sentence(rows: list[dict]) -> str:
 def map_figures(settings: Sequence[Setting], runs: dict, *, dataset: str, cfg: CompareConfig, teacher_accuracy: float,
                 n_train: int) -> dict[str, Any]:
     """The map as a results table (``figures`` of ``results/<name>.json``)."""
-    rows = map_rows(settings, runs)
+    rows = map_rows(settings, runs, cfg)
     if not rows:
         raise ValueError("the map has no complete setting yet (every row needs CE, KD and NTKD)")
     caption = (f"NTKD map on {dataset} ({n_train} training images), optical student; teacher LeNet-5 "
