@@ -70,6 +70,8 @@ class CompareConfig:
     ntk_anchors: int = 16
     teacher_method: str = "exact"
     probe_size: int = 40
+    kernels: int | None = None          #: student capacity: front-end kernels (None: the student's default, 8 for optical)
+    hidden: int | None = None           #: student capacity: back-end hidden width (None: default, 48 for optical)
     device: str = "cpu"
     threads: int | None = 1             #: torch intra-op threads (1 avoids oversubscription)
     #: per-student replacements of the fields above (slow students get a smaller budget —
@@ -94,6 +96,10 @@ class CompareConfig:
                     student_overrides={"bwsnn": {"n_train": 128, "ntk_batch": 8, "n_projections": 2, "ntk_anchors": 2, "probe_size": 10}})
         base.update(overrides)
         return cls(**base)
+
+    def capacity(self) -> dict:
+        """The student's capacity options for :func:`distill.students.build_student` (only those set)."""
+        return {k: v for k, v in (("kernels", self.kernels), ("hidden", self.hidden)) if v is not None}
 
     def loss_config(self) -> NTKDLossConfig:
         return NTKDLossConfig(
@@ -201,7 +207,7 @@ def train_arm(
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; use {ARMS}")
     dev = torch.device(cfg.device)
-    student = build_student(student_name, split.num_classes, split.input_shape, seed).to(dev)
+    student = build_student(student_name, split.num_classes, split.input_shape, seed, **cfg.capacity()).to(dev)
     x_tr, y_tr = split.x_train.to(dev), split.y_train.to(dev)
     if split.x_val is None:
         raise ValueError(f"dataset {split.name!r} has no validation split (needed for per-epoch monitoring)")
@@ -226,6 +232,43 @@ def train_arm(
         wall_s=wall, steps=history[-1]["step"], final_kernel=last_kernel[0].cpu().tolist(),
         test_correct=pack_correct(correct), n_test=len(correct),
     )
+
+
+@dataclass
+class ArmContext:
+    """What every run of one configuration shares: its training subset, the NTK anchor batches,
+    the validation probe batch and the teacher's (cached) kernels on both."""
+
+    split: Any
+    anchors: list
+    probe_x: torch.Tensor
+    probe_y: torch.Tensor
+    k_teacher_probe: torch.Tensor
+    cache: TeacherKernelCache
+    teacher_kernel_s: float = 0.0
+
+    @classmethod
+    def build(cls, cfg: CompareConfig, base, cache: TeacherKernelCache, progress: bool = False) -> "ArmContext":
+        """``base``: the full ``DatasetSplit``; the subset is ``cfg.n_train`` / ``cfg.n_test`` of it;
+        the teacher's anchor kernels are computed now when ``cfg.arms`` has ``ntkd``."""
+        dev = torch.device(cfg.device)
+        split = base.subset(cfg.n_train, cfg.n_test)
+        if split.x_val is None:
+            raise ValueError(f"dataset {split.name!r} has no validation split (needed for the probe batch)")
+        probe_x, probe_y = probe_batch(split.x_val, split.y_val, cfg.probe_size)
+        probe_x = probe_x.to(dev)
+        t0 = time.perf_counter()
+        k_probe = cache(probe_x)
+        anchors = [a.to(dev) for a in anchor_batches(split.x_train, cfg.ntk_anchors, cfg.ntk_batch)]
+        if "ntkd" in cfg.arms:
+            for a in tqdm(anchors, desc="teacher kernels", disable=not progress, leave=False):
+                cache(a)
+        return cls(split, anchors, probe_x, probe_y, k_probe, cache, time.perf_counter() - t0)
+
+    def train(self, student: str, arm: str, seed: int, teacher: nn.Module, cfg: CompareConfig, progress: bool = False) -> RunResult:
+        """:func:`train_arm` in this context."""
+        return train_arm(student, arm, seed, self.split, teacher, self.cache, self.anchors, (self.probe_x, self.probe_y),
+                         self.k_teacher_probe, cfg, progress)
 
 
 @torch.no_grad()
@@ -469,24 +512,15 @@ def run_comparison(
         first_probe = None
         for s in cfg.students:
             scfg = cfg.for_student(s)
-            ssplit = base.subset(scfg.n_train, scfg.n_test)
-            probe_x, probe_y = probe_batch(split.x_val, split.y_val, scfg.probe_size)
-            probe_x = probe_x.to(dev)
-            t0 = time.perf_counter()
-            k_teacher_probe = cache(probe_x)
-            teacher_kernel_s += time.perf_counter() - t0
+            ctx = ArmContext.build(scfg, base, cache, progress)
+            ssplit, anchors, probe_x, probe_y, k_teacher_probe = ctx.split, ctx.anchors, ctx.probe_x, ctx.probe_y, ctx.k_teacher_probe
+            teacher_kernel_s += ctx.teacher_kernel_s
             first_probe = first_probe or (k_teacher_probe, probe_y)
-            anchors = [a.to(dev) for a in anchor_batches(ssplit.x_train, scfg.ntk_anchors, scfg.ntk_batch)]
-            if "ntkd" in scfg.arms:
-                t0 = time.perf_counter()
-                for a in tqdm(anchors, desc="teacher kernels", disable=not progress, leave=False):
-                    cache(a)
-                teacher_kernel_s += time.perf_counter() - t0
             budgets[s] = {"epochs": scfg.epochs, "n_train": len(ssplit.x_train), "batch_size": scfg.batch_size,
-                          "ntk_batch": scfg.ntk_batch, "n_projections": scfg.n_projections}
+                          "ntk_batch": scfg.ntk_batch, "n_projections": scfg.n_projections, **scfg.capacity()}
             for seed in scfg.seeds:
                 for arm in scfg.arms:
-                    r = train_arm(s, arm, seed, ssplit, teacher, cache, anchors, (probe_x, probe_y), k_teacher_probe, scfg, progress)
+                    r = ctx.train(s, arm, seed, teacher, scfg, progress)
                     if seed != scfg.seeds[0]:
                         r.final_kernel = None
                     runs.append(r)

@@ -80,15 +80,18 @@ class LinearConstrainedStudent(nn.Module):
         return self.fc2(F.relu(self.fc1(z)))
 
 
-def _cnn(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-    return SmallCNN(num_classes, input_shape[0], input_shape[-1])
+def _cnn(num_classes: int, input_shape: tuple[int, ...], kernels: int | None = None) -> nn.Module:
+    return SmallCNN(num_classes, input_shape[0], input_shape[-1], **({} if kernels is None else {"width": kernels}))
 
 
-def _linear_constrained(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-    return LinearConstrainedStudent(num_classes, input_shape[0], input_shape[-1])
+def _linear_constrained(num_classes: int, input_shape: tuple[int, ...], kernels: int | None = None,
+                        hidden: int | None = None) -> nn.Module:
+    opts = {k: v for k, v in (("kernels", kernels), ("hidden", hidden)) if v is not None}
+    return LinearConstrainedStudent(num_classes, input_shape[0], input_shape[-1], **opts)
 
 
-#: name → factory(num_classes, input_shape) -> nn.Module (logits (N, num_classes)); backend-free students.
+#: name → factory(num_classes, input_shape, **capacity) -> nn.Module (logits (N, num_classes)); backend-free
+#: students. Capacity keywords (see :func:`build_student`) a factory does not take are refused.
 STUDENTS: dict[str, Callable[[int, tuple[int, ...]], nn.Module]] = {
     "cnn": _cnn,
     "linear_constrained": _linear_constrained,
@@ -101,24 +104,46 @@ def student_names() -> list[str]:
     return list(STUDENTS) + [s for b in backends().values() for s in b.students if s not in STUDENTS]
 
 
-def _backend_student(name: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+def _check_options(name: str, factory: Callable, options: dict) -> None:
+    """Refuse capacity options that ``factory`` (a student factory or a backend's ``build_student``) does not take."""
+    import inspect
+
+    bad = sorted(set(options) - set(inspect.signature(factory).parameters))
+    if bad:
+        raise ValueError(f"student {name!r} takes no capacity option(s) {bad}")
+    neg = {k: v for k, v in options.items() if not isinstance(v, int) or isinstance(v, bool) or v < 1}
+    if neg:
+        raise ValueError(f"student {name!r}: capacity options {neg} must be positive integers")
+
+
+def _backend_student(name: str, num_classes: int, input_shape: tuple[int, ...], options: dict) -> nn.Module:
     from neurohw.backend import BackendError, backends
 
     for b in backends().values():
         if name in b.students:
+            _check_options(name, b.build_student, options)
             try:
-                return b.build_student(name, num_classes, input_shape)
+                return b.build_student(name, num_classes, input_shape, **options)
             except BackendError as exc:
                 raise StudentUnavailable(str(exc)) from exc
     raise StudentUnavailable(f"student {name!r}: no registered backend builds it")
 
 
-def build_student(name: str, num_classes: int = 10, input_shape: tuple[int, ...] = (1, 28, 28), seed: int = 0) -> nn.Module:
-    """A freshly initialised student (weights seeded by ``seed``)."""
+def build_student(name: str, num_classes: int = 10, input_shape: tuple[int, ...] = (1, 28, 28), seed: int = 0,
+                  **capacity: int) -> nn.Module:
+    """A freshly initialised student (weights seeded by ``seed``).
+
+    ``capacity``: ``kernels`` (front-end kernels / conv channels) and ``hidden`` (back-end hidden
+    width) for the students that take them (``optical``: both; ``linear_constrained``: both;
+    ``cnn``: ``kernels``); any other, or one the student does not take, is a ``ValueError``.
+    """
     known = student_names()
     if name not in known:
         raise ValueError(f"unknown student {name!r}; known in this checkout: {sorted(known)}")
+    capacity = {k: v for k, v in capacity.items() if v is not None}
+    if name in STUDENTS:
+        _check_options(name, STUDENTS[name], capacity)
     torch.manual_seed(seed)
     if name in STUDENTS:
-        return STUDENTS[name](num_classes, tuple(input_shape))
-    return _backend_student(name, num_classes, tuple(input_shape))
+        return STUDENTS[name](num_classes, tuple(input_shape), **capacity)
+    return _backend_student(name, num_classes, tuple(input_shape), capacity)

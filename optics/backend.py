@@ -58,16 +58,23 @@ class OpticsBackend(Backend):
     demo_stages = (("optics", "optics.demo_stage:run"),)
     students = ("optical",)
 
-    def build_student(self, name: str, num_classes: int = 10, input_shape=(1, 28, 28)):
+    def build_student(self, name: str, num_classes: int = 10, input_shape=(1, 28, 28), *, kernels: int | None = None,
+                      hidden: int | None = None):
         """``"optical"``: :class:`optics.HybridMNIST`, the compressed meta-optic (8 mono 7×7 signed
-        kernels as non-negative PSF pairs, 2-FC back-end, ≈ 0.05 M parameters); 1×28×28, 10 classes."""
+        kernels as non-negative PSF pairs, 2-FC back-end, ≈ 0.05 M parameters); 1×28×28, 10 classes.
+        ``kernels``: number of 7×7 kernels (default 8); ``hidden``: width of the back-end's hidden
+        FC layer (default 48) — the capacity knobs of the distillation sweep."""
         if name != "optical":
             return super().build_student(name, num_classes, input_shape)
         if tuple(input_shape) != (1, 28, 28) or num_classes != 10:
             raise BackendError(f"optical student: HybridMNIST takes 1×28×28 inputs and 10 classes, not {input_shape}/{num_classes}")
         from optics.hybrid import HybridMNIST
 
-        return HybridMNIST()
+        opts = {k: v for k, v in (("n_kernels", kernels), ("hidden", hidden)) if v is not None}
+        bad = {k: v for k, v in opts.items() if not isinstance(v, int) or v < 1}
+        if bad:
+            raise BackendError(f"optical student: {bad} must be positive integers")
+        return HybridMNIST(**opts)
 
     def harden(self, student, *, optics=None, iterations: int = 100, seed: int = 0, sensor=None, fabrication=None,
                instance_seed: int | None = None, spacing: int | None = None, progress: bool = False,

@@ -15,17 +15,6 @@ from distill.students import LinearConstrainedStudent, StudentUnavailable, build
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def tiny_teacher(mnist5k):
-    from neurohw.models import LeNet5
-    from neurohw.train import fit
-
-    torch.manual_seed(0)
-    t = LeNet5()
-    fit(t, mnist5k.subset(512).train(), epochs=1, lr=2e-3, seed=0, device="cpu", progress=False)
-    return t.eval()
-
-
 @pytest.mark.parametrize("name", ["cnn", "linear_constrained"])
 def test_builtin_students_shapes_and_seeding(name):
     a, b = build_student(name, seed=3), build_student(name, seed=3)
