@@ -46,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--quick", action="store_true", help="small MLP, 1 epoch, 1,000/300 images")
     x.add_argument("--data", choices=["mnist5k", "fashion-mnist"], default="mnist5k")
     x.add_argument("--n-train", type=at.count, default=None, help="first N training images (default all)")
-    x.add_argument("--teacher-epochs", type=at.count, default=None, help="LeNet-5 teacher epochs (default 12; quick 2)")
+    x.add_argument("--teacher-epochs", type=at.count, default=None, help="teacher epochs (default 12; quick 2)")
+    x.add_argument("--teacher", default="lenet5", choices=["lenet5", "resnet8"],
+                   help="KD teacher, trained on the train split and cached (default lenet5)")
     x.add_argument("--result", default=None, help="also write results/RESULT.json (the committed table, with CIs)")
     x.add_argument("--results-dir", type=Path, default=None, help="results folder (default: the repository's results/)")
     x.add_argument("--variants", default=None, help="comma-separated subset of variants")
@@ -146,8 +148,8 @@ def _experiments(args) -> int:
     variants = args.variants.split(",") if args.variants else None
     from neurohw.results import command_line
 
-    command = command_line("neurohw snn experiments", args, ("seeds", "data", "n_train", "teacher_epochs", "variants", "config", "deploy_backend", "quick", "result"))
+    command = command_line("neurohw snn experiments", args, ("seeds", "data", "n_train", "teacher", "teacher_epochs", "variants", "config", "deploy_backend", "quick", "result"))
     run_experiments(args.out, seeds=args.seeds, quick=args.quick, variants=variants, base=base, backend=args.deploy_backend,
                     dataset=args.data, n_train=args.n_train, teacher_epochs=args.teacher_epochs, result=args.result,
-                    results_dir=args.results_dir, command=command)
+                    results_dir=args.results_dir, command=command, teacher_name=args.teacher)
     return 0

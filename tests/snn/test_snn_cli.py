@@ -53,7 +53,7 @@ def test_bad_configs_name_the_problem(tmp_path, capsys):
 def test_experiments_quick(tmp_path):
     out = tmp_path / "exp"
     assert main(["snn", "experiments", "--quick", "--seeds", "1", "--variants", "bwsnn,bwsnn_kd", "--out", str(out),
-                 "--result", "snn-quick", "--results-dir", str(tmp_path / "results")]) == 0
+                 "--teacher", "lenet5", "--result", "snn-quick", "--results-dir", str(tmp_path / "results")]) == 0
     res = json.loads((out / "results.json").read_text())
     from neurohw.results import load_result, render_table
 
@@ -65,13 +65,33 @@ def test_experiments_quick(tmp_path):
     for s in res["summary"].values():
         assert s["prediction_agreement"]["mean"] == 1.0
         assert 0.1 < s["train_mode_accuracy"]["mean"] <= 1.0
-    assert res["teacher"]["accuracy"] > 0.5
+    assert res["teacher"]["accuracy"] > 0.5 and res["teacher"]["name"] == "lenet5" and "--teacher lenet5" in r["command"]
+    assert 0.5 < res["teacher"]["val_accuracy"] <= 1.0
+    assert "kd_gain_ci_above_0 (bwsnn_kd − bwsnn)" in res["targets"]  # no sei_bwsnn here: no anchor line
+    assert not any("albsnn" in k for k in res["targets"])
     assert "| bwsnn_kd |" in (out / "table.md").read_text()
     assert res["provenance"]["config"]["seeds"] == [0]
     # a rerun resumes: finished runs are read back, not retrained
     before = (out / "runs" / "bwsnn-s0.json").stat().st_mtime_ns
     main(["snn", "experiments", "--quick", "--seeds", "1", "--variants", "bwsnn", "--out", str(out)])
     assert (out / "runs" / "bwsnn-s0.json").stat().st_mtime_ns == before
+
+
+def test_targets_report_anchor_teacher_gap_and_kd_ci():
+    from snn.experiments import _targets
+
+    cell = lambda m: {"mean": m, "std": 0.0}  # noqa: E731
+    summary = {v: {"train_mode_accuracy": cell(a), "deploy_mode_accuracy": cell(a)}
+               for v, a in (("bwsnn", 0.80), ("bwsnn_ms", 0.81), ("bwsnn_kd", 0.82), ("sei_bwsnn", 0.935))}
+    gains = {"bwsnn_kd − bwsnn": {"mean": 2.0, "std": 0.1, "ci95": [1.2, 2.8]},
+             "sei_bwsnn − bwsnn_ms": {"mean": 12.5, "std": 0.1, "ci95": [-0.1, 25.0]}}
+    t = _targets(summary, {"accuracy": 0.96}, gains)
+    assert t["sei_deployed_at_least_albsnn_93.39"].endswith("→ met")
+    assert t["sei_within_1.5_of_teacher (deploy mode)"] == "gap 2.50 points → not met"
+    assert t["kd_gain_ci_above_0 (bwsnn_kd − bwsnn)"].endswith("→ met")
+    assert t["kd_gain_ci_above_0 (sei_bwsnn − bwsnn_ms)"].endswith("→ not met")
+    summary["sei_bwsnn"]["deploy_mode_accuracy"] = cell(0.93)
+    assert _targets(summary, None)["sei_deployed_at_least_albsnn_93.39"] == "93.00 % → not met"
 
 
 @pytest.mark.slow
