@@ -125,9 +125,10 @@ def _train(args) -> int:
     else:
         c = cfg.tree
         model = logic_tree_net(levels=c["levels"], k=c["k"], dense=c["dense"], tau=c["tau"], init=args.init or "residual",
-                               seed=args.seed)
+                               seed=args.seed, residual_logit=c.get("residual_logit", 5.0))
     tr = fit_logic(model, split.x_train, split.y_train, epochs=args.epochs or c["epochs"], lr=args.lr or c["lr"],
-                   batch_size=c["batch_size"], seed=args.seed)
+                   batch_size=c["batch_size"], schedule=c.get("schedule", "constant"),
+                   augment_shift=c.get("augment_shift", 0), seed=args.seed)
     metrics = evaluate_logic(model, split.x_test, split.y_test)
     args.out.mkdir(parents=True, exist_ok=True)
     save_model(model, args.out / "model.safetensors", extra={"metrics": metrics, "history": tr.history})

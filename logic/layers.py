@@ -71,12 +71,13 @@ class LogicLayer(nn.Module):
     """Dense logic layer: ``out_dim`` neurons, each a learned gate on two fixed inputs.
 
     Input (N, in_dim) soft bits → output (N, out_dim). ``connections``: ``random`` or
-    ``unique``; ``init``: ``gaussian`` or ``residual``; ``grad_factor`` scales the gradient
-    reaching this layer's input; ``naive=True`` uses the explicit 16-gate sum (reference).
+    ``unique``; ``init``: ``gaussian`` or ``residual`` (pass-through logit ``residual_logit``);
+    ``grad_factor`` scales the gradient reaching this layer's input; ``naive=True`` uses the
+    explicit 16-gate sum (reference).
     """
 
     def __init__(self, in_dim: int, out_dim: int, connections: str = "random", init: str = "gaussian",
-                 grad_factor: float = 1.0, naive: bool = False, seed: int | None = None):
+                 grad_factor: float = 1.0, naive: bool = False, seed: int | None = None, residual_logit: float = 5.0):
         super().__init__()
         g = _generator(seed)
         if connections == "random":
@@ -89,7 +90,7 @@ class LogicLayer(nn.Module):
         self.connections, self.init, self.grad_factor, self.naive = connections, init, float(grad_factor), naive
         self.register_buffer("idx_a", a.long())
         self.register_buffer("idx_b", b.long())
-        self.logits = nn.Parameter(init_logits(out_dim, init=init, generator=g))
+        self.logits = nn.Parameter(init_logits(out_dim, init=init, generator=g, residual_logit=residual_logit))
 
     def extra_repr(self) -> str:
         return f"{self.in_dim} → {self.out_dim}, connections={self.connections}, init={self.init}"
@@ -117,11 +118,13 @@ class LogicTreeConv2d(nn.Module):
     ``kernel×kernel`` window over those two channels (``leaf_idx`` buffer, indices into the
     ``unfold`` layout ``c·k² + ky·k + kx``). Level 1 gates read leaf pairs (0,1), (2,3), …;
     each next level reads pairs of the previous level's outputs; ``2**depth − 1`` gates,
-    logits ``(C_out, 2**depth − 1, 16)``. Zero padding is constant 0 (false).
+    logits ``(C_out, 2**depth − 1, 16)``. Zero padding is constant 0 (false). ``residual_logit``: the
+    pass-through gate's initial logit under ``init="residual"``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, depth: int = 3, padding: int = 1,
-                 stride: int = 1, init: str = "gaussian", grad_factor: float = 1.0, seed: int | None = None):
+                 stride: int = 1, init: str = "gaussian", grad_factor: float = 1.0, seed: int | None = None,
+                 residual_logit: float = 5.0):
         super().__init__()
         g = _generator(seed)
         k2 = kernel_size * kernel_size
@@ -138,7 +141,8 @@ class LogicTreeConv2d(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.depth, self.padding, self.stride = kernel_size, depth, padding, stride
         self.init, self.grad_factor = init, float(grad_factor)
-        self.logits = nn.Parameter(init_logits(out_channels, (n_leaves - 1,), init=init, generator=g))
+        self.logits = nn.Parameter(init_logits(out_channels, (n_leaves - 1,), init=init, generator=g,
+                                               residual_logit=residual_logit))
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels} → {self.out_channels}, kernel={self.kernel_size}, depth={self.depth}, "

@@ -108,25 +108,27 @@ def dense_lgn(input_shape=(1, 28, 28), levels: int = 2, widths=(4000, 4000, 4000
 
 def logic_tree_net(input_shape=(1, 28, 28), levels: int = 3, k: int = 8, dense=(2000, 1000), num_classes: int = 10,
                    tau: float = 10.0, init: str = "residual", grad_factor: float = 1.0, depth: int = 3,
-                   seed: int = 0) -> LogicNet:
+                   seed: int = 0, residual_logit: float = 5.0) -> LogicNet:
     """Small LogicTreeNet: three [tree conv → OR pool] blocks with k, 4k, 8k channels → dense → GroupSum.
 
     Shapes for MNIST (28×28, padding 1): 28→14→7→3, so the flattened features are 8k·3·3.
-    ``init`` applies to every logic layer (``residual`` or ``gaussian``).
+    ``init`` applies to every logic layer (``residual`` — pass-through logit ``residual_logit`` — or
+    ``gaussian``).
     """
     cfg = dict(kind="tree", input_shape=list(input_shape), levels=levels, k=k, dense=list(dense), num_classes=num_classes,
-               tau=tau, init=init, grad_factor=grad_factor, depth=depth, seed=seed)
+               tau=tau, init=init, grad_factor=grad_factor, depth=depth, seed=seed, residual_logit=residual_logit)
     c, h, w = input_shape
     chans = [c * levels, k, 4 * k, 8 * k]
     body: list[nn.Module] = []
     for i in range(3):
         body += [LogicTreeConv2d(chans[i], chans[i + 1], depth=depth, init=init, grad_factor=grad_factor,
-                                 seed=seed * 1000 + i), OrPool2d(2)]
+                                 seed=seed * 1000 + i, residual_logit=residual_logit), OrPool2d(2)]
         h, w = h // 2, w // 2
     body.append(Flatten())
     n = chans[-1] * h * w
     for i, d in enumerate(dense):
-        body.append(LogicLayer(n, d, init=init, grad_factor=grad_factor, seed=seed * 1000 + 10 + i))
+        body.append(LogicLayer(n, d, init=init, grad_factor=grad_factor, seed=seed * 1000 + 10 + i,
+                               residual_logit=residual_logit))
         n = d
     if n % num_classes:
         raise ValueError(f"logic_tree_net: last width {n} must be a multiple of num_classes={num_classes}")

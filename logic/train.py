@@ -28,16 +28,19 @@ class TrainResult:
 
 def fit_logic(model: LogicNet, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 10, batch_size: int = 128,
               lr: float = 0.02, weight_decay: float = 0.002, seed: int = 0, device: str | torch.device = "cpu",
-              progress: bool = True) -> TrainResult:
+              progress: bool = True, schedule: str = "constant", augment_shift: int = 0) -> TrainResult:
     """Train a :class:`LogicNet` (soft gates) with AdamW and cross-entropy on GroupSum/τ scores.
 
     ``x``: (N, *input_shape) images in [0, 1]; ``y``: (N,) int64. Defaults follow the
     convolutional LGN paper (AdamW lr 0.02, weight decay 0.002, batch 128, constant learning
-    rate). History rows: ``train_loss``, ``train_accuracy`` (of the soft model).
+    rate); ``schedule`` is :func:`neurohw.train.lr_factor`'s (``"constant"``, ``"cosine"``,
+    ``"cosine_step"``); ``augment_shift``: training images translated by up to that many pixels
+    (:func:`neurohw.train.random_shift`). History rows: ``train_loss``, ``train_accuracy`` (of the soft model).
     """
     t0 = time.perf_counter()
     res = fit(model, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
-              device=device, optimizer="adamw", schedule="constant", forward=lambda m, xb: m(xb, hard=False),
+              device=device, optimizer="adamw", schedule=schedule, augment_shift=augment_shift,
+              forward=lambda m, xb: m(xb, hard=False),
               progress=progress, desc="logic")
     model.eval()
     return TrainResult(res.history, time.perf_counter() - t0)
