@@ -73,6 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--quick", action="store_true")
     at.add_threads(x, 1)
     x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist")
+    x.add_argument("--config", type=Path, default=None, metavar="JSON",
+                   help="settings over the full-mode defaults: a JSON object of groups (dense, tree, db, db_sat) "
+                        "whose keys replace the defaults' (e.g. logic/configs/tree_fashion_full.json); "
+                        "recorded in the result file")
+    x.add_argument("--result", default=None, metavar="NAME",
+                   help="result name (default logic-DATA[-nN]); needed when --config changes a stored model's settings")
     x.set_defaults(func=_experiments)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -294,6 +300,26 @@ def _simulate(args) -> int:
     return 0 if equal and hard else 1
 
 
+def _experiment_config(path: Path, quick: bool):
+    """The experiments' settings: ``path``'s JSON groups merged key by key over the full-mode (or,
+    with ``--quick``, the quick) defaults, checked by :meth:`LogicExperimentConfig.from_dict`."""
+    from logic.experiments import LogicExperimentConfig
+    from neurohw.errors import UsageError
+    from neurohw.io import read_json_object
+
+    where = f"--config {path}"
+    if not path.is_file():
+        raise UsageError(where, "no such file")
+    raw = read_json_object(path, lambda msg: UsageError("--config", msg), "logic experiments config")
+    base = (LogicExperimentConfig.quick() if quick else LogicExperimentConfig()).to_dict()
+    merged = {k: ({**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v)
+              for k, v in raw.items()}
+    unknown = sorted(set(raw) - set(base))
+    if unknown:
+        raise UsageError(where, f"unknown key(s) {unknown}; known: {sorted(base)}")
+    return LogicExperimentConfig.from_dict({**base, **merged}, where=where)
+
+
 def _experiments(args) -> int:
     from logic.experiments import MODELS, run_experiments
 
@@ -302,7 +328,9 @@ def _experiments(args) -> int:
     if args.results is not None:  # checked before any training (it is first written after the first run)
         check_writable(args.results, "dir", f"--results {args.results}")
     models = tuple(args.models.split(",")) if args.models else MODELS
+    config = _experiment_config(args.config, args.quick) if args.config is not None else None
     res = run_experiments(args.out, seeds=args.seeds, quick=args.quick, models=models, threads=args.threads or None,
-                          dataset=args.data, n_train=args.n_train, results=args.results)
+                          dataset=args.data, n_train=args.n_train, results=args.results, config=config,
+                          name=args.result)
     print(f"wrote {res['result_file']}, {args.out}/table.md and results.json")
     return 0

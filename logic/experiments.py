@@ -114,8 +114,27 @@ class LogicExperimentConfig:
                 raise UsageError(f"{where}: {g}", f"unknown setting(s) {unknown}; known: {sorted(ref)}")
             for k, v in d[g].items():
                 C.check_value(f"{where}: {g}", k, v, ref[k])
+                _check_group_range(f"{where}: {g}", k, v)
             d[g] = {k: tuple(v) if isinstance(ref[k], tuple) else v for k, v in d[g].items()}
         return cls(**d)
+
+
+#: Ranges of the group settings that have one (lists: every item); the others are type-checked only.
+_GROUP_RANGES = {"epochs": "COUNT", "batch_size": "COUNT", "levels": "COUNT", "k": "COUNT", "widths": "COUNT",
+                 "dense": "COUNT", "width1": "COUNT", "width2": "COUNT", "group": "COUNT", "lr": "POSITIVE",
+                 "tau": "POSITIVE", "augment_shift": "NONNEG", "saturate": "NONNEG", "noise": "NONNEG"}
+
+
+def _check_group_range(where: str, key: str, value) -> None:
+    from neurohw import config as C
+    from neurohw.errors import UsageError
+
+    if key not in _GROUP_RANGES:
+        return
+    want, ok = getattr(C, _GROUP_RANGES[key])
+    for v in value if isinstance(value, (list, tuple)) else (value,):
+        if not ok(v):
+            raise UsageError(f"{where}: {key}", f"expected {want}, got {v!r}")
 
 
 _GROUPS = ("dense", "tree", "db", "db_sat")

@@ -140,3 +140,35 @@ def test_export_accepts_plain_names(tmp_path):
     assert main(["logic", "export", "--netlist", str(src), "--format", "verilog", "--out", str(tmp_path / "n.v"),
                  "--name", "my_net2"]) == 0
     assert "module my_net2 (" in (tmp_path / "n.v").read_text()
+
+
+def test_experiments_config_file(tmp_path, capsys):
+    """--config merges its groups over the defaults key by key, is recorded, and bad files are named."""
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"dense": {"epochs": 1, "widths": [300, 300, 100]}, "n_test": 100}))
+    assert main(["logic", "experiments", "--quick", "--seeds", "1", "--out", str(tmp_path / "o"), "--models", "dense_lgn",
+                 "--config", str(cfg), "--result", "logic-cfg-test"]) == 0
+    from neurohw.results import load_result
+
+    r = load_result("logic-cfg-test", tmp_path / "o" / "results")
+    dense = r["config"]["dense"]
+    assert dense["epochs"] == 1 and list(dense["widths"]) == [300, 300, 100]
+    assert dense["lr"] == 0.05 and r["config"]["n_test"] == 100 and r["config"]["n_train"] == 400  # rest: quick defaults
+    capsys.readouterr()
+    for text, msg in [("[1, 2]", "must be a JSON object"), ("{", "not valid JSON"),
+                      ('{"dnse": {}}', "unknown key(s) ['dnse']"), ('{"tree": {"epoch": 2}}', "unknown setting(s) ['epoch']"),
+                      ('{"tree": {"epochs": -1}}', "epochs")]:
+        cfg.write_text(text)
+        assert main(["logic", "experiments", "--quick", "--out", str(tmp_path / "o2"), "--config", str(cfg)]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "--config" in err, (text, err)
+    assert main(["logic", "experiments", "--config", str(tmp_path / "none.json")]) == 2
+    assert "none.json: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
+
+
+def test_shipped_logic_configs_read_back():
+    from logic.cli import _experiment_config
+
+    for path in (Path(__file__).resolve().parents[2] / "logic" / "configs").glob("*.json"):
+        assert _experiment_config(path, quick=False).tree["epochs"] >= 1
