@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist")
     x.add_argument("--config", type=Path, default=None, metavar="JSON",
                    help="settings over the full-mode defaults: a JSON object of groups (dense, tree, db, db_sat) "
-                        "whose keys replace the defaults' (e.g. logic/configs/tree_fashion_full.json); "
+                        "whose keys replace the defaults' (e.g. {\"tree\": {\"epochs\": 2}}); "
                         "recorded in the result file")
     x.add_argument("--result", default=None, metavar="NAME",
                    help="result name (default logic-DATA[-nN]); needed when --config changes a stored model's settings")
