@@ -78,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "whose keys replace the defaults' (e.g. {\"tree\": {\"epochs\": 2}}); "
                         "recorded in the result file")
     x.add_argument("--result", default=None, metavar="NAME",
-                   help="result name (default logic-DATA[-nN]); needed when --config changes a stored model's settings")
+                   help="result name (default logic-DATA[-nN]); give a new one with --config, or runs stored under the "
+                        "default name are retrained with the new settings and replaced")
     x.set_defaults(func=_experiments)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
