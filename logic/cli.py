@@ -322,7 +322,7 @@ def _experiment_config(path: Path, quick: bool):
 
 
 def _experiments(args) -> int:
-    from logic.experiments import MODELS, run_experiments
+    from logic.experiments import MODELS, experiment_command, run_experiments
 
     from neurohw.io import check_writable
 
@@ -330,8 +330,10 @@ def _experiments(args) -> int:
         check_writable(args.results, "dir", f"--results {args.results}")
     models = tuple(args.models.split(",")) if args.models else MODELS
     config = _experiment_config(args.config, args.quick) if args.config is not None else None
+    command = experiment_command(args.seeds, args.data, args.n_train, args.quick, models,
+                                 config_file=args.config.as_posix() if args.config else None, name=args.result)
     res = run_experiments(args.out, seeds=args.seeds, quick=args.quick, models=models, threads=args.threads or None,
                           dataset=args.data, n_train=args.n_train, results=args.results, config=config,
-                          name=args.result)
+                          name=args.result, command=command)
     print(f"wrote {res['result_file']}, {args.out}/table.md and results.json")
     return 0

@@ -278,6 +278,16 @@ def table_figures(summary: list[dict], cfg: LogicExperimentConfig, split_sizes: 
     }
 
 
+def experiment_command(seeds, dataset: str, n_train: int | None, quick: bool, models, config_file: str | None = None,
+                       name: str | None = None) -> str:
+    """The ``neurohw logic experiments`` line that reproduces a run (recorded in the result file)."""
+    n_seeds = seeds if isinstance(seeds, int) else len(list(seeds))
+    return (f"neurohw logic experiments --seeds {n_seeds} --data {dataset}"
+            + (f" --n-train {n_train}" if n_train else "") + (" --quick" if quick else "")
+            + (f" --models {','.join(models)}" if tuple(models) != MODELS else "")
+            + (f" --config {config_file}" if config_file else "") + (f" --result {name}" if name else ""))
+
+
 def run_experiments(out: str | Path | None = None, seeds: int | list[int] = 3, quick: bool = False, models=MODELS, device="cpu",
                     progress: bool = True, threads: int | None = 1, dataset: str = "mnist5k",
                     n_train: int | None = None, results: str | Path | None = None, name: str | None = None,
@@ -309,6 +319,7 @@ def run_experiments(out: str | Path | None = None, seeds: int | list[int] = 3, q
     unknown = set(models) - set(MODELS)
     if unknown:
         raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {list(MODELS)}")
+    name_given = name is not None
     name = name or f"logic-{dataset}" + (f"-n{n_train}" if n_train else "") + ("-quick" if quick else "")
     if results is None and quick:
         results = Path(out or ".") / "results"
@@ -333,10 +344,8 @@ def run_experiments(out: str | Path | None = None, seeds: int | list[int] = 3, q
                   f"{100 * rec['acc_hard']:.2f} % ({rec['train_s']:.0f} s train)", flush=True)
     summary = summarise(rows)
     figures = table_figures(summary, cfg, sizes, dataset, quick)
-    command = command or ("neurohw logic experiments --seeds {} --data {}".format(
-                          seeds if isinstance(seeds, int) else len(seed_list), dataset)
-                          + (f" --n-train {n_train}" if n_train else "") + (" --quick" if quick else "")
-                          + (f" --models {','.join(models)}" if tuple(models) != MODELS else ""))
+    command = command or experiment_command(seeds, dataset, n_train, quick, models,
+                                            name=name if name_given else None)
     path = save_result(name, figures, config={"quick": quick, **cfg.to_dict(), "models": list(models), "sizes": sizes},
                        seeds=seed_list, per_seed={r["model"] + f"-s{r['seed']}": {
                            k: r.get(k) for k in ("acc_hard", "val_acc_hard", "acc_float", "acc_soft_logits", "gates")}

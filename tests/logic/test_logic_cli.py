@@ -154,6 +154,8 @@ def test_experiments_config_file(tmp_path, capsys):
     dense = r["config"]["dense"]
     assert dense["epochs"] == 1 and list(dense["widths"]) == [300, 300, 100]
     assert dense["lr"] == 0.05 and r["config"]["n_test"] == 100 and r["config"]["n_train"] == 400  # rest: quick defaults
+    assert r["command"] == (f"neurohw logic experiments --seeds 1 --data mnist5k --quick --models dense_lgn "
+                            f"--config {cfg.as_posix()} --result logic-cfg-test")
     capsys.readouterr()
     for text, msg in [("[1, 2]", "must be a JSON object"), ("{", "not valid JSON"),
                       ('{"dnse": {}}', "unknown key(s) ['dnse']"), ('{"tree": {"epoch": 2}}', "unknown setting(s) ['epoch']"),
