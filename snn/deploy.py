@@ -5,7 +5,8 @@
   hardware units, 8-bit layers as trained on the 2/64 grid; float-weight models are rounded
   onto that grid), ``du``/``dv``/``vth`` as snapped in training, each shortcut as a second
   synapse group from the previous layer into the same neurons (delay 0: both paths are one
-  hop). The readout is a layer of non-spiking compartments (``du = 4095`` → the current is
+  hop); graded ``direct`` input gives ``input_message_bits = 8`` (checked by
+  :func:`check_graded_current`). The readout is a layer of non-spiking compartments (``du = 4095`` → the current is
   exactly this step's synaptic input; ``vth`` maximal) whose *current* is read every step.
 * :func:`integer_forward` is snn's own int64 implementation of that network (layer by layer,
   without Lava's per-hop latency, which for a feed-forward network only shifts time);
@@ -25,9 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from neurohw.loihi.cuba import cuba_sequence, lava_keeps
-from neurohw.loihi.fixedpoint import ACT_SHIFT, VTH_MAX, VTH_SHIFT, quantize_weight, weight_to_int
+from neurohw.loihi.fixedpoint import ACT_SHIFT, MAX_UV, VTH_MAX, VTH_SHIFT, quantize_weight, weight_to_int
 from snn.layers import Shortcut, Synapse
-from snn.model import BWSNN
+from snn.encode import INPUT_MESSAGE_BITS
+from snn.model import BWSNN, current_gain
 
 READOUT_DU, READOUT_DV, READOUT_VTH = 4095, 0, VTH_MAX
 
@@ -72,7 +74,30 @@ def to_loihi_network(model: BWSNN, name: str = "bwsnn"):
             layers.append(DenseLayer(w, p, name=f"layer{i}", shortcuts=shortcuts))
     w = synapse_int_weight(model.readout).numpy()
     layers.append(DenseLayer(w, CubaParams(du=READOUT_DU, dv=READOUT_DV, vth=READOUT_VTH), name="readout"))
-    return LoihiNetwork(tuple(model.in_shape), layers, name=name).validate()
+    bits = INPUT_MESSAGE_BITS[model.cfg.encoding]
+    if bits:
+        check_graded_current(layers[0], model.cfg.steps, (1 << bits) - 1)
+    return LoihiNetwork(tuple(model.in_shape), layers, input_message_bits=bits, name=name).validate()
+
+
+def check_graded_current(layer, steps: int, max_payload: int) -> None:
+    """Refuse a first layer whose 24-bit current could wrap on graded input.
+
+    With payloads in ``[0, max_payload]`` a neuron's synaptic input lies in
+    ``[−P·Σw⁻, P·Σw⁺]`` (weight units, sums over its fan-in); the current reaches at most
+    ``64 × that × G`` (:func:`snn.model.current_gain`), which must stay below 2^23 or Lava
+    wraps it. Raises :class:`neurohw.loihi.LoihiConfigError` naming the layer."""
+    from neurohw.loihi.network import LoihiConfigError
+
+    w = np.asarray(layer.conn.weight).astype(np.int64)
+    w = w.reshape(w.shape[0], -1)
+    worst = int(max(np.clip(w, 0, None).sum(1).max(), np.clip(-w, 0, None).sum(1).max()))
+    bound = (worst * max_payload << ACT_SHIFT) * current_gain(int(layer.neuron.du), steps)
+    if bound >= MAX_UV:
+        raise LoihiConfigError(f"layer 0 ({layer.name})", "weight",
+                               f"graded {max_payload.bit_length()}-bit input: {max_payload} × Σ|w| = {worst * max_payload} "
+                               f"weight units gives a current up to {bound:.0f}, beyond Loihi's 24-bit range (2^23); "
+                               "train with encoding 'direct' (it clips the first layer) or shrink its weights")
 
 
 @dataclass
@@ -95,7 +120,8 @@ class DeployResult:
 
 # ---------------------------------------------------------------- snn's own integer forward
 def _synaptic_input(kind: str, w: torch.Tensor, s: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
-    """Σ W·s for binary spikes s (N, T, ...), int64 result (float64 products are exact here)."""
+    """Σ W·s for binary spikes or graded payloads s (N, T, ...), int64 result (float64 sums of
+    integers below 2^53 are exact)."""
     n, t = s.shape[:2]
     x = s.reshape(n * t, *s.shape[2:]).double()
     if kind == "conv":
@@ -144,7 +170,7 @@ def _unshift(net_result, model: BWSNN, steps: int) -> DeployResult:
 
 
 def padded_input(model: BWSNN, x: torch.Tensor) -> np.ndarray:
-    """Encoded input spikes (N, T + L + 1, ...) as uint8, zero-padded for the network latency."""
+    """Encoded input (N, T + L + 1, ...) as uint8 (0/1 spikes or 0..255 payloads), zero-padded for the network latency."""
     s = model.encode(x)
     pad = len(model.layers) + 1
     z = torch.zeros(s.shape[0], pad, *s.shape[2:], dtype=s.dtype, device=s.device)

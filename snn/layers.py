@@ -38,10 +38,12 @@ class Synapse(nn.Module):
 
     conv: weight (C_out, C_in, k, k), PyTorch cross-correlation with ``stride``/``padding``;
     dense: weight (out, in). No bias (deployed neurons have none). Input (N, T, ...).
+    ``max_abs``: clip on |weight| in float units (the graded-input first layer, whose 24-bit
+    current must hold 255 × Σ|w|; see :func:`snn.model.graded_weight_limit`).
     """
 
     def __init__(self, kind: str, cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int = 1,
-                 precision: str = "binary", alpha: str = "mean", name: str = "synapse"):
+                 precision: str = "binary", alpha: str = "mean", name: str = "synapse", max_abs: float | None = None):
         super().__init__()
         if kind not in ("conv", "dense"):
             raise ValueError(f"{name}: synapse kind must be 'conv' or 'dense', got {kind!r}")
@@ -60,10 +62,17 @@ class Synapse(nn.Module):
         self.weight = nn.Parameter(w)
         self.alpha = nn.Parameter(channel_mean_abs(w).flatten().clone()) if (precision == "binary" and alpha == "learned") else None
         self.hardness = 1.0
+        self.max_abs = None if max_abs is None else float(max_abs)
 
     def effective_weight(self) -> torch.Tensor:
-        """The weight used in the forward pass (on the Loihi grid unless precision is float)."""
-        return effective_weight(self.weight, self.precision, self.alpha, self.hardness)
+        """The weight used in the forward pass (on the Loihi grid unless precision is float).
+
+        With ``max_abs`` (float units, on the grid) the latent weight is clipped to
+        ``[−max_abs, max_abs]`` first (straight-through: the gradient is not cut)."""
+        w = self.weight
+        if self.max_abs is not None:
+            w = w + (w.clamp(-self.max_abs, self.max_abs) - w).detach()
+        return effective_weight(w, self.precision, self.alpha, self.hardness)
 
     def apply_weight(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "conv":
@@ -76,7 +85,8 @@ class Synapse(nn.Module):
 
     def extra_repr(self) -> str:
         geo = f", k={self.kernel}, stride={self.stride}, pad={self.padding}" if self.kind == "conv" else ""
-        return f"{self.kind} {self.cin}->{self.cout}{geo}, precision={self.precision}"
+        clip = f", max_abs={self.max_abs}" if self.max_abs is not None else ""
+        return f"{self.kind} {self.cin}->{self.cout}{geo}, precision={self.precision}{clip}"
 
 
 def snap_gamma(gamma: float, taps: int = 1) -> float:

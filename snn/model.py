@@ -15,6 +15,11 @@ Architectures (input 1×28×28 spikes, ``c1, c2 = channels``):
 ``multi_shortcut=True`` puts a shortcut around *every* binary synapse (Bi-Real style; the
 SEI-BWSNN "multiple shortcuts"). ``int8_layers`` names the layers kept at 8 bits (default
 the first and the readout); ``binary=False`` gives the float-weight SNN baseline.
+With ``encoding="direct"`` the input is graded: integer payloads ``round(255·x)`` every step
+(:mod:`snn.encode`), the first layer's threshold is ``255·θ`` (payload units, surrogate
+rescaled) and its weights are clipped to :func:`graded_weight_limit` so that its 24-bit current
+cannot wrap; the deployed network then has ``input_message_bits = 8`` and computes the same
+integer sums.
 The logits are the time average of the readout's synaptic input (METHODS.md: student
 logits = time-averaged SNN outputs).
 """
@@ -25,7 +30,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from snn.encode import encode
+from neurohw.loihi.fixedpoint import ACT_SHIFT, DECAY_UNITY, MAX_UV, WEIGHT_MAX, WEIGHT_SCALE, WEIGHT_STEP, current_decay_to_du
+from snn.encode import INPUT_SCALE, encode
 from snn.layers import Shortcut, SpikingLayer, Synapse
 from snn.neurons import CubaLIF
 
@@ -37,7 +43,7 @@ class BWSNNConfig:
     arch: str = "conv"                 #: "conv" or "mlp"
     channels: tuple = (16, 32)         #: conv (c1, c2); mlp uses channels[0] as hidden width
     steps: int = 4                     #: T time steps per inference
-    encoding: str = "if"               #: input spikes: "if" (deterministic) or "rate"
+    encoding: str = "if"               #: input: "if" (deterministic spikes), "rate" or "direct" (graded 8-bit)
     binary: bool = True                #: False → float weights everywhere (float SNN baseline)
     int8_layers: tuple = ("first", "last")  #: layers kept at 8 bits: "first", "last", or indices
     alpha: str = "mean"                #: binary scale: "mean" (|w| mean per channel) or "learned"
@@ -92,6 +98,8 @@ class BWSNNConfig:
                 d[k] = tuple(d[k])
         return cls(**d)
 
+
+ACT_SHIFT_UNIT = 1 << ACT_SHIFT  #: the synaptic input enters the current shifted left by 6
 
 #: Largest BWSNN built from a config: synaptic weights, all layers (2**26 ≈ 67 M, 256 MiB as float32).
 MAX_WEIGHTS = 2**26
@@ -152,6 +160,27 @@ def _layer_plan(cfg: BWSNNConfig, in_shape: tuple[int, ...]) -> list[dict]:
     raise ValueError(f"BWSNNConfig.arch: unknown architecture {cfg.arch!r}; choose 'conv' or 'mlp'")
 
 
+def current_gain(du: int, steps: int) -> float:
+    """Largest ``|u| / (64·|a|)`` of a Loihi CUBA current over ``steps`` steps for a per-step
+    synaptic input bounded by ``|a|`` (weight units): ``min(T, 1/(1 − keep_u))``, since
+    truncated decays only shrink ``|u|``."""
+    keep = (DECAY_UNITY - du - 1) / DECAY_UNITY
+    return min(float(steps), 1.0 / (1.0 - keep))
+
+
+def graded_weight_limit(fan_in: int, steps: int, current_decay: float, scale: int = 255) -> float:
+    """Largest |weight| (float units, an even multiple of 1/64) of a first layer fed graded
+    payloads 0..``scale`` such that its 24-bit current never wraps: ``64·scale·fan_in·|w|·G
+    < 2^23`` with ``G`` = :func:`current_gain`. Raises ``ValueError`` when no grid weight fits."""
+    g = current_gain(current_decay_to_du(current_decay), steps)
+    m = int((MAX_UV - 1) // (ACT_SHIFT_UNIT * scale * fan_in * g))
+    m -= m % WEIGHT_STEP
+    if m < WEIGHT_STEP:
+        raise ValueError(f"graded input: a first layer with fan-in {fan_in} cannot hold {scale} × a grid weight "
+                         f"in Loihi's 24-bit current (current gain {g:g}); use fewer input channels or current_decay 1")
+    return min(m, WEIGHT_MAX) / WEIGHT_SCALE
+
+
 def _is_int8(cfg: BWSNNConfig, i: int, n: int) -> bool:
     marks = set(cfg.int8_layers)
     return (i == 0 and "first" in marks) or (i == n - 1 and "last" in marks) or i in marks or str(i) in marks
@@ -180,8 +209,13 @@ class BWSNN(nn.Module):
                 prec = "float"
             else:
                 prec = "int8" if _is_int8(cfg, i, n) else "binary"
+            scale = INPUT_SCALE.get(cfg.encoding, 1) if i == 0 else 1
+            limit = None
+            if scale > 1:
+                fan_in = p["cin"] * (9 if p["kind"] == "conv" else 1)
+                limit = graded_weight_limit(fan_in, cfg.steps, cfg.current_decay, scale)
             syn = Synapse(p["kind"], p["cin"], p["cout"], kernel=3, stride=p.get("stride", 1), padding=1,
-                          precision=prec, alpha=cfg.alpha, name=f"layer{i}")
+                          precision=prec, alpha=cfg.alpha, name=f"layer{i}", max_abs=limit)
             if p.get("readout"):
                 self.readout = syn
                 continue
@@ -189,7 +223,7 @@ class BWSNN(nn.Module):
             if cfg.multi_shortcut and prec == "binary" and p["shortcut"]:
                 sc = Shortcut(p["kind"], p["cin"], p["cout"], cfg.shortcut_weight, pool=p["shortcut"] == "pool")
             neuron = CubaLIF(cfg.current_decay, cfg.voltage_decay, cfg.threshold, cfg.surrogate,
-                             exact=cfg.exact, detach_reset=cfg.detach_reset)
+                             exact=cfg.exact, detach_reset=cfg.detach_reset, input_scale=scale)
             layers.append(SpikingLayer(syn, neuron, sc))
         self.layers = nn.ModuleList(layers)
         self.last_spikes: torch.Tensor | None = None

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from neurohw.loihi.cuba import cuba_sequence, lava_keeps
-from neurohw.loihi.fixedpoint import DECAY_UNITY, STATE_SCALE, current_decay_to_du, snap_threshold, voltage_decay_to_dv
+from neurohw.loihi.fixedpoint import DECAY_UNITY, STATE_SCALE, VTH_MAX, current_decay_to_du, snap_threshold, voltage_decay_to_dv
 from snn.surrogate import get_surrogate
 
 
@@ -61,7 +61,10 @@ class CubaLIF(nn.Module):
 
     ``current_decay`` in (0, 1] (1 = no synaptic filter) and ``voltage_decay`` in [0, 1) are
     snapped to ``k/4096``; ``threshold`` to the 1/64 grid. The snapped integers are kept as
-    ``du``, ``dv`` and ``vth`` (what Lava's LIF process receives).
+    ``du``, ``dv`` and ``vth`` (what Lava's LIF process receives). ``input_scale`` k > 1: the
+    layer is fed integer payloads standing for ``x·k`` (graded ``direct`` input, k = 255): the
+    threshold becomes ``k·θ`` (``vth = 64·k·θ``, at most 131071) and the surrogate gradient is
+    taken at ``(v − kθ)/k``.
     """
 
     def __init__(
@@ -73,14 +76,22 @@ class CubaLIF(nn.Module):
         surrogate_param: float | None = None,
         exact: bool = True,
         detach_reset: bool = True,
+        input_scale: int = 1,
     ):
         super().__init__()
         self.du = current_decay_to_du(current_decay)
         self.dv = voltage_decay_to_dv(voltage_decay)
-        self.threshold = snap_threshold(threshold)
+        self.input_scale = int(input_scale)
+        self.threshold = snap_threshold(threshold) * self.input_scale
         self.vth = int(round(self.threshold * 64))
+        if self.vth > VTH_MAX:
+            raise ValueError(f"CubaLIF: threshold {threshold} × input scale {self.input_scale} gives vth {self.vth}, "
+                             f"above Loihi's {VTH_MAX}")
         self.surrogate = surrogate
-        self.spike_fn = get_surrogate(surrogate, surrogate_param)
+        base = get_surrogate(surrogate, surrogate_param)
+        # Payload units (input_scale > 1): the surrogate sees (v − θ)/scale, so gradients match
+        # a unit-scale layer fed x = payload/scale; the forward (x > 0) is unchanged.
+        self.spike_fn = base if self.input_scale == 1 else (lambda z, f=base, k=float(self.input_scale): f(z / k))
         self.exact = exact
         self.detach_reset = detach_reset
 
@@ -96,4 +107,5 @@ class CubaLIF(nn.Module):
         return lif_sequence(x, self.du, self.dv, self.threshold, self.spike_fn, self.exact, self.detach_reset)
 
     def extra_repr(self) -> str:
-        return f"du={self.du}, dv={self.dv}, vth={self.vth}, surrogate={self.surrogate}, exact={self.exact}"
+        scale = f", input_scale={self.input_scale}" if self.input_scale != 1 else ""
+        return f"du={self.du}, dv={self.dv}, vth={self.vth}, surrogate={self.surrogate}, exact={self.exact}{scale}"

@@ -34,6 +34,18 @@ def if_encode(x: torch.Tensor, steps: int) -> torch.Tensor:
     return (cum[:, 1:] - cum[:, :-1]).to(torch.float32)
 
 
+def direct_encode(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Graded 8-bit input: the payload ``round(255·x)`` (0..255) at every step.
+
+    What a Loihi network with ``input_message_bits = 8`` receives as integer messages. Returns
+    float32 integers, (N, T, ...).
+    """
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError("direct_encode: input must lie in [0, 1]")
+    p = torch.round(x * 255).to(torch.float32)
+    return p.unsqueeze(1).expand(x.shape[0], steps, *x.shape[1:]).contiguous()
+
+
 def direct_current(x: torch.Tensor, steps: int) -> torch.Tensor:
     """Direct (analogue) input: the same value injected at every step. Returns (N, T, ...)."""
     return x.unsqueeze(1).expand(x.shape[0], steps, *x.shape[1:]).clone()

@@ -34,7 +34,7 @@ def encode_images(x: torch.Tensor, steps: int, encoding: str, *, seed: int = 0, 
 
     ``direct`` gives graded payloads ``round(255·x)`` at every step; the others give 0/1.
     """
-    from neurohw.data.encoders import if_encode, latency_encode, rate_encode
+    from neurohw.data.encoders import direct_encode, if_encode, latency_encode, rate_encode
 
     if steps < 1 or pad < 0:
         raise UsageError("--steps", f"need steps >= 1 and pad >= 0, got {steps} and {pad}")
@@ -45,9 +45,7 @@ def encode_images(x: torch.Tensor, steps: int, encoding: str, *, seed: int = 0, 
     elif encoding == "latency":
         s = latency_encode(x, steps)
     elif encoding == "direct":
-        if x.numel() and (x.min() < 0 or x.max() > 1):
-            raise ValueError("direct encoding: input must lie in [0, 1]")
-        s = torch.round(x * 255).unsqueeze(1).expand(x.shape[0], steps, *x.shape[1:])
+        s = direct_encode(x, steps)
     else:
         raise UsageError("--encoding", f"unknown encoding {encoding!r}; choose one of {ENCODINGS}")
     s = s.to(torch.uint8)
