@@ -88,7 +88,7 @@ class LogicExperimentConfig:
                     tree=dict(levels=3, k=2, dense=(200, 100), tau=5.0, epochs=1, lr=0.1, batch_size=128),
                     db=dict(_db_full(), epochs=1, width1=20, width2=10),
                     db_sat=dict(_db_sat_full(), epochs=1, width1=20, width2=10),
-                    db_hard=dict(_db_hard_full(), epochs=1, width1=20, width2=10))
+                    db_hard=dict(_db_hard_full(), epochs=3, width1=20, width2=10))
         return cls(**{**base, **overrides})
 
     def group(self, model: str) -> dict:

@@ -328,3 +328,18 @@ def test_stage_report_locates_the_soft_hard_gap():
     assert abs(r["stages"]["input"]["acc_hardened_from"] - e["acc_soft_logits"]) < 1e-6
     assert abs(r["acc_soft_logits"] - e["acc_soft_logits"]) < 1e-6 and abs(r["acc_hard"] - e["acc_hard"]) < 1e-6
     assert 0 < r["stages"]["out"]["margin"] < 0.5
+
+
+def test_experiments_db_mnist_hard_row_is_deployed_equals_trained(tmp_path):
+    """The experiments' ``db_mnist_hard`` row (quick sizes): trained with the hard forward, settled, and its
+    soft bits harden to the boolean net's on every test image; the result file records ``db_hard``."""
+    import json
+
+    from logic.experiments import run_experiments
+
+    res = run_experiments(tmp_path, seeds=1, quick=True, models=("db_mnist_hard",), progress=False)
+    (s,) = res["summary"]
+    assert s["model"] == "db_mnist_hard" and s["soft_equals_hard_all"] and s["bit_mismatches"] == 0
+    assert s["acc_hard"][0] > 0.3, s  # chance is 0.1
+    written = json.loads(open(res["result_file"]).read())["config"]
+    assert written["db_hard"]["straight"] == "implies,maj,out" and written["db_hard"]["settle"] > 0
