@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--out", type=Path, default=Path("reports/logic_experiments"))
     x.add_argument("--quick", action="store_true")
     at.add_threads(x, 1)
-    x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist,db_mnist_ste,db_mnist_sat,db_mnist_hard")
+    x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist,db_mnist_ste,db_mnist_sat,db_mnist_hard,db_mnist_long")
     x.set_defaults(func=_experiments)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 

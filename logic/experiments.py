@@ -59,6 +59,11 @@ def _db_hard_full() -> dict:
     return dict(_db_full(), straight="implies,maj,out", weights="hard", settle=0.01, epochs=16, schedule="cosine_step")
 
 
+def _db_long_full() -> dict:
+    #: the control of ``db_mnist_hard``: the same length, schedule and settle, soft forward.
+    return dict(_db_full(), settle=0.01, epochs=16, schedule="cosine_step")
+
+
 @dataclass
 class LogicExperimentConfig:
     """The settings of :func:`run_experiments` (recorded as the result file's ``config``).
@@ -68,7 +73,7 @@ class LogicExperimentConfig:
     54,000 / 10,000). One settings group per model family — model size and
     :func:`~logic.train.fit_logic` / :func:`~logic.train.fit_dbnet` options: ``dense``
     (``dense_lgn``), ``tree`` (``tree_residual``, ``tree_gaussian``), ``db`` (``db_mnist``,
-    ``db_mnist_ste``), ``db_sat`` (``db_mnist_sat``) and ``db_hard`` (``db_mnist_hard``). A result
+    ``db_mnist_ste``), ``db_sat`` (``db_mnist_sat``), ``db_hard`` (``db_mnist_hard``) and ``db_long`` (``db_mnist_long``). A result
     file written before a group existed reads back with that group's default.
     """
 
@@ -79,6 +84,7 @@ class LogicExperimentConfig:
     db: dict = field(default_factory=_db_full)
     db_sat: dict = field(default_factory=_db_sat_full)
     db_hard: dict = field(default_factory=_db_hard_full)
+    db_long: dict = field(default_factory=_db_long_full)
 
     @classmethod
     def quick(cls, **overrides: Any) -> "LogicExperimentConfig":
@@ -88,7 +94,8 @@ class LogicExperimentConfig:
                     tree=dict(levels=3, k=2, dense=(200, 100), tau=5.0, epochs=1, lr=0.1, batch_size=128),
                     db=dict(_db_full(), epochs=1, width1=20, width2=10),
                     db_sat=dict(_db_sat_full(), epochs=1, width1=20, width2=10),
-                    db_hard=dict(_db_hard_full(), epochs=3, width1=20, width2=10))
+                    db_hard=dict(_db_hard_full(), epochs=3, width1=20, width2=10),
+                    db_long=dict(_db_long_full(), epochs=3, width1=20, width2=10))
         return cls(**{**base, **overrides})
 
     def group(self, model: str) -> dict:
@@ -129,15 +136,18 @@ class LogicExperimentConfig:
         return cls(**d)
 
 
-_GROUPS = ("dense", "tree", "db", "db_sat", "db_hard")
+_GROUPS = ("dense", "tree", "db", "db_sat", "db_hard", "db_long")
 _FIELDS = ("n_train", "n_test", *_GROUPS)
 
-MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist", "db_mnist_ste", "db_mnist_sat", "db_mnist_hard")
+MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist", "db_mnist_ste", "db_mnist_sat", "db_mnist_hard",
+          "db_mnist_long")
 #: The ∂B variants: the :func:`~logic.train.fit_dbnet` switches each adds to ``cfg.db``, or the name
 #: of its own settings group: trained on soft sums; on hardened counts (straight-through); with
 #: the saturating training (``cfg.db_sat``: weight-saturation penalty, learning-rate schedule); on
-#: the hard net itself (``cfg.db_hard``: every stage and the weights straight-through hardened).
-DB_VARIANTS = {"db_mnist": {}, "db_mnist_ste": {"ste": True}, "db_mnist_sat": "db_sat", "db_mnist_hard": "db_hard"}
+#: the hard net itself (``cfg.db_hard``: every stage and the weights straight-through hardened); and
+#: its control, plain training as long and with the same schedule (``cfg.db_long``).
+DB_VARIANTS = {"db_mnist": {}, "db_mnist_ste": {"ste": True}, "db_mnist_sat": "db_sat", "db_mnist_hard": "db_hard",
+               "db_mnist_long": "db_long"}
 DB_MODELS = tuple(DB_VARIANTS)
 
 

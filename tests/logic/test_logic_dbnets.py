@@ -207,6 +207,9 @@ def test_experiment_variants_pass_their_switches_to_fit_dbnet():
     assert sat == quick.db_sat and sat["saturate"] > 0
     hard = _db_config("db_mnist_hard", full)
     assert hard == full.db_hard and hard["weights"] == "hard" and set(hard["straight"].split(",")) == {"implies", "maj", "out"}
+    long = _db_config("db_mnist_long", full)  # the control: same length and schedule, soft forward
+    assert long == full.db_long and "straight" not in long and "weights" not in long
+    assert {k: hard[k] for k in ("epochs", "schedule", "settle", "lr", "tau")} == {k: long[k] for k in ("epochs", "schedule", "settle", "lr", "tau")}
     accepted = set(inspect.signature(fit_dbnet).parameters)
     for cfg in (full, quick):
         for m in DB_MODELS:
