@@ -72,9 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--out", type=Path, default=Path("reports/logic_experiments"))
     x.add_argument("--quick", action="store_true")
     at.add_threads(x, 1)
-    x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist")
+    x.add_argument("--models", default=None, help="comma-separated subset of dense_lgn,tree_residual,tree_gaussian,db_mnist,db_mnist_ste,db_mnist_sat,db_mnist_hard,db_mnist_long")
     x.add_argument("--config", type=Path, default=None, metavar="JSON",
-                   help="settings over the full-mode defaults: a JSON object of groups (dense, tree, db, db_sat) "
+                   help="settings over the full-mode defaults: a JSON object of groups (dense, tree, db, db_sat, db_hard, db_long) "
                         "whose keys replace the defaults' (e.g. {\"tree\": {\"epochs\": 2}}); "
                         "recorded in the result file")
     x.add_argument("--result", default=None, metavar="NAME",

@@ -96,7 +96,16 @@ def hard_implies(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ~x | y
 
 
+def straight_through(b: torch.Tensor) -> torch.Tensor:
+    """Forward ``harden(b)`` as 0/1 floats, backward the identity (the gradient of ``b``)."""
+    return b + (harden(b).to(b.dtype) - b).detach()
+
+
 # ---------------------------------------------------------------------------- the MNIST net
+#: The stages of :class:`DBMnistNet` (:meth:`DBMnistNet.stages`), input to output.
+STAGES = ("input", "implies", "maj", "out")
+
+
 class DBMnistNet(nn.Module):
     """Wright's MNIST ∂B net: bits → ∂⇒ (width W1) → ∂Maj over groups of G → ∂¬ (width W2) → class buckets.
 
@@ -146,11 +155,27 @@ class DBMnistNet(nn.Module):
         training forward of :func:`logic.train.fit_dbnet` passes sampled, straight-through
         hardened weights); default the soft parameters themselves.
         """
+        return self.stages(x, w1, w2)["out"]
+
+    def stages(self, x: torch.Tensor, w1: torch.Tensor | None = None, w2: torch.Tensor | None = None,
+               straight: tuple[str, ...] = ()) -> dict:
+        """Soft bits of every stage: ``{"input": (N, n_in), "implies": (N, W1·n_in) neuron-major,
+        "maj": (N, n_maj), "out": (N, n_maj·W2)}``; ``w1``/``w2`` as in :meth:`bits`.
+
+        ``straight``: stages (of :data:`STAGES` after ``input``) whose bits are hardened in the
+        forward with the soft operator's gradient in the backward (:func:`straight_through`);
+        with every stage and 0/1 weights the forward is exactly the boolean net.
+        """
+        unknown = set(straight) - set(STAGES[1:])
+        if unknown:
+            raise ValueError(f"DBMnistNet.stages: unknown stage(s) {sorted(unknown)}; known: {list(STAGES[1:])}")
+        st = lambda name, b: straight_through(b) if name in straight else b  # noqa: E731
         w1 = self.w1 if w1 is None else w1
         w2 = self.w2 if w2 is None else w2
-        z = soft_implies(w1.T.unsqueeze(0), x.unsqueeze(1))  # (N, W1, n_in)
-        maj = soft_maj(z.reshape(x.shape[0], -1, self.group), -1)  # (N, n_maj)
-        return soft_not(w2.unsqueeze(0), maj.unsqueeze(-1)).flatten(1)
+        z = st("implies", soft_implies(w1.T.unsqueeze(0), x.unsqueeze(1)))  # (N, W1, n_in)
+        maj = st("maj", soft_maj(z.reshape(x.shape[0], -1, self.group), -1))  # (N, n_maj)
+        out = st("out", soft_not(w2.unsqueeze(0), maj.unsqueeze(-1)).flatten(1))
+        return {"input": x, "implies": z.flatten(1), "maj": maj, "out": out}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Soft logits (N, classes): bucket sums of the soft output bits."""
@@ -163,10 +188,16 @@ class DBMnistNet(nn.Module):
     @torch.no_grad()
     def hard_bits(self, x: torch.Tensor) -> torch.Tensor:
         """The hardened net on hardened inputs: (N, n_maj·W2) bool, booleans only."""
+        return self.hard_stages(x)["out"]
+
+    @torch.no_grad()
+    def hard_stages(self, x: torch.Tensor) -> dict:
+        """The boolean counterpart of :meth:`stages` (same keys and shapes, bool)."""
         xb, w1, w2 = harden(x), harden(self.w1), harden(self.w2)
         z = hard_implies(w1.T.unsqueeze(0), xb.unsqueeze(1))
         maj = hard_maj(z.reshape(x.shape[0], -1, self.group), -1)
-        return hard_not(w2.unsqueeze(0), maj.unsqueeze(-1)).flatten(1)
+        out = hard_not(w2.unsqueeze(0), maj.unsqueeze(-1)).flatten(1)
+        return {"input": xb, "implies": z.flatten(1), "maj": maj, "out": out}
 
     @torch.no_grad()
     def hard_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,6 +210,19 @@ class DBMnistNet(nn.Module):
         w = torch.cat([self.w1.flatten(), self.w2.flatten()])
         m = (w - HALF).abs()
         return {"weight_margin": float(m.mean()), "weights_undecided": float((m < 0.05).float().mean())}
+
+    @torch.no_grad()
+    def settle_(self, delta: float) -> int:
+        """Move every weight within ``delta`` of 1/2 to ``1/2 ± delta`` on its hardened side (1/2 itself
+        is false: to ``1/2 − delta``); returns how many moved. The hard net is unchanged; the soft net
+        keeps margins float32 rounding cannot erase (a weight at 1/2 gives a soft bit of exactly 1/2,
+        which hardens to false where the boolean net may have true)."""
+        n = 0
+        for w in (self.w1, self.w2):
+            near = (w - HALF).abs() < delta
+            n += int(near.sum())
+            w.copy_(torch.where(near, torch.where(harden(w), HALF + delta, HALF - delta), w))
+        return n
 
     @torch.no_grad()
     def clamp_(self) -> None:

@@ -52,6 +52,18 @@ def _db_sat_full() -> dict:
     return dict(_db_full(), schedule="cosine_step", saturate=1.0, weights="soft", noise=1.0, ste=False)
 
 
+def _db_hard_full() -> dict:
+    #: the deployed boolean net in the training forward (every stage and the weights hardened,
+    #: straight-through ∂B gradients), weights settled off 1/2; epochs/schedule/lr chosen on the
+    #: MNIST-5k validation split (seed 0; docs/logic.md "∂B MNIST net: where the gap is").
+    return dict(_db_full(), straight="implies,maj,out", weights="hard", settle=0.01, epochs=16, schedule="cosine_step")
+
+
+def _db_long_full() -> dict:
+    #: the control of ``db_mnist_hard``: the same length, schedule and settle, soft forward.
+    return dict(_db_full(), settle=0.01, epochs=16, schedule="cosine_step")
+
+
 @dataclass
 class LogicExperimentConfig:
     """The settings of :func:`run_experiments` (recorded as the result file's ``config``).
@@ -61,7 +73,8 @@ class LogicExperimentConfig:
     54,000 / 10,000). One settings group per model family — model size and
     :func:`~logic.train.fit_logic` / :func:`~logic.train.fit_dbnet` options: ``dense``
     (``dense_lgn``), ``tree`` (``tree_residual``, ``tree_gaussian``), ``db`` (``db_mnist``,
-    ``db_mnist_ste``) and ``db_sat`` (``db_mnist_sat``).
+    ``db_mnist_ste``), ``db_sat`` (``db_mnist_sat``), ``db_hard`` (``db_mnist_hard``) and ``db_long`` (``db_mnist_long``). A result
+    file written before a group existed reads back with that group's default.
     """
 
     n_train: int | None = None
@@ -70,6 +83,8 @@ class LogicExperimentConfig:
     tree: dict = field(default_factory=_tree_full)
     db: dict = field(default_factory=_db_full)
     db_sat: dict = field(default_factory=_db_sat_full)
+    db_hard: dict = field(default_factory=_db_hard_full)
+    db_long: dict = field(default_factory=_db_long_full)
 
     @classmethod
     def quick(cls, **overrides: Any) -> "LogicExperimentConfig":
@@ -78,13 +93,16 @@ class LogicExperimentConfig:
                     dense=dict(levels=2, widths=(600, 600, 200), tau=5.0, epochs=2, lr=0.05, batch_size=64),
                     tree=dict(levels=3, k=2, dense=(200, 100), tau=5.0, epochs=1, lr=0.1, batch_size=128),
                     db=dict(_db_full(), epochs=1, width1=20, width2=10),
-                    db_sat=dict(_db_sat_full(), epochs=1, width1=20, width2=10))
+                    db_sat=dict(_db_sat_full(), epochs=1, width1=20, width2=10),
+                    db_hard=dict(_db_hard_full(), epochs=3, width1=20, width2=10),
+                    db_long=dict(_db_long_full(), epochs=3, width1=20, width2=10))
         return cls(**{**base, **overrides})
 
     def group(self, model: str) -> dict:
         """The settings group of ``model`` (one of :data:`MODELS`)."""
         if model in DB_MODELS:
-            return self.db_sat if DB_VARIANTS[model] is None else self.db
+            v = DB_VARIANTS[model]
+            return getattr(self, v) if isinstance(v, str) else self.db
         return self.dense if model == "dense_lgn" else self.tree
 
     def to_dict(self) -> dict:
@@ -122,7 +140,8 @@ class LogicExperimentConfig:
 #: Ranges of the group settings that have one (lists: every item); the others are type-checked only.
 _GROUP_RANGES = {"epochs": "COUNT", "batch_size": "COUNT", "levels": "COUNT", "k": "COUNT", "widths": "COUNT",
                  "dense": "COUNT", "width1": "COUNT", "width2": "COUNT", "group": "COUNT", "lr": "POSITIVE",
-                 "tau": "POSITIVE", "augment_shift": "NONNEG", "saturate": "NONNEG", "noise": "NONNEG"}
+                 "tau": "POSITIVE", "augment_shift": "NONNEG", "saturate": "NONNEG", "noise": "NONNEG",
+                 "settle": "NONNEG"}
 
 
 def _check_group_range(where: str, key: str, value) -> None:
@@ -137,14 +156,18 @@ def _check_group_range(where: str, key: str, value) -> None:
             raise UsageError(f"{where}: {key}", f"expected {want}, got {v!r}")
 
 
-_GROUPS = ("dense", "tree", "db", "db_sat")
+_GROUPS = ("dense", "tree", "db", "db_sat", "db_hard", "db_long")
 _FIELDS = ("n_train", "n_test", *_GROUPS)
 
-MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist", "db_mnist_ste", "db_mnist_sat")
-#: The ∂B variants and the :func:`~logic.train.fit_dbnet` switches each adds to ``cfg.db``:
-#: trained on soft sums; on hardened counts (straight-through); with the
-#: saturating training (``cfg.db_sat``: weight-saturation penalty, learning-rate schedule).
-DB_VARIANTS = {"db_mnist": {}, "db_mnist_ste": {"ste": True}, "db_mnist_sat": None}
+MODELS = ("dense_lgn", "tree_residual", "tree_gaussian", "db_mnist", "db_mnist_ste", "db_mnist_sat", "db_mnist_hard",
+          "db_mnist_long")
+#: The ∂B variants: the :func:`~logic.train.fit_dbnet` switches each adds to ``cfg.db``, or the name
+#: of its own settings group: trained on soft sums; on hardened counts (straight-through); with
+#: the saturating training (``cfg.db_sat``: weight-saturation penalty, learning-rate schedule); on
+#: the hard net itself (``cfg.db_hard``: every stage and the weights straight-through hardened); and
+#: its control, plain training as long and with the same schedule (``cfg.db_long``).
+DB_VARIANTS = {"db_mnist": {}, "db_mnist_ste": {"ste": True}, "db_mnist_sat": "db_sat", "db_mnist_hard": "db_hard",
+               "db_mnist_long": "db_long"}
 DB_MODELS = tuple(DB_VARIANTS)
 
 
@@ -170,8 +193,9 @@ def _lgn(name: str, cfg: LogicExperimentConfig, seed: int):
 
 
 def _db_config(name: str, cfg: LogicExperimentConfig) -> dict:
-    """The ∂B variant's settings: ``cfg.db_sat`` for ``db_mnist_sat``, else ``cfg.db`` plus its switches."""
-    return {**cfg.group(name), **(DB_VARIANTS[name] or {})}
+    """The ∂B variant's settings: its own group (``cfg.db_sat``, ``cfg.db_hard``), else ``cfg.db`` plus its switches."""
+    v = DB_VARIANTS[name]
+    return dict(cfg.group(name)) if isinstance(v, str) else {**cfg.db, **v}
 
 
 @torch.no_grad()

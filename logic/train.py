@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from logic.dbnets import DBMnistNet, harden
+from logic.dbnets import STAGES, DBMnistNet, harden
 from logic.models import LogicNet
 from logic.packed import PackedEvaluator
 from neurohw.train import fit
@@ -112,8 +112,8 @@ def sampled_weights(w: torch.Tensor, mode: str, noise: float = 1.0, generator: t
 def fit_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 5, batch_size: int = 64,
               lr: float = 0.01, tau: float | None = None, seed: int = 0, device: str | torch.device = "cpu",
               progress: bool = True, ste: bool = False, schedule: str = "constant", tau_end: float | None = None,
-              saturate: float = 0.0, weights: str = "soft", noise: float = 1.0,
-              max_steps: int | None = None) -> TrainResult:
+              saturate: float = 0.0, weights: str = "soft", noise: float = 1.0, straight: str = "",
+              settle: float = 0.0, augment_shift: int = 0, max_steps: int | None = None) -> TrainResult:
     """Train a ∂B net with Adam on cross-entropy of ``bucket sums / τ``; weights clamped to [0, 1] after each step.
 
     ``x``: (N, ...) images in [0, 1] (encoded with ``model.encode``). ``τ`` defaults to
@@ -135,6 +135,16 @@ def fit_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, epochs: in
       (``harden(w)`` with a straight-through gradient) or ``"gumbel"`` (hardened
       logistic-noised weights of scale ``noise``, straight-through; :func:`sampled_weights`).
       Evaluation always uses the parameters as they are (hardened for the hard net).
+    - ``straight``: comma-separated stages (``"implies"``, ``"maj"``, ``"out"``) hardened in the
+      training forward with the soft operators' gradients in the backward
+      (:meth:`DBMnistNet.stages`); ``"out"`` is ``ste``. With ``"implies,maj,out"`` and
+      ``weights="hard"`` the training forward is exactly the deployed boolean net and the
+      backward is the ∂B operators' (margin-packed) gradient at those hard points.
+    - ``settle`` (δ ≥ 0): after training, move weights within δ of 1/2 to 1/2 ± δ on their
+      hardened side (:meth:`DBMnistNet.settle_`): the hard net is unchanged and no soft bit is
+      left where float32 rounding can flip its side (harden(soft) = hard then holds exactly).
+    - ``augment_shift``: training images translated by up to that many pixels
+      (:func:`neurohw.train.random_shift`) before the encoding.
     - ``max_steps``: stop after that many optimiser steps (the schedules still span ``epochs``).
 
     History rows: ``train_loss``, ``train_accuracy`` (argmax of the trained bucket sums),
@@ -144,6 +154,12 @@ def fit_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, epochs: in
         raise ValueError(f"fit_dbnet: saturate must be >= 0, got {saturate}")
     if weights not in DB_WEIGHTS:
         raise ValueError(f"fit_dbnet: weights must be one of {DB_WEIGHTS}, got {weights!r}")
+    if not 0 <= settle < 0.5:
+        raise ValueError(f"fit_dbnet: settle must be in [0, 1/2), got {settle}")
+    stages = tuple(t for t in (p.strip() for p in straight.split(",")) if t) + (("out",) if ste else ())
+    unknown = set(stages) - set(STAGES[1:])
+    if unknown:
+        raise ValueError(f"fit_dbnet: straight has unknown stage(s) {sorted(unknown)}; known: {list(STAGES[1:])}")
     bucket = model.w2.numel() // model.num_classes
     tau0 = float(tau or bucket**0.5)
     steps_per_epoch = -(-len(x) // batch_size)
@@ -158,10 +174,7 @@ def fit_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, epochs: in
         xb = m.encode(xb)
         w1 = sampled_weights(m.w1, weights, noise, gen)
         w2 = sampled_weights(m.w2, weights, noise, gen)
-        sb = m.bits(xb, w1, w2)
-        if ste:
-            sb = sb + (harden(sb).to(sb.dtype) - sb).detach()
-        return m.bucket_sums(sb)
+        return m.bucket_sums(m.stages(xb, w1, w2, straight=stages)["out"])
 
     def loss_fn(logits, yb, xb):
         frac = progress_frac()
@@ -179,8 +192,10 @@ def fit_dbnet(model: DBMnistNet, x: torch.Tensor, y: torch.Tensor, *, epochs: in
 
     t0 = time.perf_counter()
     res = fit(model, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, schedule=schedule,
-              forward=forward, loss_fn=loss_fn, step_hook=step_hook, epoch_metrics=lambda m: m.weight_margin(),
+              augment_shift=augment_shift, forward=forward, loss_fn=loss_fn, step_hook=step_hook, epoch_metrics=lambda m: m.weight_margin(),
               max_steps=max_steps, progress=progress, desc="∂B")
+    if settle:
+        model.settle_(settle)
     model.eval()
     return TrainResult(res.history, time.perf_counter() - t0)
 

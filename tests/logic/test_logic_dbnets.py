@@ -205,6 +205,11 @@ def test_experiment_variants_pass_their_switches_to_fit_dbnet():
     assert _db_config("db_mnist_ste", full) == {**full.db, "ste": True}
     sat = _db_config("db_mnist_sat", quick)
     assert sat == quick.db_sat and sat["saturate"] > 0
+    hard = _db_config("db_mnist_hard", full)
+    assert hard == full.db_hard and hard["weights"] == "hard" and set(hard["straight"].split(",")) == {"implies", "maj", "out"}
+    long = _db_config("db_mnist_long", full)  # the control: same length and schedule, soft forward
+    assert long == full.db_long and "straight" not in long and "weights" not in long
+    assert {k: hard[k] for k in ("epochs", "schedule", "settle", "lr", "tau")} == {k: long[k] for k in ("epochs", "schedule", "settle", "lr", "tau")}
     accepted = set(inspect.signature(fit_dbnet).parameters)
     for cfg in (full, quick):
         for m in DB_MODELS:
@@ -223,9 +228,121 @@ def test_experiment_config_round_trips_through_the_result_json(tmp_path):
         written = json.loads(json.dumps({"quick": True, **cfg.to_dict(), "models": ["dense_lgn"], "sizes": {}}))
         assert LogicExperimentConfig.from_dict(written) == cfg
     assert LogicExperimentConfig.quick().tree["dense"] == (200, 100) and LogicExperimentConfig().n_train is None
+    # every committed result file's config reads back; a group it predates gets the default
+    from pathlib import Path
+
+    committed = sorted((Path(__file__).resolve().parents[2] / "results").glob("logic-*.json"))
+    for path in committed:
+        written = json.loads(path.read_text())["config"]
+        if "dense" not in written:  # not an experiments table (e.g. logic-synth)
+            continue
+        back = json.loads(json.dumps(LogicExperimentConfig.from_dict(written, path.name).to_dict()))
+        for g, v in back.items():
+            assert v == (written[g] if g in written else json.loads(json.dumps(LogicExperimentConfig().to_dict()))[g]), (path.name, g)
+    assert committed
     with pytest.raises(UsageError, match="cfg.json: tree.*unknown setting"):
         LogicExperimentConfig.from_dict({"tree": {"depth": 3}}, "cfg.json")
     with pytest.raises(UsageError, match="cfg.json: dense: epochs"):
         LogicExperimentConfig.from_dict({"dense": {"epochs": "two"}}, "cfg.json")
     with pytest.raises(UsageError, match="cfg.json: n_train"):
         LogicExperimentConfig.from_dict({"n_train": 0}, "cfg.json")
+
+
+# ---------------------------------------------------------------------------- hard forward, settle, diagnostics
+ALL_STAGES = "implies,maj,out"
+
+
+def test_straight_through_stages_make_the_forward_the_boolean_net():
+    """``stages(straight=...)`` with 0/1 weights: every stage's forward equals the boolean net's bits,
+    and the ∂B gradients still reach both weight layers."""
+    from logic.train import sampled_weights
+
+    x, _ = _tiny_problem(64)
+    net = _tiny_net()
+    xb = net.encode(x)
+    w1, w2 = sampled_weights(net.w1, "hard"), sampled_weights(net.w2, "hard")
+    soft = net.stages(xb, w1, w2, straight=tuple(ALL_STAGES.split(",")))
+    hard = net.hard_stages(xb)
+    for st in ("implies", "maj", "out"):
+        assert torch.equal(soft[st], hard[st].float()), st
+    net.bucket_sums(soft["out"]).logsumexp(-1).sum().backward()
+    assert net.w1.grad.abs().sum() > 0 and net.w2.grad.abs().sum() > 0
+    # without straight-through the soft output bits are not 0/1
+    assert not torch.equal(net.bits(xb, w1, w2), hard["out"].float())
+    with pytest.raises(ValueError, match="unknown stage"):
+        net.stages(xb, straight=("input",))
+
+
+def test_fit_dbnet_hard_forward_trains_the_deployed_net():
+    """``straight="implies,maj,out", weights="hard"``: the training forward is the hard net, so with a zero
+    learning rate the logged training accuracy is the hard net's; plain training logs the soft sums'."""
+    from logic.train import evaluate_dbnet, fit_dbnet
+
+    x, y = _tiny_problem()
+    for kw, key in (({"straight": ALL_STAGES, "weights": "hard"}, "acc_hard"), ({}, "acc_soft_logits")):
+        net = _tiny_net()
+        tr = fit_dbnet(net, x, y, epochs=1, batch_size=32, lr=0.0, tau=2.0, progress=False, **kw)
+        r = evaluate_dbnet(net, x, y)
+        assert abs(tr.history[0]["train_accuracy"] - r[key]) < 1e-9, (kw, tr.history[0], r)
+    assert r["acc_hard"] != r["acc_soft_logits"]  # the two readouts differ on this net: the check can fail
+    net = _tiny_net()
+    fit_dbnet(net, x, y, epochs=6, batch_size=32, lr=0.05, tau=2.0, straight=ALL_STAGES, weights="hard",
+              settle=0.01, progress=False)
+    r = evaluate_dbnet(net, x, y)
+    assert r["soft_equals_hard"] and r["acc_hard"] > 0.4, r  # chance is 0.25
+    with pytest.raises(ValueError, match="straight"):
+        fit_dbnet(_tiny_net(), x, y, epochs=1, straight="maj,input", progress=False)
+    with pytest.raises(ValueError, match="settle"):
+        fit_dbnet(_tiny_net(), x, y, epochs=1, settle=0.5, progress=False)
+
+
+def test_settle_keeps_the_hard_net_and_restores_soft_equals_hard():
+    """Weights at exactly 1/2 give soft bits of 1/2 (hardened false) where the boolean net can say true;
+    ``settle_`` moves them off 1/2 on their hardened side: hard bits unchanged, soft = hard again."""
+    x, _ = _tiny_problem(64)
+    net = _tiny_net()
+    with torch.no_grad():
+        net.w1[:, :3] = 0.5
+        net.w2[::2, 0] = 0.5 + 1e-9
+    xb = net.encode(x)
+    before = net.hard_bits(xb)
+    assert not torch.equal(db.harden(net.bits(xb)), before)
+    moved = net.settle_(0.01)
+    assert moved == 64 * 3 + net.w2[::2].shape[0]
+    assert torch.equal(net.hard_bits(xb), before)
+    assert torch.equal(db.harden(net.bits(xb)), before)
+    assert float((net.w1.detach() - 0.5).abs().min()) >= 0.01 - 1e-7
+
+
+def test_stage_report_locates_the_soft_hard_gap():
+    """``stage_report``: no mismatches on a hard-equivalent net; hardening the output stage gives the hard
+    accuracy, hardening the input nothing (the inputs are already bits), and the soft sums' own accuracy."""
+    from logic.dbdiag import stage_report
+    from logic.train import evaluate_dbnet, fit_dbnet
+
+    x, y = _tiny_problem()
+    net = _tiny_net()
+    fit_dbnet(net, x, y, epochs=3, batch_size=32, lr=0.05, tau=2.0, progress=False)
+    r, e = stage_report(net, x, y, batch_size=100), evaluate_dbnet(net, x, y)
+    assert set(r["stages"]) == {"input", "implies", "maj", "out"}
+    assert all(s["mismatches"] == 0 for s in r["stages"].values())
+    assert r["stages"]["input"]["margin"] == 0.5 and r["stages"]["input"]["unsaturated"] == 0
+    assert abs(r["stages"]["out"]["acc_hardened_from"] - e["acc_hard"]) < 1e-6
+    assert abs(r["stages"]["input"]["acc_hardened_from"] - e["acc_soft_logits"]) < 1e-6
+    assert abs(r["acc_soft_logits"] - e["acc_soft_logits"]) < 1e-6 and abs(r["acc_hard"] - e["acc_hard"]) < 1e-6
+    assert 0 < r["stages"]["out"]["margin"] < 0.5
+
+
+def test_experiments_db_mnist_hard_row_is_deployed_equals_trained(tmp_path):
+    """The experiments' ``db_mnist_hard`` row (quick sizes): trained with the hard forward, settled, and its
+    soft bits harden to the boolean net's on every test image; the result file records ``db_hard``."""
+    import json
+
+    from logic.experiments import run_experiments
+
+    res = run_experiments(tmp_path, seeds=1, quick=True, models=("db_mnist_hard",), progress=False)
+    (s,) = res["summary"]
+    assert s["model"] == "db_mnist_hard" and s["soft_equals_hard_all"] and s["bit_mismatches"] == 0
+    assert s["acc_hard"][0] > 0.3, s  # chance is 0.1
+    written = json.loads(open(res["result_file"]).read())["config"]
+    assert written["db_hard"]["straight"] == "implies,maj,out" and written["db_hard"]["settle"] > 0
